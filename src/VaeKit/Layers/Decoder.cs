@@ -1,0 +1,67 @@
+using TorchSharp.Modules;
+using TorchSharp.Utils;
+using VaeKit.Config;
+using static TorchSharp.torch;
+
+namespace VaeKit.Layers;
+
+/// <summary>
+/// Latent → image, the mirror of <see cref="Encoder"/>. (B, z) → (B, C_in, s, s), values in (0, 1).
+/// Linear z → c[L-1]·side², reshape; per stage from the last width to the first: n residual blocks, then (except
+/// after the first stage) a stride-2 4×4 transposed conv c[i] → c[i-1]; then Norm → SiLU → conv_out and a
+/// sigmoid, the parameter-free map onto the data range [0, 1].
+/// </summary>
+public sealed class Decoder : nn.Module<Tensor, Tensor>
+{
+    [ComponentName(Name = "project")] private readonly Linear _project;
+    [ComponentName(Name = "stages")] private readonly ModuleList<DecoderStage> _stages;
+    [ComponentName(Name = "norm_out")] private readonly nn.Module<Tensor, Tensor> _normOut;
+    [ComponentName(Name = "conv_out")] private readonly Conv2d _convOut;
+    private readonly long[] _bottleneckShape;
+
+    public Decoder(ModelConfig config) : base(nameof(Decoder))
+    {
+        var c = config.Widths;
+        _project = nn.Linear(config.Latent, config.FlatFeatures);
+        _stages = new ModuleList<DecoderStage>();
+        for (int i = c.Count - 1; i >= 0; i--)
+            _stages.Add(new DecoderStage(config, c[i], i > 0 ? c[i - 1] : null));
+        _normOut = Norm.Create(config, c[0]);
+        _convOut = nn.Conv2d(c[0], config.InChannels, kernel_size: 3, padding: 1);
+        _bottleneckShape = [-1, c[^1], config.BottleneckSide, config.BottleneckSide];
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor z)
+    {
+        var h = _project.call(z).view(_bottleneckShape);  // (B, c[L-1], side, side)
+        foreach (var stage in _stages)
+            h = stage.call(h);                            // doubles H, W between stages
+        h = _convOut.call(nn.functional.silu(_normOut.call(h)));   // (B, C_in, s, s) logits
+        return h.sigmoid();
+    }
+}
+
+/// <summary>n residual blocks at one width, then an optional 4×4 stride-2 transposed conv to the previous width.</summary>
+public sealed class DecoderStage : nn.Module<Tensor, Tensor>
+{
+    [ComponentName(Name = "blocks")] private readonly ModuleList<ResidualBlock> _blocks;
+    [ComponentName(Name = "upsample")] private readonly ConvTranspose2d? _upsample;
+
+    public DecoderStage(ModelConfig config, int width, int? previousWidth) : base(nameof(DecoderStage))
+    {
+        _blocks = new ModuleList<ResidualBlock>();
+        for (int b = 0; b < config.Blocks; b++)
+            _blocks.Add(new ResidualBlock(config, width));
+        if (previousWidth is int prev)
+            _upsample = nn.ConvTranspose2d(width, prev, kernel_size: 4, stride: 2, padding: 1);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        foreach (var block in _blocks)
+            x = block.call(x);                                  // (B, c_i, H, W)
+        return _upsample is null ? x : _upsample.call(x);       // (B, c_{i-1}, 2H, 2W)
+    }
+}

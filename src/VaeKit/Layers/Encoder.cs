@@ -1,0 +1,62 @@
+using TorchSharp.Modules;
+using TorchSharp.Utils;
+using VaeKit.Config;
+using static TorchSharp.torch;
+
+namespace VaeKit.Layers;
+
+/// <summary>
+/// Image → flat features. (B, C_in, s, s) → (B, c[L-1] · side²) with side = s / 2^(L-1).
+/// conv_in; per stage i: n residual blocks at c[i], then (except after the last stage) a stride-2 4×4 conv
+/// c[i] → c[i+1]; then Norm → SiLU → flatten. The latent projection lives in <see cref="AutoEncoder"/>.
+/// </summary>
+public sealed class Encoder : nn.Module<Tensor, Tensor>
+{
+    [ComponentName(Name = "conv_in")] private readonly Conv2d _convIn;
+    [ComponentName(Name = "stages")] private readonly ModuleList<EncoderStage> _stages;
+    [ComponentName(Name = "norm_out")] private readonly nn.Module<Tensor, Tensor> _normOut;
+
+    public Encoder(ModelConfig config) : base(nameof(Encoder))
+    {
+        var c = config.Widths;
+        _convIn = nn.Conv2d(config.InChannels, c[0], kernel_size: 3, padding: 1);
+        _stages = new ModuleList<EncoderStage>();
+        for (int i = 0; i < c.Count; i++)
+            _stages.Add(new EncoderStage(config, c[i], i + 1 < c.Count ? c[i + 1] : null));
+        _normOut = Norm.Create(config, c[^1]);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var h = _convIn.call(x);                          // (B, c0, s, s)
+        foreach (var stage in _stages)
+            h = stage.call(h);                            // halves H, W between stages
+        h = nn.functional.silu(_normOut.call(h));         // (B, c[L-1], side, side)
+        return h.flatten(1);                              // (B, c[L-1]·side²)
+    }
+}
+
+/// <summary>n residual blocks at one width, then an optional 4×4 stride-2 compression conv to the next width.</summary>
+public sealed class EncoderStage : nn.Module<Tensor, Tensor>
+{
+    [ComponentName(Name = "blocks")] private readonly ModuleList<ResidualBlock> _blocks;
+    [ComponentName(Name = "downsample")] private readonly Conv2d? _downsample;
+
+    public EncoderStage(ModelConfig config, int width, int? nextWidth) : base(nameof(EncoderStage))
+    {
+        _blocks = new ModuleList<ResidualBlock>();
+        for (int b = 0; b < config.Blocks; b++)
+            _blocks.Add(new ResidualBlock(config, width));
+        if (nextWidth is int next)
+            _downsample = nn.Conv2d(width, next, kernel_size: 4, stride: 2, padding: 1);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        foreach (var block in _blocks)
+            x = block.call(x);                                      // (B, c_i, H, W)
+        return _downsample is null ? x : _downsample.call(x);       // (B, c_{i+1}, H/2, W/2)
+    }
+}

@@ -1,1 +1,2 @@
-return 0;
+// vae: a thin command line over the VaeKit library. Parsing and reporting live here; all logic is in src/VaeKit.
+return VaeKit.Cli.VaeCli.Run(args, Spectre.Console.AnsiConsole.Console, Console.Error);

@@ -3,11 +3,9 @@ using System.Text.Json.Serialization;
 namespace VaeKit.Config;
 
 /// <summary>Which model <see cref="AutoEncoder"/> builds: a deterministic AE or a VAE with a Gaussian posterior.</summary>
-[JsonConverter(typeof(JsonStringEnumConverter<ModelKind>))]
 public enum ModelKind { Ae, Vae }
 
 /// <summary>Normalisation inside residual blocks and before the heads.</summary>
-[JsonConverter(typeof(JsonStringEnumConverter<NormKind>))]
 public enum NormKind { Batch, Group }
 
 /// <summary>

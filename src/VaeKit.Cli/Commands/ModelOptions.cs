@@ -1,0 +1,54 @@
+using System.CommandLine;
+using System.Globalization;
+using VaeKit.Config;
+
+namespace VaeKit.Cli.Commands;
+
+/// <summary>The architecture flags shared by <c>train</c> and <c>info</c>: a preset, then individual overrides.</summary>
+internal sealed class ModelOptions
+{
+    public readonly Option<string> Preset = new("--preset")
+    {
+        Description = $"Architecture preset: {string.Join(", ", Presets.All.Keys)}",
+        DefaultValueFactory = _ => "tiny",
+    };
+    public readonly Option<ModelKind?> Model = new("--model") { Description = "ae or vae [default: vae]" };
+    public readonly Option<string?> Widths = new("--widths") { Description = "Stage widths, comma separated, e.g. 32,64,128 [default: from preset]" };
+    public readonly Option<int?> Blocks = new("--blocks") { Description = "Residual blocks per stage [default: from preset]" };
+    public readonly Option<int?> Latent = new("--latent") { Description = "Latent size z [default: from preset]" };
+    public readonly Option<int?> ImageSize = new("--image-size") { Description = "Image side in pixels [default: from preset]" };
+    public readonly Option<NormKind?> Norm = new("--norm") { Description = "batch or group [default: batch]" };
+    public readonly Option<int?> Groups = new("--groups") { Description = "GroupNorm groups with --norm group [default: 8]" };
+
+    public void AddTo(Command command)
+    {
+        foreach (var option in new Option[] { Preset, Model, Widths, Blocks, Latent, ImageSize, Norm, Groups })
+            command.Options.Add(option);
+    }
+
+    /// <summary>Preset, then each flag given; validated by the caller once the data's channels are known.</summary>
+    public (string Preset, ModelConfig Config) ToConfig(ParseResult r)
+    {
+        string preset = r.GetValue(Preset)!;
+        var config = Presets.Get(preset);
+        if (r.GetValue(Model) is ModelKind kind) config = config with { Kind = kind };
+        if (r.GetValue(Widths) is string widths) config = config with { Widths = ParseWidths(widths) };
+        if (r.GetValue(Blocks) is int blocks) config = config with { Blocks = blocks };
+        if (r.GetValue(Latent) is int latent) config = config with { Latent = latent };
+        if (r.GetValue(ImageSize) is int size) config = config with { ImageSize = size };
+        if (r.GetValue(Norm) is NormKind norm) config = config with { Norm = norm };
+        if (r.GetValue(Groups) is int groups) config = config with { Groups = groups };
+        return (preset, config);
+    }
+
+    internal static int[] ParseWidths(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var widths = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out widths[i]) || widths[i] <= 0)
+                throw new BadInputException($"--widths '{text}' is not a list of positive integers like 32,64,128.");
+        if (widths.Length == 0) throw new BadInputException("--widths needs at least one width, like 32,64,128.");
+        return widths;
+    }
+}

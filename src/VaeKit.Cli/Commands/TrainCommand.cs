@@ -1,0 +1,149 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Spectre.Console;
+using VaeKit.Config;
+using VaeKit.Training;
+
+namespace VaeKit.Cli.Commands;
+
+/// <summary><c>vae train</c>: a new run from flags, or <c>--resume DIR</c>.</summary>
+internal static class TrainCommand
+{
+    private static readonly TrainConfig TrainDefaults = new();
+    private static readonly DataConfig DataDefaults = new();
+
+    private static readonly Option<string?> Data = new("--data")
+    {
+        Description = "Images: a folder, a .zip (e.g. the Kaggle archive.zip), fashion-mnist[:DIR] or synthetic[:N] [default: synthetic]",
+    };
+    private static readonly Option<int> Epochs = new("--epochs") { Description = "Passes over the training set", DefaultValueFactory = _ => TrainDefaults.Epochs };
+    private static readonly Option<int> BatchSize = new("--batch-size") { Description = "Images per step", DefaultValueFactory = _ => TrainDefaults.BatchSize };
+    private static readonly Option<double> Lr = new("--lr") { Description = "Peak AdamW learning rate", DefaultValueFactory = _ => TrainDefaults.LearningRate };
+    private static readonly Option<double> KlWeight = new("--kl-weight") { Description = "Weight of the KL term (VAE)", DefaultValueFactory = _ => TrainDefaults.KlWeight };
+    private static readonly Option<double> WeightDecay = new("--weight-decay") { Description = "AdamW decoupled weight decay on conv/linear weights", DefaultValueFactory = _ => TrainDefaults.WeightDecay };
+    private static readonly Option<LrSchedule> Schedule = new("--schedule") { Description = "Learning-rate schedule after warm-up: cosine or constant", DefaultValueFactory = _ => TrainDefaults.Schedule };
+    private static readonly Option<int> Warmup = new("--warmup") { Description = "Linear warm-up steps", DefaultValueFactory = _ => TrainDefaults.WarmupSteps };
+    private static readonly Option<double> GradClip = new("--grad-clip") { Description = "Clip the global gradient norm (0 = off)", DefaultValueFactory = _ => TrainDefaults.GradClip };
+    private static readonly Option<int> Seed = new("--seed") { Description = "Seed for weights, data split, order and noise", DefaultValueFactory = _ => TrainDefaults.Seed };
+    private static readonly Option<int?> MaxSteps = new("--max-steps") { Description = "Stop after this many steps in total [default: all epochs]" };
+    private static readonly Option<int> LogEvery = new("--log-every") { Description = "Write a train row to metrics.jsonl every N steps", DefaultValueFactory = _ => TrainDefaults.LogEvery };
+    private static readonly Option<double> ValFraction = new("--val-fraction") { Description = "Held-out validation fraction (Fashion-MNIST uses its test split)", DefaultValueFactory = _ => DataDefaults.ValidationFraction };
+    private static readonly Option<bool> Flip = new("--flip") { Description = "Random horizontal flips of training images" };
+    private static readonly Option<int?> Channels = new("--channels") { Description = "1 (grey) or 3 (colour) [default: the data's]" };
+    private static readonly Option<string?> CacheDir = new("--cache-dir") { Description = "Decoded-dataset cache [default: $XDG_CACHE_HOME/vaekit or ~/.cache/vaekit]" };
+    private static readonly Option<bool> NoCache = new("--no-cache") { Description = "Decode every time; write no cache" };
+    private static readonly Option<string> Device = new("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "cpu" };
+    private static readonly Option<int?> Threads = new("--threads") { Description = "CPU threads for libtorch [default: one per core]" };
+    private static readonly Option<string?> Name = new("--name") { Description = "Run name; the run goes to RUNS-DIR/NAME [default: PRESET-MODEL-TIMESTAMP]" };
+    private static readonly Option<string> RunsDir = new("--runs-dir") { Description = "Where runs are created", DefaultValueFactory = _ => "runs" };
+    private static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this directory where it stopped (its stored settings; --epochs, --device, --threads may change)" };
+
+    public static Command Create(IAnsiConsole console)
+    {
+        var models = new ModelOptions();
+        var command = new Command("train", "Train an AE or VAE; writes runs/NAME/ (config, metrics, grids, checkpoints, TensorBoard).");
+        foreach (var option in new Option[] { Data })
+            command.Options.Add(option);
+        models.AddTo(command);
+        foreach (var option in new Option[] { Epochs, BatchSize, Lr, KlWeight, WeightDecay, Schedule, Warmup, GradClip, Seed, MaxSteps, LogEvery,
+                                              ValFraction, Flip, Channels, CacheDir, NoCache, Device, Threads, Name, RunsDir, Resume })
+            command.Options.Add(option);
+        command.SetAction(r => Execute(r, models, console));
+        return command;
+    }
+
+    /// <summary>Flags → the run's configuration (pure; unit-tested).</summary>
+    internal static RunConfig ToConfig(ParseResult r, ModelOptions models, DateTimeOffset now)
+    {
+        var (preset, model) = models.ToConfig(r);
+        var train = new TrainConfig
+        {
+            Epochs = r.GetValue(Epochs), BatchSize = r.GetValue(BatchSize), LearningRate = r.GetValue(Lr),
+            KlWeight = r.GetValue(KlWeight), WeightDecay = r.GetValue(WeightDecay), Schedule = r.GetValue(Schedule),
+            WarmupSteps = r.GetValue(Warmup), GradClip = r.GetValue(GradClip), Seed = r.GetValue(Seed),
+            MaxSteps = r.GetValue(MaxSteps), LogEvery = r.GetValue(LogEvery),
+        };
+        var data = new DataConfig
+        {
+            Source = r.GetValue(Data) ?? "synthetic",
+            Channels = r.GetValue(Channels),
+            ValidationFraction = r.GetValue(ValFraction),
+            Flip = r.GetValue(Flip),
+            CacheDirectory = r.GetValue(NoCache) ? "" : r.GetValue(CacheDir),
+        };
+        string name = r.GetValue(Name) ?? $"{preset}-{model.Kind.ToString().ToLowerInvariant()}-{now:yyyyMMdd-HHmmss}";
+        if (name.Length == 0 || name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 || name is "." or "..")
+            throw new BadInputException($"--name '{name}' cannot be a directory name; use letters, digits, '-' and '_'.");
+        return new RunConfig
+        {
+            Name = name, Preset = preset, Model = model, Train = train.Validate(), Data = data.Validate(),
+            Runtime = Runtime(r),
+        };
+    }
+
+    private static RuntimeConfig Runtime(ParseResult r) => new() { Device = r.GetValue(Device)!, Threads = r.GetValue(Threads) };
+
+    private static int Execute(ParseResult r, ModelOptions models, IAnsiConsole console)
+    {
+        using var cancel = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCtrlC = (_, e) =>
+        {
+            if (cancel.IsCancellationRequested) return;   // a second Ctrl-C ends the process; checkpoints are written atomically
+            e.Cancel = true;
+            cancel.Cancel();
+            Console.Error.WriteLine("Ctrl-C: finishing the current step and saving (press again to abort)…");
+        };
+        Console.CancelKeyPress += onCtrlC;
+        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => { context.Cancel = true; cancel.Cancel(); });
+        try
+        {
+            RunResult result;
+            if (r.GetValue(Resume) is string resume)
+            {
+                WarnIgnoredWithResume(r, console);
+                int? epochs = r.GetResult(Epochs) is { Implicit: false } ? r.GetValue(Epochs) : null;
+                RuntimeConfig? runtime = r.GetResult(Device) is { Implicit: false } || r.GetResult(Threads) is not null ? Runtime(r) : null;
+                result = ConsoleListeners.Run(console, listener => TrainingRun.Resume(resume, runtime, epochs, listener, cancel.Token));
+            }
+            else
+            {
+                var config = ToConfig(r, models, DateTimeOffset.Now);
+                result = ConsoleListeners.Run(console, listener => TrainingRun.Train(config, r.GetValue(RunsDir)!, listener, cancel.Token));
+            }
+            return Report(result, console);
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCtrlC;
+        }
+    }
+
+    private static int Report(RunResult result, IAnsiConsole console)
+    {
+        switch (result.Outcome)
+        {
+            case RunOutcome.Completed:
+                var v = result.Validation;
+                console.MarkupLineInterpolated($"[green]done[/] after {result.Step} steps → {result.Directory}");
+                if (v is not null)
+                    console.MarkupLineInterpolated($"  validation: loss {v.Loss:F2}  reconstruction {v.Reconstruction:F2}  kl {v.Kl:F2}  mse {v.Mse:F5}  psnr {v.Psnr:F2} dB  (best loss {result.BestLoss:F2})");
+                console.MarkupLineInterpolated($"  images: {Path.Combine(result.Directory, "images")}   TensorBoard: tensorboard --logdir {Path.Combine(result.Directory, "tensorboard")}");
+                return ExitCodes.Ok;
+            case RunOutcome.Interrupted:
+                console.MarkupLineInterpolated($"[yellow]{result.Message}[/]");
+                return ExitCodes.Interrupted;
+            default:
+                console.MarkupLineInterpolated($"[red]{result.Message}[/]");
+                return ExitCodes.Failure;
+        }
+    }
+
+    private static void WarnIgnoredWithResume(ParseResult r, IAnsiConsole console)
+    {
+        var ignored = r.CommandResult.Children.OfType<System.CommandLine.Parsing.OptionResult>()
+            .Where(o => !o.Implicit && o.Option.Name is not ("--resume" or "--epochs" or "--device" or "--threads"))
+            .Select(o => o.Option.Name).ToList();
+        if (ignored.Count > 0)
+            console.MarkupLineInterpolated($"[yellow]--resume continues with the run's stored settings; ignoring {string.Join(", ", ignored)}[/]");
+    }
+}

@@ -1,0 +1,114 @@
+using System.Diagnostics;
+using Spectre.Console;
+using VaeKit.Data;
+using VaeKit.Training;
+
+namespace VaeKit.Cli;
+
+/// <summary>Renders a run: a live progress bar on a terminal, plain periodic lines when output is redirected.</summary>
+internal static class ConsoleListeners
+{
+    public static T Run<T>(IAnsiConsole console, Func<ITrainingListener, T> work)
+    {
+        if (!console.Profile.Capabilities.Interactive)
+            return work(new PlainListener(console));
+
+        T result = default!;
+        console.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
+                     new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .Start(context => result = work(new LiveListener(console, context)));
+        return result;
+    }
+
+    internal static void PrintStart(IAnsiConsole console, RunStart s)
+    {
+        var d = s.Dataset;
+        console.MarkupLineInterpolated($"[bold]{(s.Resumed ? "resuming" : "run")} {s.Name}[/]  → {s.Directory}");
+        console.MarkupLineInterpolated(
+            $"  data: {d.Source}  {d.TrainCount} train / {d.ValidationCount} val  {d.ImageSize}px×{d.Channels}ch{(d.FromCache ? "  (cached)" : "")}{(d.Skipped > 0 ? $"  skipped {d.Skipped} bad file(s)" : "")}");
+        foreach (var example in d.SkippedExamples)
+            console.MarkupLineInterpolated($"    [yellow]skipped[/] {example}");
+        console.MarkupLineInterpolated(
+            $"  model: {s.Parameters:N0} parameters  device {s.Device}  {s.Threads} thread(s)  {s.StepsPerEpoch} steps/epoch  {s.TotalSteps} steps{(s.StartStep > 0 ? $" (from step {s.StartStep})" : "")}");
+    }
+
+    internal static void PrintEpoch(IAnsiConsole console, EpochReport e)
+    {
+        var v = e.Validation;
+        string validation = v is null
+            ? ""
+            : $"  val loss {v.Loss:F2} (rec {v.Reconstruction:F2}, kl {v.Kl:F2}, mse {v.Mse:F5}, psnr {v.Psnr:F2} dB)";
+        console.MarkupLineInterpolated(
+            $"epoch {e.Epoch}/{e.Epochs}  step {e.Step}  train loss {e.TrainLoss:F2} (kl {e.TrainKl:F2}){validation}  {e.Seconds:F1}s{(e.IsBest ? "  ★ best" : "")}");
+    }
+
+    internal static string Describe(StepReport r) =>
+        $"epoch {r.Epoch} loss {r.Metrics.Loss:F1} kl {r.Metrics.Kl:F1} psnr {r.Metrics.Psnr:F1} {r.ImagesPerSecond:F0} img/s";
+
+    private sealed class LiveListener(IAnsiConsole console, ProgressContext context) : ITrainingListener
+    {
+        private ProgressTask? _decode, _train;
+
+        public void DataProgress(DecodeProgress p)
+        {
+            _decode ??= context.AddTask(p.Stage, maxValue: Math.Max(1, p.Total));
+            _decode.Description = p.Stage;
+            _decode.MaxValue = Math.Max(1, p.Total);
+            _decode.Value = p.Done;
+        }
+
+        public void RunStarted(RunStart s)
+        {
+            if (_decode is not null) { _decode.Value = _decode.MaxValue; _decode.StopTask(); }
+            PrintStart(console, s);
+            _train = context.AddTask("training", maxValue: s.TotalSteps);
+            _train.Value = s.StartStep;
+        }
+
+        public void StepCompleted(StepReport r)
+        {
+            if (_train is null) return;
+            _train.Value = r.Metrics.Step;
+            _train.Description = Markup.Escape(Describe(r));
+        }
+
+        public void EpochCompleted(EpochReport e) => PrintEpoch(console, e);
+
+        public void Message(string text) => console.MarkupLineInterpolated($"{text}");
+    }
+
+    private sealed class PlainListener(IAnsiConsole console) : ITrainingListener
+    {
+        private readonly Stopwatch _sinceLine = Stopwatch.StartNew();
+        private long _totalSteps;
+
+        public void DataProgress(DecodeProgress p)
+        {
+            if (p.Done == p.Total || _sinceLine.Elapsed.TotalSeconds >= 5)
+            {
+                console.WriteLine($"{p.Stage}: {p.Done}/{p.Total}");
+                _sinceLine.Restart();
+            }
+        }
+
+        public void RunStarted(RunStart s)
+        {
+            _totalSteps = s.TotalSteps;
+            PrintStart(console, s);
+        }
+
+        public void StepCompleted(StepReport r)
+        {
+            if (_sinceLine.Elapsed.TotalSeconds < 10) return;
+            _sinceLine.Restart();
+            string eta = r.Eta is TimeSpan t ? $" eta {t:hh\\:mm\\:ss}" : "";
+            console.WriteLine($"step {r.Metrics.Step}/{_totalSteps} {Describe(r)}{eta}");
+        }
+
+        public void EpochCompleted(EpochReport e) => PrintEpoch(console, e);
+
+        public void Message(string text) => console.WriteLine(text);
+    }
+}

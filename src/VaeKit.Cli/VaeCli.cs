@@ -1,0 +1,70 @@
+using System.CommandLine;
+using Spectre.Console;
+using VaeKit.Cli.Commands;
+
+namespace VaeKit.Cli;
+
+/// <summary>Builds the command tree and maps outcomes to the documented exit codes (README "Exit codes").</summary>
+public static class VaeCli
+{
+    public static int Run(string[] args, IAnsiConsole console, TextWriter error)
+    {
+        var root = new RootCommand("VaeKit: train and inspect convolutional AutoEncoders and VAEs on image sets.")
+        {
+            TrainCommand.Create(console),
+            SampleCommand.Create(console),
+            ReconstructCommand.Create(console),
+            InterpolateCommand.Create(console),
+            InfoCommand.Create(console),
+        };
+
+        ParseResult parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var e in parse.Errors)
+                error.WriteLine($"error: {e.Message}");
+            error.WriteLine($"See '{string.Join(' ', parse.CommandResult.Command.Name == root.Name ? "vae" : "vae " + parse.CommandResult.Command.Name)} --help'.");
+            return ExitCodes.BadInput;
+        }
+
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration
+            {
+                Output = new AnsiConsoleWriter(console),
+                Error = error,
+                EnableDefaultExceptionHandler = false,
+                ProcessTerminationTimeout = null,   // Ctrl-C is handled by the train command (save, then exit 130)
+            });
+        }
+        catch (BadInputException e)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return ExitCodes.BadInput;
+        }
+        catch (OperationCanceledException)
+        {
+            error.WriteLine("interrupted");
+            return ExitCodes.Interrupted;
+        }
+        catch (Exception e)
+        {
+            // Unexpected: one line for the user, the whole story on request.
+            error.WriteLine($"error: {e.GetType().Name}: {e.Message}");
+            if (Environment.GetEnvironmentVariable("VAEKIT_DEBUG") is "1" or "true")
+                error.WriteLine(e.ToString());
+            else
+                error.WriteLine("(set VAEKIT_DEBUG=1 for the stack trace)");
+            return ExitCodes.Failure;
+        }
+    }
+
+    /// <summary>Lets System.CommandLine's help text go through the same console as everything else.</summary>
+    private sealed class AnsiConsoleWriter(IAnsiConsole console) : TextWriter
+    {
+        public override System.Text.Encoding Encoding => System.Text.Encoding.UTF8;
+        public override void Write(char value) => console.Profile.Out.Writer.Write(value);
+        public override void Write(string? value) => console.Profile.Out.Writer.Write(value);
+        public override void WriteLine(string? value) => console.Profile.Out.Writer.WriteLine(value);
+    }
+}

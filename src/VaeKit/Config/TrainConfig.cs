@@ -1,0 +1,106 @@
+using System.Text.Json.Serialization;
+
+namespace VaeKit.Config;
+
+public enum LrSchedule { Cosine, Constant }
+
+/// <summary>Optimisation hyperparameters; the "train" part of <c>config.json</c>.</summary>
+public sealed record TrainConfig
+{
+    public int Epochs { get; init; } = 20;
+    public int BatchSize { get; init; } = 64;
+
+    /// <summary>Peak AdamW learning rate, reached after <see cref="WarmupSteps"/>.</summary>
+    public double LearningRate { get; init; } = 2e-3;
+
+    /// <summary>Decoupled weight decay on conv and linear weights only (not on biases or norm affine parameters).
+    /// Stated explicitly: TorchSharp's AdamW defaults to 0 where PyTorch's defaults to 0.01.</summary>
+    public double WeightDecay { get; init; } = 1e-4;
+
+    public double Beta1 { get; init; } = 0.9;
+    public double Beta2 { get; init; } = 0.999;
+
+    /// <summary>Multiplier of the KL term; 1 is the plain VAE. Ignored by the AE.</summary>
+    public double KlWeight { get; init; } = 1.0;
+
+    public LrSchedule Schedule { get; init; } = LrSchedule.Cosine;
+
+    /// <summary>Linear warm-up from 0 to the peak learning rate over this many optimizer steps.</summary>
+    public int WarmupSteps { get; init; } = 100;
+
+    /// <summary>Global gradient-norm clipping threshold; 0 disables clipping. The loss sums over pixels, so
+    /// gradient norms scale with image size: the default only catches spikes.</summary>
+    public double GradClip { get; init; } = 1000;
+
+    public int Seed { get; init; } = 0;
+
+    /// <summary>Stop after this many optimizer steps in total (smoke tests, quick looks); null = all epochs.</summary>
+    public int? MaxSteps { get; init; }
+
+    /// <summary>A train row goes to metrics.jsonl and TensorBoard every this many steps.</summary>
+    public int LogEvery { get; init; } = 10;
+
+    /// <summary>Besides every epoch end, "last" is re-saved when this many minutes have passed since the last save.</summary>
+    public double CheckpointMinutes { get; init; } = 10;
+
+    public TrainConfig Validate()
+    {
+        if (Epochs <= 0) throw new BadInputException($"--epochs must be positive (got {Epochs}).");
+        if (BatchSize <= 1) throw new BadInputException($"--batch-size must be at least 2, BatchNorm needs more than one image (got {BatchSize}).");
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new BadInputException($"--lr must be a positive number (got {LearningRate}).");
+        if (!(KlWeight >= 0) || double.IsInfinity(KlWeight)) throw new BadInputException($"--kl-weight must be 0 or more (got {KlWeight}).");
+        if (WeightDecay < 0) throw new BadInputException($"--weight-decay must be 0 or more (got {WeightDecay}).");
+        if (WarmupSteps < 0) throw new BadInputException($"--warmup must be 0 or more (got {WarmupSteps}).");
+        if (GradClip < 0) throw new BadInputException($"--grad-clip must be 0 (off) or positive (got {GradClip}).");
+        if (MaxSteps is <= 0) throw new BadInputException($"--max-steps must be positive (got {MaxSteps}).");
+        if (LogEvery <= 0) throw new BadInputException($"--log-every must be positive (got {LogEvery}).");
+        return this;
+    }
+}
+
+/// <summary>Where the images come from and how they are prepared; the "data" part of <c>config.json</c>.</summary>
+public sealed record DataConfig
+{
+    /// <summary>What <c>--data</c> said: a folder, a .zip, <c>fashion-mnist[:PATH]</c> or <c>synthetic[:N]</c>.</summary>
+    public string Source { get; init; } = "synthetic";
+
+    /// <summary>1 (grey) or 3 (colour); null = the source's own (3, or 1 for Fashion-MNIST).</summary>
+    public int? Channels { get; init; }
+
+    public double ValidationFraction { get; init; } = 0.05;
+
+    /// <summary>Random horizontal flips of training images.</summary>
+    public bool Flip { get; init; }
+
+    /// <summary>Where decoded sets are cached; null = the default user cache, "" = off.</summary>
+    public string? CacheDirectory { get; init; }
+
+    public DataConfig Validate()
+    {
+        if (Channels is not (null or 1 or 3)) throw new BadInputException($"--channels must be 1 or 3 (got {Channels}).");
+        if (!(ValidationFraction >= 0 && ValidationFraction < 1))
+            throw new BadInputException($"--val-fraction must be in [0, 1) (got {ValidationFraction}).");
+        return this;
+    }
+}
+
+/// <summary>Hardware choices. Not part of the experiment: a resumed run may pick other values.</summary>
+public sealed record RuntimeConfig
+{
+    /// <summary>cpu, cuda or auto (cuda when available).</summary>
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>libtorch intra-op threads; null = one per core.</summary>
+    public int? Threads { get; init; }
+}
+
+/// <summary>Everything that defines a run; written to <c>runs/NAME/config.json</c> and into each checkpoint.</summary>
+public sealed record RunConfig
+{
+    public required string Name { get; init; }
+    public string? Preset { get; init; }
+    public required ModelConfig Model { get; init; }
+    public required TrainConfig Train { get; init; }
+    public required DataConfig Data { get; init; }
+    public RuntimeConfig Runtime { get; init; } = new();
+}

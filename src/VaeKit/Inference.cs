@@ -1,0 +1,99 @@
+using TorchSharp;
+using VaeKit.Config;
+using VaeKit.Data;
+using VaeKit.Training;
+using static TorchSharp.torch;
+
+namespace VaeKit;
+
+/// <summary>
+/// A trained model loaded from a run directory, in evaluation mode, for <c>vae sample</c>, <c>reconstruct</c> and
+/// <c>interpolate</c>. All outputs are (N, C, s, s) float in [0, 1] on the CPU.
+/// </summary>
+public sealed class TrainedModel : IDisposable
+{
+    private TrainedModel(RunDirectory run, CheckpointHeader header, AutoEncoder model, Device device, string checkpoint)
+    {
+        Run = run;
+        Header = header;
+        Model = model;
+        Device = device;
+        CheckpointPath = checkpoint;
+    }
+
+    public RunDirectory Run { get; }
+    public CheckpointHeader Header { get; }
+    public RunConfig Config => Header.Config;
+    public AutoEncoder Model { get; }
+    public Device Device { get; }
+    public string CheckpointPath { get; }
+
+    /// <param name="which">"best" (falls back to "last"), "last", or a checkpoint path.</param>
+    public static TrainedModel Load(string runDirectory, string which = "best", string device = "cpu")
+    {
+        var run = new RunDirectory(runDirectory);
+        var path = run.Checkpoint(which);
+        var dev = TorchRuntime.ResolveDevice(device);
+        var (header, model) = Checkpoint.LoadModel(path);
+        model.to(dev);
+        model.eval();
+        return new TrainedModel(run, header, model, dev, path);
+    }
+
+    /// <summary>Decodes z ~ N(0, T²·I) for n draws from a generator seeded by <paramref name="seed"/>.</summary>
+    public Tensor Sample(int n, double temperature, int seed)
+    {
+        if (n <= 0) throw new BadInputException($"--n must be positive (got {n}).");
+        if (!(temperature >= 0)) throw new BadInputException($"--temperature must be 0 or more (got {temperature}).");
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var generator = new Generator((ulong)seed);
+        var z = randn([n, Config.Model.Latent], generator: generator).mul(temperature).to(Device);
+        return Model.Decode(z).cpu().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The first n images of a set and their reconstructions (decoded from the posterior mean).</summary>
+    public (Tensor Originals, Tensor Reconstructions) Reconstruct(DecodedImages images, int n)
+    {
+        if (n <= 0) throw new BadInputException($"--n must be positive (got {n}).");
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var x = EpochPlan.ToModelInput(images.Pixels.narrow(0, 0, Math.Min(n, images.Count)), Device);
+        var reconstruction = Model.call(x).Reconstruction;
+        return (x.cpu().MoveToOuterDisposeScope(), reconstruction.cpu().MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// Rows of a linear walk in latent space between the codes (posterior means) of image pairs:
+    /// row r goes from image 2r to image 2r+1 in <paramref name="steps"/> decoded points, endpoints included.
+    /// Result: (pairs · steps, C, s, s), row by row.
+    /// </summary>
+    public Tensor Interpolate(DecodedImages images, int pairs, int steps)
+    {
+        if (pairs <= 0 || steps < 2) throw new BadInputException("--pairs must be positive and --steps at least 2.");
+        if (images.Count < 2 * pairs) throw new BadInputException($"Interpolating {pairs} pairs needs {2 * pairs} images; the data has {images.Count}.");
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var x = EpochPlan.ToModelInput(images.Pixels.narrow(0, 0, 2 * pairs), Device);
+        var mu = Model.Encode(x).Mu.view(pairs, 2, -1);                        // (P, 2, z)
+        var t = linspace(0, 1, steps, device: Device).view(1, steps, 1);       // (1, T, 1)
+        var start = mu[.., 0..1, ..];                                          // (P, 1, z)
+        var end = mu[.., 1..2, ..];
+        var path = start + t * (end - start);                                  // (P, T, z)
+        return Model.Decode(path.view(pairs * steps, -1)).cpu().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Loads the run's data (or other data) decoded at this model's size and channels.</summary>
+    public LoadedDataset LoadData(string? source, IProgress<DecodeProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        DatasetLoader.Load(new DataOptions
+        {
+            Source = DataSpec.Parse(source ?? Config.Data.Source),
+            ImageSize = Config.Model.ImageSize,
+            Channels = Config.Model.InChannels,
+            ValidationFraction = source is null ? Config.Data.ValidationFraction : 0,
+            Seed = Config.Train.Seed,
+            CacheDirectory = Config.Data.CacheDirectory,
+        }, progress, cancellationToken);
+
+    public void Dispose() => Model.Dispose();
+}

@@ -1,0 +1,41 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace VaeKit;
+
+/// <summary>Process-wide libtorch settings: threads and device choice.</summary>
+public static class TorchRuntime
+{
+    /// <summary>Sets libtorch's intra-op thread count (process-wide); null = one per core.</summary>
+    public static void SetThreads(int? threads)
+    {
+        if (threads is <= 0) throw new BadInputException($"--threads must be positive (got {threads}).");
+        torch.set_num_threads(threads ?? Environment.ProcessorCount);
+    }
+
+    /// <summary>Resolves "cpu", "cuda" (or "cuda:N") and "auto".</summary>
+    public static Device ResolveDevice(string name)
+    {
+        var text = name.Trim().ToLowerInvariant();
+        if (text == "cpu") return CPU;
+        if (text == "auto") return cuda.is_available() ? CUDA : CPU;
+        if (text == "cuda" || text.StartsWith("cuda:", StringComparison.Ordinal))
+        {
+            if (!cuda.is_available())
+                throw new BadInputException(
+                    "CUDA was asked for (--device cuda) but the libtorch this process loaded has no usable CUDA device. " +
+                    "Use --device cpu, or see the README's GPU section to run on a CUDA libtorch.");
+            return new Device(text);
+        }
+        throw new BadInputException($"Unknown --device '{name}'. Use cpu, cuda or auto.");
+    }
+
+    /// <summary>Version strings recorded in config.json and checkpoints.</summary>
+    public static IReadOnlyDictionary<string, string> Versions() => new Dictionary<string, string>
+    {
+        ["vaekit"] = typeof(TorchRuntime).Assembly.GetName().Version?.ToString(3) ?? "?",
+        ["torchsharp"] = typeof(torch).Assembly.GetName().Version?.ToString(3) ?? "?",
+        ["dotnet"] = Environment.Version.ToString(),
+        ["os"] = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
+    };
+}

@@ -1,0 +1,43 @@
+namespace VaeKit.Training;
+
+/// <summary>
+/// The layout of runs/NAME/ (README "Run directory"): config.json, metrics.jsonl, images/, checkpoints/{last,best}.ckpt,
+/// tensorboard/.
+/// </summary>
+public sealed class RunDirectory(string path)
+{
+    public string Path { get; } = System.IO.Path.GetFullPath(path);
+    public string Name => System.IO.Path.GetFileName(Path.TrimEnd('/'));
+    public string Config => System.IO.Path.Combine(Path, "config.json");
+    public string Metrics => System.IO.Path.Combine(Path, "metrics.jsonl");
+    public string Images => System.IO.Path.Combine(Path, "images");
+    public string Checkpoints => System.IO.Path.Combine(Path, "checkpoints");
+    public string Last => System.IO.Path.Combine(Checkpoints, "last.ckpt");
+    public string Best => System.IO.Path.Combine(Checkpoints, "best.ckpt");
+    public string TensorBoard => System.IO.Path.Combine(Path, "tensorboard");
+
+    public string ReconstructionGrid(int epoch) => System.IO.Path.Combine(Images, $"epoch_{epoch:D3}_reconstruction.png");
+    public string SampleGrid(int epoch) => System.IO.Path.Combine(Images, $"epoch_{epoch:D3}_samples.png");
+
+    public void Create()
+    {
+        Directory.CreateDirectory(Images);
+        Directory.CreateDirectory(Checkpoints);
+        Directory.CreateDirectory(TensorBoard);
+    }
+
+    /// <summary>The checkpoint to load for inference: "best", "last", or a path; best falls back to last.</summary>
+    public string Checkpoint(string which = "best")
+    {
+        if (!Directory.Exists(Path)) throw new BadInputException($"No run directory at {Path}.");
+        string chosen = which switch
+        {
+            "best" => File.Exists(Best) ? Best : Last,
+            "last" => Last,
+            _ => which,
+        };
+        if (!File.Exists(chosen))
+            throw new BadInputException($"{Path} has no checkpoint yet ({chosen} is missing); train it first or pick another run.");
+        return chosen;
+    }
+}

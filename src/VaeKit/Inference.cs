@@ -29,7 +29,7 @@ public sealed class TrainedModel : IDisposable
     public string CheckpointPath { get; }
 
     /// <param name="which">"best" (falls back to "last"), "last", or a checkpoint path.</param>
-    public static TrainedModel Load(string runDirectory, string which = "best", string device = "cpu")
+    public static TrainedModel Load(string runDirectory, string which = "best", string device = "auto")
     {
         var run = new RunDirectory(runDirectory);
         var path = run.Checkpoint(which);

@@ -16,9 +16,8 @@ public sealed record ModelSummary(ModelConfig Config, long Parameters, IReadOnly
         config.Validate();
         using var scope = NewDisposeScope();
         using var model = new AutoEncoder(config);
-        var shapes = new Dictionary<string, long[]>();
-        var rows = new List<(string Name, nn.Module<Tensor, Tensor> Module)>();
-        var removers = new List<IDisposable>();
+        var fired = new List<(string Name, nn.Module<Tensor, Tensor> Module, long[] Shape)>();   // in execution order
+        var removers = new List<Action>();
 
         foreach (var (name, module) in model.named_modules())
         {
@@ -27,18 +26,17 @@ public sealed record ModelSummary(ModelConfig Config, long Parameters, IReadOnly
             if (module is not (Conv2d or ConvTranspose2d or Linear or ResidualBlock or BatchNorm2d or GroupNorm)) continue;
             if (module is BatchNorm2d or GroupNorm && !name.EndsWith("norm_out", StringComparison.Ordinal)) continue;
             var layer = (nn.Module<Tensor, Tensor>)module;
-            rows.Add((name, layer));
             string key = name;
-            removers.Add(layer.register_forward_hook((_, _, output) => { shapes[key] = output.shape[1..]; return output; }));
+            var remover = layer.register_forward_hook((m, _, output) => { fired.Add((key, m, output.shape[1..])); return output; });
+            removers.Add(remover.remove);
         }
 
         model.eval();
         using (no_grad())
             model.call(zeros(1, config.InChannels, config.ImageSize, config.ImageSize));
-        foreach (var remover in removers) remover.Dispose();
+        foreach (var remove in removers) remove();
 
-        var layers = rows.Select(r => new LayerRow(r.Name, r.Module.GetType().Name, shapes.GetValueOrDefault(r.Name, []),
-                                                   r.Module.parameters().Sum(p => p.numel()))).ToList();
+        var layers = fired.Select(r => new LayerRow(r.Name, r.Module.GetType().Name, r.Shape, r.Module.parameters().Sum(p => p.numel()))).ToList();
         return new ModelSummary(config, model.ParameterCount, layers);
     }
 }

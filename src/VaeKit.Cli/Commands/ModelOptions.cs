@@ -12,12 +12,12 @@ internal sealed class ModelOptions
         Description = $"Architecture preset: {string.Join(", ", Presets.All.Keys)}",
         DefaultValueFactory = _ => "tiny",
     };
-    public readonly Option<ModelKind?> Model = new("--model") { Description = "ae or vae [default: vae]" };
+    public readonly Option<string?> Model = new Option<string?>("--model") { Description = "ae or vae [default: vae]", HelpName = "ae|vae" }.AcceptOnlyFromAmong("ae", "vae");
     public readonly Option<string?> Widths = new("--widths") { Description = "Stage widths, comma separated, e.g. 32,64,128 [default: from preset]" };
     public readonly Option<int?> Blocks = new("--blocks") { Description = "Residual blocks per stage [default: from preset]" };
     public readonly Option<int?> Latent = new("--latent") { Description = "Latent size z [default: from preset]" };
     public readonly Option<int?> ImageSize = new("--image-size") { Description = "Image side in pixels [default: from preset]" };
-    public readonly Option<NormKind?> Norm = new("--norm") { Description = "batch or group [default: batch]" };
+    public readonly Option<string?> Norm = new Option<string?>("--norm") { Description = "Normalisation in the blocks [default: batch]", HelpName = "batch|group" }.AcceptOnlyFromAmong("batch", "group");
     public readonly Option<int?> Groups = new("--groups") { Description = "GroupNorm groups with --norm group [default: 8]" };
 
     public void AddTo(Command command)
@@ -31,12 +31,12 @@ internal sealed class ModelOptions
     {
         string preset = r.GetValue(Preset)!;
         var config = Presets.Get(preset);
-        if (r.GetValue(Model) is ModelKind kind) config = config with { Kind = kind };
+        if (r.GetValue(Model) is string kind) config = config with { Kind = kind == "ae" ? ModelKind.Ae : ModelKind.Vae };
         if (r.GetValue(Widths) is string widths) config = config with { Widths = ParseWidths(widths) };
         if (r.GetValue(Blocks) is int blocks) config = config with { Blocks = blocks };
         if (r.GetValue(Latent) is int latent) config = config with { Latent = latent };
         if (r.GetValue(ImageSize) is int size) config = config with { ImageSize = size };
-        if (r.GetValue(Norm) is NormKind norm) config = config with { Norm = norm };
+        if (r.GetValue(Norm) is string norm) config = config with { Norm = norm == "group" ? NormKind.Group : NormKind.Batch };
         if (r.GetValue(Groups) is int groups) config = config with { Groups = groups };
         return (preset, config);
     }

@@ -17,7 +17,7 @@ internal static class RunOptions
         DefaultValueFactory = _ => "best",
     };
 
-    public static Option<string> Device() => new("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "cpu" };
+    public static Option<string> Device() => new("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" };
 
     public static Option<string?> Out() => new("--out") { Description = "PNG to write [default: inside the run directory]" };
 

@@ -21,7 +21,7 @@ internal static class TrainCommand
     private static readonly Option<double> Lr = new("--lr") { Description = "Peak AdamW learning rate", DefaultValueFactory = _ => TrainDefaults.LearningRate };
     private static readonly Option<double> KlWeight = new("--kl-weight") { Description = "Weight of the KL term (VAE)", DefaultValueFactory = _ => TrainDefaults.KlWeight };
     private static readonly Option<double> WeightDecay = new("--weight-decay") { Description = "AdamW decoupled weight decay on conv/linear weights", DefaultValueFactory = _ => TrainDefaults.WeightDecay };
-    private static readonly Option<LrSchedule> Schedule = new("--schedule") { Description = "Learning-rate schedule after warm-up: cosine or constant", DefaultValueFactory = _ => TrainDefaults.Schedule };
+    private static readonly Option<string> Schedule = new Option<string>("--schedule") { Description = "Learning rate after warm-up", HelpName = "cosine|constant", DefaultValueFactory = _ => "cosine" }.AcceptOnlyFromAmong("cosine", "constant");
     private static readonly Option<int> Warmup = new("--warmup") { Description = "Linear warm-up steps", DefaultValueFactory = _ => TrainDefaults.WarmupSteps };
     private static readonly Option<double> GradClip = new("--grad-clip") { Description = "Clip the global gradient norm (0 = off)", DefaultValueFactory = _ => TrainDefaults.GradClip };
     private static readonly Option<int> Seed = new("--seed") { Description = "Seed for weights, data split, order and noise", DefaultValueFactory = _ => TrainDefaults.Seed };
@@ -32,7 +32,7 @@ internal static class TrainCommand
     private static readonly Option<int?> Channels = new("--channels") { Description = "1 (grey) or 3 (colour) [default: the data's]" };
     private static readonly Option<string?> CacheDir = new("--cache-dir") { Description = "Decoded-dataset cache [default: $XDG_CACHE_HOME/vaekit or ~/.cache/vaekit]" };
     private static readonly Option<bool> NoCache = new("--no-cache") { Description = "Decode every time; write no cache" };
-    private static readonly Option<string> Device = new("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "cpu" };
+    private static readonly Option<string> Device = new("--device") { Description = "cpu, cuda or auto (cuda when the loaded libtorch has a GPU)", DefaultValueFactory = _ => "auto" };
     private static readonly Option<int?> Threads = new("--threads") { Description = "CPU threads for libtorch [default: one per core]" };
     private static readonly Option<string?> Name = new("--name") { Description = "Run name; the run goes to RUNS-DIR/NAME [default: PRESET-MODEL-TIMESTAMP]" };
     private static readonly Option<string> RunsDir = new("--runs-dir") { Description = "Where runs are created", DefaultValueFactory = _ => "runs" };
@@ -59,7 +59,7 @@ internal static class TrainCommand
         var train = new TrainConfig
         {
             Epochs = r.GetValue(Epochs), BatchSize = r.GetValue(BatchSize), LearningRate = r.GetValue(Lr),
-            KlWeight = r.GetValue(KlWeight), WeightDecay = r.GetValue(WeightDecay), Schedule = r.GetValue(Schedule),
+            KlWeight = r.GetValue(KlWeight), WeightDecay = r.GetValue(WeightDecay), Schedule = r.GetValue(Schedule) == "constant" ? LrSchedule.Constant : LrSchedule.Cosine,
             WarmupSteps = r.GetValue(Warmup), GradClip = r.GetValue(GradClip), Seed = r.GetValue(Seed),
             MaxSteps = r.GetValue(MaxSteps), LogEvery = r.GetValue(LogEvery),
         };

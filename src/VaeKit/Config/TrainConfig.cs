@@ -87,8 +87,8 @@ public sealed record DataConfig
 /// <summary>Hardware choices. Not part of the experiment: a resumed run may pick other values.</summary>
 public sealed record RuntimeConfig
 {
-    /// <summary>cpu, cuda or auto (cuda when available).</summary>
-    public string Device { get; init; } = "cpu";
+    /// <summary>cpu, cuda or auto (cuda when the loaded libtorch has a GPU).</summary>
+    public string Device { get; init; } = "auto";
 
     /// <summary>libtorch intra-op threads; null = one per core.</summary>
     public int? Threads { get; init; }

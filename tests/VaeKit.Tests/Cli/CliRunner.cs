@@ -1,0 +1,24 @@
+using Spectre.Console;
+using VaeKit.Cli;
+
+namespace VaeKit.Tests.Cli;
+
+/// <summary>Runs the real command tree in-process with captured, non-interactive output.</summary>
+internal static class CliRunner
+{
+    public static (int Exit, string Out, string Err) Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output),
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+        });
+        console.Profile.Width = 200;
+        int exit = VaeCli.Run(args, console, error);
+        return (exit, output.ToString(), error.ToString());
+    }
+}

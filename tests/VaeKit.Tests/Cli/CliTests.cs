@@ -1,0 +1,89 @@
+using System.Text.Json;
+using VaeKit.Config;
+
+namespace VaeKit.Tests.Cli;
+
+public class CliTests
+{
+    [Theory]
+    [InlineData("bench-s", 675_363)]
+    [InlineData("bench-m", 10_826_563)]
+    public void Info_json_reports_the_bench_parameter_counts(string preset, long expected)
+    {
+        var (exit, output, _) = CliRunner.Run("info", "--preset", preset, "--json");
+        Assert.Equal(0, exit);
+        using var json = JsonDocument.Parse(output);
+        Assert.Equal(expected, json.RootElement.GetProperty("params").GetInt64());
+        Assert.True(json.RootElement.GetProperty("layers").GetArrayLength() > 5);
+    }
+
+    [Fact]
+    public void Info_table_lists_layers_with_shapes()
+    {
+        var (exit, output, _) = CliRunner.Run("info", "--preset", "tiny");
+        Assert.Equal(0, exit);
+        Assert.Contains("project_latent", output);
+        Assert.Contains("32 × 4 × 4", output);        // bottleneck of the tiny preset: 32 channels at 4×4
+        Assert.Contains("225,427", output);
+    }
+
+    [Fact]
+    public void Flags_override_the_preset()
+    {
+        var (exit, output, _) = CliRunner.Run("info", "--preset", "bench-s", "--model", "ae", "--latent", "8", "--widths", "8,16", "--image-size", "16", "--json");
+        Assert.Equal(0, exit);
+        using var json = JsonDocument.Parse(output);
+        var model = json.RootElement.GetProperty("model");
+        Assert.Equal("ae", model.GetProperty("kind").GetString());
+        Assert.Equal(8, model.GetProperty("latent").GetInt32());
+        Assert.Equal(16, model.GetProperty("image_size").GetInt32());
+    }
+
+    public static TheoryData<string[], string> BadInputs => new()
+    {
+        { ["train", "--data", "/no/such/folder"], "/no/such/folder" },
+        { ["train", "--image-size", "30"], "--image-size 30" },
+        { ["train", "--preset", "huge"], "Unknown preset 'huge'" },
+        { ["train", "--widths", "16,x"], "--widths '16,x'" },
+        { ["train", "--batch-size", "1"], "--batch-size" },
+        { ["train", "--lr", "-1"], "--lr" },
+        { ["train", "--device", "tpu"], "Unknown --device 'tpu'" },
+        { ["train", "--epochs", "many"], "many" },
+        { ["train", "--no-such-flag"], "--no-such-flag" },
+        { ["train", "--resume", "/no/such/run"], "/no/such/run" },
+        { ["sample", "--run", "/no/such/run"], "/no/such/run" },
+        { ["sample"], "--run" },
+        { ["reconstruct", "--run", "/no/such/run"], "/no/such/run" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadInputs))]
+    public void Bad_input_gets_one_clear_message_and_exit_code_2(string[] args, string mentioned)
+    {
+        var (exit, _, error) = CliRunner.Run(args);
+        Assert.Equal(ExitCodes.BadInput, exit);
+        Assert.Contains(mentioned, error);
+        Assert.DoesNotContain("   at ", error);          // no stack trace
+        Assert.StartsWith("error:", error);
+    }
+
+    [Fact]
+    public void An_empty_folder_is_bad_input()
+    {
+        using var dir = new TempDir();
+        var (exit, _, error) = CliRunner.Run("train", "--data", dir.Path, "--runs-dir", dir["runs"]);
+        Assert.Equal(ExitCodes.BadInput, exit);
+        Assert.Contains(dir.Path, error);
+        Assert.False(Directory.Exists(dir["runs"]));      // nothing is created for a run that cannot start
+    }
+
+    [Fact]
+    public void Help_shows_defaults()
+    {
+        var (exit, output, _) = CliRunner.Run("train", "--help");
+        Assert.Equal(0, exit);
+        Assert.Contains("--kl-weight", output);
+        Assert.Contains("[default: 1]", output);
+        Assert.Contains("[default: tiny]", output);
+    }
+}

@@ -65,14 +65,13 @@ internal static class DatasetCache
 
             progress?.Report(new DecodeProgress("cache-read", 0, header.Count));
             images = DecodedImages.Allocate(header.Count, size, channels);
-            using (var hashing = new HashingStream(file, pixelBytes))
-            {
-                images.ReadFrom(hashing);
-                if (hashing.Remaining != 0) return Unusable(path, "truncated", progress, ref images);
-                Span<byte> stored = stackalloc byte[SHA256.HashSizeInBytes];
-                if (file.ReadAtLeast(stored, stored.Length, throwOnEndOfStream: false) < stored.Length || !stored.SequenceEqual(hashing.Hash()))
-                    return Unusable(path, "checksum mismatch", progress, ref images);
-            }
+            using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            var hashing = new HashingStream(file, pixelBytes, sha);
+            using (var buffered = new BufferedStream(hashing, 1 << 20)) images.ReadFrom(buffered);   // hash in 1 MiB blocks
+            if (hashing.Remaining != 0) return Unusable(path, "truncated", progress, ref images);
+            Span<byte> stored = stackalloc byte[SHA256.HashSizeInBytes];
+            if (file.ReadAtLeast(stored, stored.Length, throwOnEndOfStream: false) < stored.Length || !stored.SequenceEqual(sha.GetHashAndReset()))
+                return Unusable(path, "checksum mismatch", progress, ref images);
             cancellationToken.ThrowIfCancellationRequested();
             progress?.Report(new DecodeProgress("cache-read", header.Count, header.Count));
             var set = new DecodedSet(images, header.Skipped, header.SkippedExamples, header.FixedTrainCount);
@@ -108,9 +107,10 @@ internal static class DatasetCache
                 BinaryPrimitives.WriteInt32LittleEndian(prefix[8..], header.Length);
                 file.Write(prefix);
                 file.Write(header);
-                using var hashing = new HashingStream(file, images.ByteLength);
-                images.WriteTo(hashing);
-                file.Write(hashing.Hash());
+                using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+                using (var buffered = new BufferedStream(new HashingStream(file, images.ByteLength, sha), 1 << 20))
+                    images.WriteTo(buffered);   // flushed on dispose
+                file.Write(sha.GetHashAndReset());
                 // No fsync: the length and hash checks on read catch a file cut short by a crash.
             }
             File.Move(temp, path, overwrite: true);   // atomic on one file system; readers see old or new, never half
@@ -140,22 +140,19 @@ internal static class DatasetCache
 
     /// <summary>
     /// Passes at most <c>limit</c> bytes through (reading or writing) and SHA-256s them. TorchSharp moves tensor bytes
-    /// in 1 KiB calls, so the wrapped FileStream's buffer does the real I/O batching.
+    /// in 1 KiB calls, so callers put a BufferedStream in front; the limit keeps its read-ahead out of the trailer.
     /// </summary>
-    private sealed class HashingStream(Stream inner, long limit) : Stream
+    /// Disposing it leaves both <paramref name="inner"/> and <paramref name="hash"/> to the caller.
+    private sealed class HashingStream(Stream inner, long limit, IncrementalHash hash) : Stream
     {
-        private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-
         public long Remaining { get; private set; } = limit;
-
-        public byte[] Hash() => _hash.GetHashAndReset();
 
         public override int Read(Span<byte> buffer)
         {
             if (buffer.Length > Remaining) buffer = buffer[..(int)Remaining];
             // Fill the request completely: a short read could be taken for the end of the data by the caller.
             int n = inner.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
-            _hash.AppendData(buffer[..n]);
+            hash.AppendData(buffer[..n]);
             Remaining -= n;
             return n;
         }
@@ -163,7 +160,7 @@ internal static class DatasetCache
         public override void Write(ReadOnlySpan<byte> buffer)
         {
             if (buffer.Length > Remaining) throw new IOException("more bytes written than the header announced");
-            _hash.AppendData(buffer);
+            hash.AppendData(buffer);
             inner.Write(buffer);
             Remaining -= buffer.Length;
         }
@@ -178,11 +175,5 @@ internal static class DatasetCache
         public override void Flush() => inner.Flush();
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
         public override void SetLength(long value) => throw new NotSupportedException();
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing) _hash.Dispose();   // the inner stream belongs to the caller
-            base.Dispose(disposing);
-        }
     }
 }

@@ -35,4 +35,21 @@ public sealed class SyntheticTests : IDisposable
         ImageDecoder.RgbToGray(rgb.Train.ImageSpan(4), expected);
         Assert.Equal(expected, gray.Train.ImageSpan(4).ToArray());
     }
+
+    [Fact]
+    public void Loaded_sets_outlive_the_callers_dispose_scope()
+    {
+        LoadedDataset data;
+        byte[] expected;
+        using (TorchSharp.torch.NewDisposeScope())
+        {
+            data = DatasetLoader.Load(Options() with { CacheDirectory = "" });
+            expected = TestImages.Bytes(data.Train);
+        }
+        using (data)
+        {
+            Assert.False(data.Train.Pixels.IsInvalid);
+            Assert.Equal(expected, TestImages.Bytes(data.Train));
+        }
+    }
 }

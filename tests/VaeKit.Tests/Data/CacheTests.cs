@@ -5,7 +5,7 @@ namespace VaeKit.Tests.Data;
 
 public sealed class CacheTests : IDisposable
 {
-    private readonly TempDir _dir = new();
+    private readonly DataTempDir _dir = new();
     private readonly string _root;
 
     public CacheTests()

@@ -43,7 +43,7 @@ public class DataSpecTests
     [Fact]
     public void Existing_folder_and_zip_become_absolute_paths()
     {
-        using var dir = new TempDir();
+        using var dir = new DataTempDir();
         string zip = dir.File("archive.ZIP");
         File.WriteAllBytes(zip, []);
 
@@ -61,7 +61,7 @@ public class DataSpecTests
     [Fact]
     public void Missing_path_and_non_zip_file_are_rejected_naming_the_path()
     {
-        using var dir = new TempDir();
+        using var dir = new DataTempDir();
         string missing = Path.Join(dir.Path, "nope");
         var e = Assert.Throws<BadInputException>(() => DataSpec.Parse(missing));
         Assert.Contains(missing, e.Message);

@@ -14,7 +14,7 @@ public sealed class FashionMnistFactAttribute : FactAttribute
 
 public sealed class FashionMnistTests : IDisposable
 {
-    private readonly TempDir _dir = new();
+    private readonly DataTempDir _dir = new();
 
     public void Dispose() => _dir.Dispose();
 

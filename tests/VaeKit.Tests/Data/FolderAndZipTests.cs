@@ -7,7 +7,7 @@ namespace VaeKit.Tests.Data;
 
 public sealed class FolderAndZipTests : IDisposable
 {
-    private readonly TempDir _dir = new();
+    private readonly DataTempDir _dir = new();
     private string Cache => Path.Join(_dir.Path, "cache");
 
     public void Dispose() => _dir.Dispose();

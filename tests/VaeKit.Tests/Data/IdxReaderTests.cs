@@ -5,7 +5,7 @@ namespace VaeKit.Tests.Data;
 
 public sealed class IdxReaderTests : IDisposable
 {
-    private readonly TempDir _dir = new();
+    private readonly DataTempDir _dir = new();
 
     public void Dispose() => _dir.Dispose();
 

@@ -6,7 +6,7 @@ namespace VaeKit.Tests.Data;
 public sealed class SplitTests : IDisposable
 {
     private const int Count = 20;
-    private readonly TempDir _dir = new();
+    private readonly DataTempDir _dir = new();
     private readonly string _root;
 
     public SplitTests()

@@ -5,7 +5,7 @@ namespace VaeKit.Tests.Data;
 // Only properties that hold for any SyntheticFaces drawing: the renderer itself is tested on its own branch.
 public sealed class SyntheticTests : IDisposable
 {
-    private readonly TempDir _dir = new();
+    private readonly DataTempDir _dir = new();
 
     public void Dispose() => _dir.Dispose();
 

@@ -5,10 +5,11 @@ using VaeKit.Data;
 
 namespace VaeKit.Tests.Data;
 
-/// <summary>A fresh directory under the system temp folder, deleted with everything in it on Dispose.</summary>
-public sealed class TempDir : IDisposable
+/// <summary>A fresh directory under the system temp folder, deleted with everything in it on Dispose. (Named apart from
+/// main's VaeKit.Tests.TempDir so the two never shadow each other after the merge.)</summary>
+public sealed class DataTempDir : IDisposable
 {
-    public TempDir() => Directory.CreateDirectory(Path);
+    public DataTempDir() => Directory.CreateDirectory(Path);
 
     public string Path { get; } = System.IO.Path.Join(System.IO.Path.GetTempPath(), "vaekit-test-" + Guid.NewGuid().ToString("N"));
 

@@ -44,6 +44,9 @@ internal static class ConsoleListeners
             $"epoch {e.Epoch}/{e.Epochs}  step {e.Step}  train loss {e.TrainLoss:F2} (kl {e.TrainKl:F2}){validation}  {e.Seconds:F1}s{(e.IsBest ? "  ★ best" : "")}");
     }
 
+    /// <summary>The loader reports one-off notices (e.g. an unwritable cache) as a stage starting with "warning: ".</summary>
+    private static bool IsNotice(DecodeProgress p) => p.Stage.StartsWith("warning: ", StringComparison.Ordinal);
+
     internal static string Describe(StepReport r) =>
         $"epoch {r.Epoch} loss {r.Metrics.Loss:F1} kl {r.Metrics.Kl:F1} psnr {r.Metrics.Psnr:F1} {r.ImagesPerSecond:F0} img/s";
 
@@ -53,8 +56,9 @@ internal static class ConsoleListeners
 
         public void DataProgress(DecodeProgress p)
         {
-            _decode ??= context.AddTask(p.Stage, maxValue: Math.Max(1, p.Total));
-            _decode.Description = p.Stage;
+            if (IsNotice(p)) { console.MarkupLineInterpolated($"[yellow]{p.Stage}[/]"); return; }
+            _decode ??= context.AddTask(Markup.Escape(p.Stage), maxValue: Math.Max(1, p.Total));
+            _decode.Description = Markup.Escape(p.Stage);
             _decode.MaxValue = Math.Max(1, p.Total);
             _decode.Value = p.Done;
         }
@@ -86,6 +90,7 @@ internal static class ConsoleListeners
 
         public void DataProgress(DecodeProgress p)
         {
+            if (IsNotice(p)) { console.WriteLine(p.Stage); return; }
             if (p.Done == p.Total || _sinceLine.Elapsed.TotalSeconds >= 5)
             {
                 console.WriteLine($"{p.Stage}: {p.Done}/{p.Total}");

@@ -64,7 +64,7 @@ public class TrainerTests
     [Fact]
     public void A_loaded_checkpoint_gives_identical_outputs()
     {
-        using var images = RandomImages(32);
+        using var images = RandomImages(64);
         using var dir = new TempDir();
         manual_seed(2);
         using var model = new AutoEncoder(Small);

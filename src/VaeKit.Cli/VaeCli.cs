@@ -49,8 +49,9 @@ public static class VaeCli
         }
         catch (Exception e)
         {
-            // Unexpected: one line for the user, the whole story on request.
-            error.WriteLine($"error: {e.GetType().Name}: {e.Message}");
+            // Unexpected: one line for the user (libtorch messages carry a C++ backtrace after the first line),
+            // the whole story on request.
+            error.WriteLine($"error: {e.GetType().Name}: {e.Message.Split('\n')[0].Trim()}");
             if (Environment.GetEnvironmentVariable("VAEKIT_DEBUG") is "1" or "true")
                 error.WriteLine(e.ToString());
             else

@@ -57,13 +57,20 @@ public sealed class AutoEncoder : nn.Module<Tensor, ModelOutput>
     /// <summary>(B, z) → (B, C, s, s) in (0, 1).</summary>
     public Tensor Decode(Tensor z) => _decoder.call(z);
 
-    /// <summary>z = mu + ε·exp(½·logvar), ε ~ N(0, I) drawn from the global generator.</summary>
-    public static Tensor Reparameterize(Tensor mu, Tensor logVar) => mu + randn_like(mu) * (0.5 * logVar).exp();
+    /// <summary>
+    /// Source of the reparameterisation noise ε; null = libtorch's global generator. The trainer installs its own, on
+    /// the model's device, so the noise stream is saved in checkpoints and a resume is exact on CPU and CUDA alike.
+    /// </summary>
+    public Generator? Noise { get; set; }
+
+    /// <summary>z = mu + ε·exp(½·logvar), ε ~ N(0, I) from <paramref name="noise"/> (null = the global generator).</summary>
+    public static Tensor Reparameterize(Tensor mu, Tensor logVar, Generator? noise = null) =>
+        mu + randn(mu.shape, dtype: mu.dtype, device: mu.device, generator: noise) * (0.5 * logVar).exp();
 
     public override ModelOutput forward(Tensor x)
     {
         var (mu, logVar) = Encode(x);
-        var z = training && logVar is not null ? Reparameterize(mu, logVar) : mu;
+        var z = training && logVar is not null ? Reparameterize(mu, logVar, Noise) : mu;
         return new ModelOutput(Decode(z), mu, logVar, z);
     }
 }

@@ -91,7 +91,7 @@ public sealed class TrainedModel : IDisposable
             ImageSize = Config.Model.ImageSize,
             Channels = Config.Model.InChannels,
             ValidationFraction = source is null ? Config.Data.ValidationFraction : 0,
-            Seed = Config.Train.Seed,
+            Seed = DataConfig.SplitSeed,
             CacheDirectory = Config.Data.CacheDirectory,
         }, progress, cancellationToken);
 

@@ -23,8 +23,8 @@ public static class TorchRuntime
         {
             if (!cuda.is_available())
                 throw new BadInputException(
-                    "CUDA was asked for (--device cuda) but the libtorch this process loaded has no usable CUDA device. " +
-                    "Use --device cpu, or see the README's GPU section to run on a CUDA libtorch.");
+                    "CUDA was asked for (--device cuda) but the libtorch this process loaded has no usable CUDA device " +
+                    "(this build ships the CPU libtorch). Use --device cpu or auto.");
             return new Device(text);
         }
         throw new BadInputException($"Unknown --device '{name}'. Use cpu, cuda or auto.");

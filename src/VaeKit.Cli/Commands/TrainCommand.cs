@@ -37,6 +37,8 @@ internal static class TrainCommand
     private static readonly Option<string?> Name = new("--name") { Description = "Run name; the run goes to RUNS-DIR/NAME [default: PRESET-MODEL-TIMESTAMP]" };
     private static readonly Option<string> RunsDir = new("--runs-dir") { Description = "Where runs are created", DefaultValueFactory = _ => "runs" };
     private static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this directory where it stopped (its stored settings; --epochs, --device, --threads may change)" };
+    private static readonly Option<string> ResumeFrom = new("--resume-from") { Description = "With --resume: last, best, or a checkpoint file", DefaultValueFactory = _ => "last" };
+    private static readonly Option<bool> AllowDataChange = new("--allow-data-change") { Description = "With --resume: continue even if the data's fingerprint changed" };
 
     public static Command Create(IAnsiConsole console)
     {
@@ -46,7 +48,7 @@ internal static class TrainCommand
             command.Options.Add(option);
         models.AddTo(command);
         foreach (var option in new Option[] { Epochs, BatchSize, Lr, KlWeight, WeightDecay, Schedule, Warmup, GradClip, Seed, MaxSteps, LogEvery,
-                                              ValFraction, Flip, Channels, CacheDir, NoCache, Device, Threads, Name, RunsDir, Resume })
+                                              ValFraction, Flip, Channels, CacheDir, NoCache, Device, Threads, Name, RunsDir, Resume, ResumeFrom, AllowDataChange })
             command.Options.Add(option);
         command.SetAction(r => Execute(r, models, console));
         return command;
@@ -101,9 +103,16 @@ internal static class TrainCommand
             if (r.GetValue(Resume) is string resume)
             {
                 WarnIgnoredWithResume(r, console);
-                int? epochs = r.GetResult(Epochs) is { Implicit: false } ? r.GetValue(Epochs) : null;
-                RuntimeConfig? runtime = r.GetResult(Device) is { Implicit: false } || r.GetResult(Threads) is not null ? Runtime(r) : null;
-                result = ConsoleListeners.Run(console, listener => TrainingRun.Resume(resume, runtime, epochs, listener, cancel.Token));
+                var options = new ResumeOptions
+                {
+                    RunDirectory = resume,
+                    From = r.GetValue(ResumeFrom)!,
+                    Epochs = Given(r, Epochs) ? r.GetValue(Epochs) : null,
+                    Device = Given(r, Device) ? r.GetValue(Device) : null,
+                    Threads = r.GetValue(Threads),
+                    AllowDataChange = r.GetValue(AllowDataChange),
+                };
+                result = ConsoleListeners.Run(console, listener => TrainingRun.Resume(options, listener, cancel.Token));
             }
             else
             {
@@ -138,10 +147,12 @@ internal static class TrainCommand
         }
     }
 
+    private static bool Given(ParseResult r, Option option) => r.GetResult(option) is { Implicit: false };
+
     private static void WarnIgnoredWithResume(ParseResult r, IAnsiConsole console)
     {
         var ignored = r.CommandResult.Children.OfType<System.CommandLine.Parsing.OptionResult>()
-            .Where(o => !o.Implicit && o.Option.Name is not ("--resume" or "--epochs" or "--device" or "--threads"))
+            .Where(o => !o.Implicit && o.Option.Name is not ("--resume" or "--resume-from" or "--allow-data-change" or "--epochs" or "--device" or "--threads"))
             .Select(o => o.Option.Name).ToList();
         if (ignored.Count > 0)
             console.MarkupLineInterpolated($"[yellow]--resume continues with the run's stored settings; ignoring {string.Join(", ", ignored)}[/]");

@@ -51,6 +51,9 @@ public sealed record ModelConfig
             throw new BadInputException($"--widths needs one or more positive numbers (got '{string.Join(',', Widths)}').");
         if (Blocks < 0) throw new BadInputException($"--blocks must be 0 or more (got {Blocks}).");
         if (Latent <= 0) throw new BadInputException($"--latent must be positive (got {Latent}).");
+        if (Widths.Count > 8 || Widths.Any(w => w > 4096) || Latent > 65536 || Blocks > 64)
+            throw new BadInputException($"This architecture is far larger than VaeKit is meant for (widths {string.Join(',', Widths)}, blocks {Blocks}, latent {Latent}).");
+        if (ImageSize > 1024) throw new BadInputException($"--image-size {ImageSize} is too large; VaeKit takes images up to 1024 px.");
         int factor = 1 << (Widths.Count - 1);
         if (ImageSize <= 0 || ImageSize % factor != 0)
             throw new BadInputException(

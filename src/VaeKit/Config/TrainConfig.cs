@@ -49,9 +49,11 @@ public sealed record TrainConfig
         if (BatchSize <= 1) throw new BadInputException($"--batch-size must be at least 2, BatchNorm needs more than one image (got {BatchSize}).");
         if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new BadInputException($"--lr must be a positive number (got {LearningRate}).");
         if (!(KlWeight >= 0) || double.IsInfinity(KlWeight)) throw new BadInputException($"--kl-weight must be 0 or more (got {KlWeight}).");
-        if (WeightDecay < 0) throw new BadInputException($"--weight-decay must be 0 or more (got {WeightDecay}).");
+        if (!(WeightDecay >= 0) || double.IsInfinity(WeightDecay)) throw new BadInputException($"--weight-decay must be 0 or more (got {WeightDecay}).");
+        if (!(Beta1 is >= 0 and < 1) || !(Beta2 is >= 0 and < 1)) throw new BadInputException($"AdamW betas must be in [0, 1) (got {Beta1}, {Beta2}).");
         if (WarmupSteps < 0) throw new BadInputException($"--warmup must be 0 or more (got {WarmupSteps}).");
-        if (GradClip < 0) throw new BadInputException($"--grad-clip must be 0 (off) or positive (got {GradClip}).");
+        if (!(GradClip >= 0)) throw new BadInputException($"--grad-clip must be 0 (off) or positive (got {GradClip}).");
+        if (!(CheckpointMinutes > 0)) throw new BadInputException($"checkpoint_minutes must be positive (got {CheckpointMinutes}).");
         if (MaxSteps is <= 0) throw new BadInputException($"--max-steps must be positive (got {MaxSteps}).");
         if (LogEvery <= 0) throw new BadInputException($"--log-every must be positive (got {LogEvery}).");
         return this;
@@ -74,6 +76,13 @@ public sealed record DataConfig
 
     /// <summary>Where decoded sets are cached; null = the default user cache, "" = off.</summary>
     public string? CacheDirectory { get; init; }
+
+    /// <summary>The decoded set's fingerprint, recorded when the run starts; a resume refuses other data.</summary>
+    public string? Fingerprint { get; init; }
+
+    /// <summary>Seed of the train/validation split and of the synthetic faces. Fixed, not --seed: runs with
+    /// different seeds must be compared on the same validation images.</summary>
+    public const int SplitSeed = 0;
 
     public DataConfig Validate()
     {

@@ -43,6 +43,16 @@ public abstract record DataSpec
     /// <summary>One line for logs, e.g. <c>synthetic faces (8192)</c> or <c>zip /x/archive.zip</c>.</summary>
     public abstract string Describe();
 
+    /// <summary>The <c>--data</c> text that parses back to this spec from any directory (paths absolute); stored in config.json.</summary>
+    public string ToArgument() => this switch
+    {
+        Synthetic s => $"synthetic:{s.Count}",
+        FashionMnist f => $"fashion-mnist:{f.Directory}",
+        Folder f => f.Path,
+        Zip z => z.Path,
+        _ => throw new InvalidOperationException(),
+    };
+
     /// <summary>
     /// Parses <c>synthetic[:N]</c>, <c>fashion-mnist[:PATH]</c> (keywords case-insensitive), an existing directory or
     /// an existing <c>.zip</c> file. Null or blank means <c>synthetic</c>. A leading <c>~/</c> is expanded. A folder

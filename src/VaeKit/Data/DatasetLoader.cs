@@ -74,6 +74,8 @@ public static class DatasetLoader
             case DataSpec.Synthetic synthetic:
             {
                 if (synthetic.Count < 1) throw new BadInputException($"A synthetic data set needs at least one image, not {synthetic.Count}: use e.g. synthetic:{DataSpec.DefaultSyntheticCount}.");
+                if (size is < SyntheticFaces.MinSize or > SyntheticFaces.MaxSize)
+                    throw new BadInputException($"Synthetic faces are drawn at {SyntheticFaces.MinSize} to {SyntheticFaces.MaxSize} px, not {size}: pick an --image-size in that range.");
                 int channels = options.Channels ?? 3;
                 var fingerprint = Hash($"synthetic/{synthetic.Count}/{options.Seed}/{SyntheticFaces.Version}");
                 return new SourcePlan("synthetic", spec.Describe(), fingerprint, channels,
@@ -248,8 +250,13 @@ public static class DatasetLoader
         catch (Exception e)
         {
             images.Dispose();
-            // Parallel wraps a single failure (e.g. BadInputException) in an AggregateException: surface it as is.
-            if (e is AggregateException { InnerExceptions.Count: 1 } aggregate) ExceptionDispatchInfo.Throw(aggregate.InnerExceptions[0]);
+            // Parallel wraps worker failures in an AggregateException: surface the user's problem (or the only one) as is.
+            if (e is AggregateException aggregate)
+            {
+                var first = aggregate.InnerExceptions.FirstOrDefault(x => x is BadInputException)
+                            ?? (aggregate.InnerExceptions.Count == 1 ? aggregate.InnerExceptions[0] : null);
+                if (first is not null) ExceptionDispatchInfo.Throw(first);
+            }
             throw;
         }
         finally

@@ -1,6 +1,8 @@
 using System.Text;
 using System.Text.Json;
+using TorchSharp;
 using VaeKit.Config;
+using static TorchSharp.torch;
 
 namespace VaeKit.Training;
 
@@ -60,25 +62,29 @@ public static class Checkpoint
         return ReadHeader(reader, path);
     }
 
-    /// <summary>Reads the header, builds the model and trainer it describes, and restores their state.</summary>
-    /// <param name="totalSteps">Schedule length for the restored trainer; null = from the stored config.</param>
-    public static (CheckpointHeader Header, Trainer Trainer) Load(string path, Func<CheckpointHeader, long> totalSteps)
+    /// <summary>
+    /// Reads the header, builds the model it describes on <paramref name="device"/>, then the trainer (whose optimizer
+    /// binds to the moved parameters), and restores their state.
+    /// </summary>
+    /// <param name="train">Optimisation settings for the restored trainer (the stored ones, possibly extended).</param>
+    /// <param name="totalSteps">Schedule length for the restored trainer.</param>
+    public static (CheckpointHeader Header, Trainer Trainer) Load(string path, TrainConfig train, long totalSteps, Device device)
     {
         using var reader = Open(path);
         var header = ReadHeader(reader, path);
         var model = new AutoEncoder(header.Config.Model);
-        var trainer = new Trainer(model, header.Config.Train, totalSteps(header));
+        model.to(device);
+        var trainer = new Trainer(model, train, totalSteps);
         try
         {
             trainer.LoadState(reader);
-            if (!reader.ReadBytes(EndMarker.Length).AsSpan().SequenceEqual(EndMarker))
-                throw new BadInputException($"Checkpoint {path} is truncated (no end marker); use the other checkpoint of the run.");
+            ExpectEnd(reader, path);
         }
-        catch (Exception e) when (e is EndOfStreamException or IOException or ArgumentException)
+        catch (Exception e) when (IsDamage(e))
         {
             trainer.Dispose();
             model.Dispose();
-            throw new BadInputException($"Checkpoint {path} is damaged ({e.Message}); use the other checkpoint of the run.", e);
+            throw Damaged(path, e);
         }
         return (header, trainer);
     }
@@ -91,21 +97,45 @@ public static class Checkpoint
         var model = new AutoEncoder(header.Config.Model);
         try
         {
-            reader.ReadInt64();   // step; see Trainer.SaveState for the layout
+            reader.ReadInt64();   // step: Trainer.SaveState writes it before the model
             model.load(reader, strict: true);
         }
-        catch (Exception e) when (e is EndOfStreamException or IOException or ArgumentException)
+        catch (Exception e) when (IsDamage(e))
         {
             model.Dispose();
-            throw new BadInputException($"Checkpoint {path} is damaged ({e.Message}); use the other checkpoint of the run.", e);
+            throw Damaged(path, e);
         }
         return (header, model);
     }
 
+    private static void ExpectEnd(BinaryReader reader, string path)
+    {
+        if (!reader.ReadBytes(EndMarker.Length).AsSpan().SequenceEqual(EndMarker))
+            throw new InvalidDataException("no end marker: the file is truncated or was written by another format");
+    }
+
+    /// <summary>What reading a cut or corrupted file throws, from .NET or from libtorch.</summary>
+    private static bool IsDamage(Exception e) =>
+        e is EndOfStreamException or IOException or InvalidDataException or ArgumentException or System.Runtime.InteropServices.ExternalException;
+
+    private static BadInputException Damaged(string path, Exception e) =>
+        new($"Checkpoint {path} is damaged ({e.Message.Split('\n')[0]}). Each run keeps two: resume from the other with " +
+            "--resume-from best, or load it with --checkpoint best.", e);
+
     private static BinaryReader Open(string path)
     {
-        if (!File.Exists(path)) throw new BadInputException($"No checkpoint at {path}.");
-        return new BinaryReader(File.OpenRead(path), Encoding.UTF8);
+        try
+        {
+            return new BinaryReader(File.OpenRead(path), Encoding.UTF8);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new BadInputException($"No checkpoint at {path}.", e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BadInputException($"Cannot read checkpoint {path}: {e.Message}", e);
+        }
     }
 
     private static CheckpointHeader ReadHeader(BinaryReader reader, string path)
@@ -118,12 +148,13 @@ public static class Checkpoint
             if (version != FormatVersion)
                 throw new BadInputException($"{path} has checkpoint format {version}; this VaeKit reads format {FormatVersion}.");
             int length = reader.ReadInt32();
+            if (length is <= 0 or > 16 << 20) throw new InvalidDataException($"implausible header length {length}");
             return JsonSerializer.Deserialize<CheckpointHeader>(reader.ReadBytes(length), Json.Compact)
                    ?? throw new BadInputException($"{path} has an empty header.");
         }
-        catch (Exception e) when (e is EndOfStreamException or JsonException)
+        catch (Exception e) when (e is JsonException || IsDamage(e))
         {
-            throw new BadInputException($"Checkpoint {path} is damaged ({e.Message}).", e);
+            throw Damaged(path, e);
         }
     }
 }

@@ -2,7 +2,7 @@ using VaeKit.Data;
 
 namespace VaeKit.Training;
 
-/// <summary>What a run tells its front end. Called on the training thread; implementations must be quick.</summary>
+/// <summary>What a run tells its front end, one call at a time (decode progress may come from worker threads, serialised); implementations must be quick.</summary>
 public interface ITrainingListener
 {
     void DataProgress(DecodeProgress progress) { }

@@ -19,7 +19,9 @@ public sealed class Trainer : IDisposable
 {
     private readonly AdamW _optimizer;
     private readonly Parameter[] _parameters;
+    private readonly Generator _noise;
 
+    /// <param name="model">Already on its device: the optimizer binds to these parameter tensors.</param>
     /// <param name="totalSteps">Length of the run in optimizer steps; the cosine schedule ends there.</param>
     public Trainer(AutoEncoder model, TrainConfig config, long totalSteps)
     {
@@ -27,6 +29,8 @@ public sealed class Trainer : IDisposable
         Config = config.Validate();
         TotalSteps = totalSteps;
         _parameters = model.parameters().ToArray();
+        _noise = new Generator((ulong)config.Seed + 0x5EEDUL, _parameters[0].device);
+        model.Noise = _noise;
 
         // Decoupled weight decay on conv/linear weights only: decaying norm scales and biases toward zero fights
         // normalisation and buys nothing. Both groups keep TorchSharp's parameter order, which the optimizer state
@@ -97,14 +101,17 @@ public sealed class Trainer : IDisposable
         sums.Add(images: x.shape[0], reconstruction: host[0], kl: host[1], pixelsPerImage: PixelsPerImage(x));
     }
 
-    /// <summary>Model weights and buffers, optimizer moments, step and the CPU generator: everything for a bit-exact resume on CPU.</summary>
+    /// <summary>
+    /// Step, model weights and buffers, optimizer moments and the noise generator: everything a bit-exact resume
+    /// needs. The layout is step (int64), then the model (also what <see cref="Checkpoint.LoadModel"/> reads), then the rest.
+    /// </summary>
     public void SaveState(BinaryWriter writer)
     {
         writer.Write(Step);
         Model.save(writer);
         _optimizer.save_state_dict(writer);
-        using var rng = torch.random.get_rng_state();
-        var bytes = rng.bytes.ToArray();
+        using var state = _noise.get_state();
+        var bytes = state.bytes.ToArray();
         writer.Write(bytes.Length);
         writer.Write(bytes);
     }
@@ -115,13 +122,19 @@ public sealed class Trainer : IDisposable
         Model.load(reader, strict: true);
         _optimizer.load_state_dict(reader);
         int length = reader.ReadInt32();
-        using var rng = tensor(reader.ReadBytes(length), ScalarType.Byte);
-        torch.random.set_rng_state(rng);
+        if (length is <= 0 or > 1 << 20) throw new InvalidDataException($"implausible generator state length {length}");
+        using var state = tensor(reader.ReadBytes(length), ScalarType.Byte);
+        _noise.set_state(state);
     }
 
     private static long PixelsPerImage(Tensor x) => x.shape[1] * x.shape[2] * x.shape[3];
 
-    public void Dispose() => _optimizer.Dispose();
+    public void Dispose()
+    {
+        Model.Noise = null;
+        _noise.Dispose();
+        _optimizer.Dispose();
+    }
 }
 
 /// <summary>Running sums over a split; per-image and per-pixel means come out at the end.</summary>

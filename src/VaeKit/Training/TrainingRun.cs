@@ -13,6 +13,20 @@ public enum RunOutcome { Completed, Interrupted, Diverged }
 
 public sealed record RunResult(RunOutcome Outcome, string Directory, long Step, EvalMetrics? Validation, double? BestLoss, string? Message);
 
+/// <summary>What <c>vae train --resume</c> may change: hardware, the epoch total, and which checkpoint to start from.</summary>
+public sealed record ResumeOptions
+{
+    public required string RunDirectory { get; init; }
+    /// <summary>"last" (default), "best", or a checkpoint file.</summary>
+    public string From { get; init; } = "last";
+    /// <summary>A larger total epoch count to extend a run; null = as stored.</summary>
+    public int? Epochs { get; init; }
+    public string? Device { get; init; }
+    public int? Threads { get; init; }
+    /// <summary>Continue although the data's fingerprint differs from the one recorded at the start.</summary>
+    public bool AllowDataChange { get; init; }
+}
+
 /// <summary>
 /// A whole <c>vae train</c>: loads the data, creates or resumes runs/NAME/, and runs epochs of
 /// <see cref="Trainer.BatchUpdate"/> with per-epoch validation, grids, metrics, TensorBoard and checkpoints.
@@ -36,6 +50,7 @@ public sealed class TrainingRun : IDisposable
     private readonly Tensor _gridImages;    // fixed images for the reconstruction grid
 
     private CheckpointHeader _position;
+    private long? _savedStep;               // step of the last.ckpt on disk, if this session wrote or loaded one
     private readonly Stopwatch _sinceSave = Stopwatch.StartNew();
     private readonly double _elapsedBefore;
 
@@ -48,6 +63,7 @@ public sealed class TrainingRun : IDisposable
         _trainer = trainer;
         _device = device;
         _position = position;
+        _savedStep = position.Step > 0 ? position.Step : null;
         _elapsedBefore = position.ElapsedSeconds;
         _listener = listener;
         _metrics = new MetricsLog(dir.Metrics);
@@ -63,24 +79,36 @@ public sealed class TrainingRun : IDisposable
     /// <summary>Starts a new run under <paramref name="runsRoot"/>/NAME.</summary>
     public static RunResult Train(RunConfig config, string runsRoot, ITrainingListener listener, CancellationToken cancellationToken)
     {
+        // Everything that can be checked without the data is checked before minutes of decoding.
         config.Train.Validate();
         config.Data.Validate();
+        (config.Model with { InChannels = config.Data.Channels ?? 3 }).Validate();
         var dir = new RunDirectory(Path.Combine(runsRoot, config.Name));
         if (File.Exists(dir.Config) || File.Exists(dir.Last))
             throw new BadInputException($"Run '{config.Name}' already exists at {dir.Path}. Continue it with --resume {dir.Path}, or pick another --name.");
-
+        EnsureWritable(runsRoot);
         var device = PrepareRuntime(config.Runtime);
-        var data = Load(config, listener, cancellationToken);
+        var spec = DataSpec.Parse(config.Data.Source);
+
+        var data = Load(config, spec, listener, cancellationToken);
         try
         {
-            config = config with { Model = config.Model with { InChannels = data.Description.Channels } };
+            config = config with
+            {
+                Model = config.Model with { InChannels = data.Description.Channels },
+                Data = config.Data with { Source = spec.ToArgument(), Fingerprint = data.Description.Fingerprint },
+            };
             config.Model.Validate();
-            torch.manual_seed(config.Train.Seed);    // weight init and the reparameterisation noise
+            torch.manual_seed(config.Train.Seed);    // weight initialisation; the noise has the trainer's own generator
             var model = new AutoEncoder(config.Model);
             model.to(device);
             var trainer = new Trainer(model, config.Train, TotalSteps(config.Train, data.Train.Count));
 
-            dir.Create();
+            try { dir.Create(); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new BadInputException($"Cannot create the run directory {dir.Path}: {e.Message}", e);
+            }
             WriteConfig(dir, config, data.Description, model.ParameterCount);
             var start = new CheckpointHeader { Config = config, Versions = TorchRuntime.Versions() };
             using var run = new TrainingRun(dir, config, data, trainer, device, start, listener);
@@ -93,31 +121,52 @@ public sealed class TrainingRun : IDisposable
         }
     }
 
-    /// <summary>Continues runs/NAME from checkpoints/last.ckpt, exactly where it stopped.</summary>
-    /// <param name="runtime">Device/threads for this session (not part of the experiment); null = as stored.</param>
-    /// <param name="epochs">A new total epoch count to extend a finished run; null = as stored.</param>
-    public static RunResult Resume(string runDirectory, RuntimeConfig? runtime, int? epochs, ITrainingListener listener, CancellationToken cancellationToken)
+    /// <summary>Continues a run from one of its checkpoints, exactly where that checkpoint stood.</summary>
+    public static RunResult Resume(ResumeOptions options, ITrainingListener listener, CancellationToken cancellationToken)
     {
-        var dir = new RunDirectory(runDirectory);
+        var dir = new RunDirectory(options.RunDirectory);
         if (!Directory.Exists(dir.Path)) throw new BadInputException($"No run directory at {dir.Path}.");
-        if (!File.Exists(dir.Last)) throw new BadInputException($"{dir.Path} has no checkpoints/last.ckpt to resume from.");
+        string checkpoint = options.From switch
+        {
+            "last" => dir.Last,
+            "best" => dir.Best,
+            _ => Path.GetFullPath(options.From),
+        };
 
-        var stored = Checkpoint.ReadHeader(dir.Last);
+        var stored = Checkpoint.ReadHeader(checkpoint);
+        if (options.Epochs is int epochs && epochs <= stored.Epoch)
+            throw new BadInputException($"--epochs {epochs} is not more than the {stored.Epoch} epoch(s) this run has finished; give a larger total to extend it.");
         var config = stored.Config with
         {
-            Runtime = runtime ?? stored.Config.Runtime,
-            Train = epochs is int e ? stored.Config.Train with { Epochs = e } : stored.Config.Train,
+            Runtime = stored.Config.Runtime with
+            {
+                Device = options.Device ?? stored.Config.Runtime.Device,
+                Threads = options.Threads ?? stored.Config.Runtime.Threads,
+            },
+            Train = options.Epochs is int e ? stored.Config.Train with { Epochs = e } : stored.Config.Train,
         };
         config.Train.Validate();
         var device = PrepareRuntime(config.Runtime);
-        var data = Load(config, listener, cancellationToken);
+
+        var data = Load(config, DataSpec.Parse(config.Data.Source), listener, cancellationToken);
         try
         {
-            if (data.Description.Channels != config.Model.InChannels || data.Description.ImageSize != config.Model.ImageSize)
-                throw new BadInputException($"The data of {dir.Path} no longer decodes to {config.Model.ImageSize} px × {config.Model.InChannels} channels.");
-            var (header, trainer) = Checkpoint.Load(dir.Last, _ => TotalSteps(config.Train, data.Train.Count));
-            trainer.Model.to(device);
+            if (data.Description.Channels != config.Model.InChannels)
+                throw new BadInputException($"The data of {dir.Path} now decodes to {data.Description.Channels} channel(s), the model takes {config.Model.InChannels}.");
+            if (config.Data.Fingerprint is string expected && expected != data.Description.Fingerprint)
+            {
+                if (!options.AllowDataChange)
+                    throw new BadInputException(
+                        $"The data ({config.Data.Source}) changed since this run started (fingerprint {data.Description.Fingerprint}, " +
+                        $"was {expected}): the resumed run would see other batches. Pass --allow-data-change to continue anyway.");
+                listener.Message($"warning: training continues on changed data ({data.Description.Fingerprint}, was {expected})");
+                config = config with { Data = config.Data with { Fingerprint = data.Description.Fingerprint } };
+            }
+
+            var (header, trainer) = Checkpoint.Load(checkpoint, config.Train, TotalSteps(config.Train, data.Train.Count), device);
             MetricsLog.TruncateForResume(dir.Metrics, header.Step, header.Epoch);
+            if (options.Epochs is not null)
+                UpdateStoredEpochs(dir, config.Train.Epochs);
             using var run = new TrainingRun(dir, config, data, trainer, device, header with { Config = config }, listener);
             return run.Loop(resumed: true, cancellationToken);
         }
@@ -136,7 +185,7 @@ public sealed class TrainingRun : IDisposable
         _listener.RunStarted(new RunStart(_config.Name, _dir.Path, _device.ToString(), torch.get_num_threads(),
             _trainer.Model.ParameterCount, _data.Description, stepsPerEpoch, totalSteps, _trainer.Step, resumed));
         if (resumed)
-            _metrics.Write(new JsonObject { ["type"] = "resume", ["step"] = _trainer.Step, ["epoch"] = _position.Epoch, ["time"] = Now() });
+            _metrics.Write(new JsonObject { ["type"] = "resume", ["step"] = _trainer.Step, ["epoch"] = _position.Epoch + 1, ["time"] = Now() });
 
         var rate = new RateMeter();
         EvalMetrics? lastValidation = null;
@@ -156,7 +205,9 @@ public sealed class TrainingRun : IDisposable
                     catch (DivergedException e)
                     {
                         _metrics.Write(new JsonObject { ["type"] = "stop", ["reason"] = "diverged", ["step"] = _trainer.Step + 1, ["epoch"] = epoch + 1, ["time"] = Now() });
-                        string kept = File.Exists(_dir.Last) ? $" The last good checkpoint is {_dir.Last} (step {_position.Step})." : "";
+                        string kept = _savedStep is long saved
+                            ? $" The last good checkpoint is {_dir.Last} (step {saved}); --resume keeps the stored settings, so start a new run to change them."
+                            : "";
                         return new RunResult(RunOutcome.Diverged, _dir.Path, _trainer.Step, lastValidation, _position.BestLoss, e.Message + kept);
                     }
 
@@ -299,6 +350,7 @@ public sealed class TrainingRun : IDisposable
     private void SaveLast()
     {
         Checkpoint.Save(_dir.Last, Stamp(), _trainer);
+        _savedStep = _trainer.Step;
         _sinceSave.Restart();
     }
 
@@ -325,18 +377,45 @@ public sealed class TrainingRun : IDisposable
         return TorchRuntime.ResolveDevice(runtime.Device);
     }
 
-    private static LoadedDataset Load(RunConfig config, ITrainingListener listener, CancellationToken cancellationToken)
+    private static LoadedDataset Load(RunConfig config, DataSpec spec, ITrainingListener listener, CancellationToken cancellationToken)
     {
         var options = new DataOptions
         {
-            Source = DataSpec.Parse(config.Data.Source),
+            Source = spec,
             ImageSize = config.Model.ImageSize,
             Channels = config.Data.Channels,
             ValidationFraction = config.Data.ValidationFraction,
-            Seed = config.Train.Seed,
+            Seed = DataConfig.SplitSeed,
             CacheDirectory = config.Data.CacheDirectory,
         };
         return DatasetLoader.Load(options, new Progress(listener), cancellationToken);
+    }
+
+    /// <summary>Fails early, with exit code 2, when runs cannot be written where asked.</summary>
+    private static void EnsureWritable(string runsRoot)
+    {
+        try
+        {
+            if (File.Exists(runsRoot))
+                throw new BadInputException($"--runs-dir {runsRoot} is a file; runs need a directory.");
+            Directory.CreateDirectory(runsRoot);
+            var probe = Path.Combine(runsRoot, $".write-test-{Environment.ProcessId}");
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BadInputException($"Cannot write runs to {Path.GetFullPath(runsRoot)}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>config.json records the run's current total when --resume --epochs extends it.</summary>
+    private static void UpdateStoredEpochs(RunDirectory dir, int epochs)
+    {
+        if (!File.Exists(dir.Config)) return;
+        var node = JsonNode.Parse(File.ReadAllText(dir.Config))!.AsObject();
+        if (node["train"] is JsonObject train) train["epochs"] = epochs;
+        Json.WriteAllTextAtomic(dir.Config, node.ToJsonString(Json.Indented) + "\n");
     }
 
     private static void WriteConfig(RunDirectory dir, RunConfig config, DatasetDescription dataset, long parameters)
@@ -359,10 +438,18 @@ public sealed class TrainingRun : IDisposable
         _data.Dispose();
     }
 
-    /// <summary>Forwards decode progress synchronously (System.Progress would post to the thread pool out of order).</summary>
+    /// <summary>
+    /// Forwards decode progress synchronously and one report at a time: the loader reports from its worker threads,
+    /// and listeners are written for one caller (System.Progress would post to the thread pool, out of order).
+    /// </summary>
     private sealed class Progress(ITrainingListener listener) : IProgress<DecodeProgress>
     {
-        public void Report(DecodeProgress value) => listener.DataProgress(value);
+        private readonly Lock _gate = new();
+
+        public void Report(DecodeProgress value)
+        {
+            lock (_gate) listener.DataProgress(value);
+        }
     }
 
     /// <summary>Images per second as an exponential moving average of step wall time.</summary>

@@ -74,7 +74,39 @@ public class CliTests
         var (exit, _, error) = CliRunner.Run("train", "--data", dir.Path, "--runs-dir", dir["runs"]);
         Assert.Equal(ExitCodes.BadInput, exit);
         Assert.Contains(dir.Path, error);
-        Assert.False(Directory.Exists(dir["runs"]));      // nothing is created for a run that cannot start
+        Assert.Empty(Directory.EnumerateFileSystemEntries(dir["runs"]));   // no run directory for a run that cannot start
+    }
+
+    [Fact]
+    public void A_runs_dir_that_is_a_file_is_bad_input_before_any_decoding()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir["runs"], "");
+        var (exit, _, error) = CliRunner.Run("train", "--runs-dir", dir["runs"], "--cache-dir", dir["cache"]);
+        Assert.Equal(ExitCodes.BadInput, exit);
+        Assert.Contains("is a file", error);
+        Assert.False(Directory.Exists(dir["cache"]));
+    }
+
+    [Fact]
+    public void An_image_size_the_synthetic_faces_cannot_take_is_bad_input()
+    {
+        using var dir = new TempDir();
+        var (exit, _, error) = CliRunner.Run("train", "--image-size", "512", "--runs-dir", dir["runs"], "--cache-dir", dir["cache"]);
+        Assert.Equal(ExitCodes.BadInput, exit);
+        Assert.Contains("512", error);
+    }
+
+    [Fact]
+    public void Resuming_from_a_damaged_checkpoint_is_bad_input_with_a_way_out()
+    {
+        using var dir = new TempDir();
+        Directory.CreateDirectory(dir["run/checkpoints"]);
+        File.WriteAllBytes(dir["run/checkpoints/last.ckpt"], [.. "VAEKIT-CKPT"u8, 1, 0, 0, 0, .. "garbage that is not a header"u8]);
+        var (exit, _, error) = CliRunner.Run("train", "--resume", dir["run"]);
+        Assert.Equal(ExitCodes.BadInput, exit);
+        Assert.Contains("--resume-from best", error);
+        Assert.DoesNotContain("   at ", error);
     }
 
     [Fact]

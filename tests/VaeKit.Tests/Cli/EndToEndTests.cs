@@ -41,6 +41,13 @@ public class EndToEndTests
             Assert.NotNull(bitmap);
         }
 
+        if (File.Exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"))
+        {
+            // Other data is decoded at the run's size and channels: grey 28 px clothes become 32 px colour images.
+            var (code, o, e) = CliRunner.Run("reconstruct", "--run", run, "--data", "fashion-mnist", "--out", dir["f.png"], "--n", "8");
+            Assert.True(code == 0, o + e);
+        }
+
         var (resumed, rOut, rErr) = CliRunner.Run("train", "--resume", run, "--epochs", "3");
         Assert.True(resumed == 0, rOut + rErr);
         Assert.True(File.Exists(Path.Combine(run, "images/epoch_003_samples.png")));

@@ -47,9 +47,10 @@ public class TrainerTests
         using var first = new Trainer(firstModel, Train, totalSteps: 10);
         var actual = Steps(first, images, 0, 6);
         Checkpoint.Save(dir["last.ckpt"], new CheckpointHeader { Config = run, Step = first.Step }, first);
-        _ = Steps(first, images, 6, 8);      // the original goes on and moves the global RNG: the checkpoint must not care
+        _ = Steps(first, images, 6, 8);      // the original goes on, moving its noise generator: the checkpoint must not care
+        manual_seed(99);                     // and the global generator is somewhere else entirely
 
-        var (header, resumed) = Checkpoint.Load(dir["last.ckpt"], _ => 10);
+        var (header, resumed) = Checkpoint.Load(dir["last.ckpt"], Train, totalSteps: 10, CPU);
         using (resumed.Model)
         using (resumed)
         {
@@ -94,8 +95,14 @@ public class TrainerTests
         var bytes = File.ReadAllBytes(dir["c.ckpt"]);
         File.WriteAllBytes(dir["c.ckpt"], bytes[..(bytes.Length * 2 / 3)]);
 
-        var e = Assert.Throws<BadInputException>(() => Checkpoint.Load(dir["c.ckpt"], _ => 1));
+        var e = Assert.Throws<BadInputException>(() => Checkpoint.Load(dir["c.ckpt"], Train, 1, CPU));
         Assert.Contains("c.ckpt", e.Message);
+        Assert.Contains("--resume-from best", e.Message);
+
+        File.WriteAllBytes(dir["c.ckpt"], [.. "VAEKIT-CKPT"u8, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f]);   // header length 2^31−1
+        Assert.Throws<BadInputException>(() => Checkpoint.ReadHeader(dir["c.ckpt"]));
+        File.WriteAllText(dir["c.ckpt"], "not a checkpoint at all");
+        Assert.Throws<BadInputException>(() => Checkpoint.ReadHeader(dir["c.ckpt"]));
     }
 
     [Fact]
@@ -146,7 +153,7 @@ public class TrainerTests
     [InlineData(0, 1e-2 / 2)]        // warm-up: step 1 of 2
     [InlineData(1, 1e-2)]            // warm-up done
     [InlineData(6, 1e-2 * 0.5)]      // cosine half-way between step 2 and 10
-    [InlineData(10, 0)]
+    [InlineData(9, 1e-2 * 0.038060233744356624)]   // the last step taken: ½(1 + cos(7π/8)) of the peak
     public void Learning_rate_warms_up_then_follows_a_cosine(long step, double expected)
     {
         Assert.Equal(expected, LearningRate.At(Train, step, totalSteps: 10), 12);

@@ -91,7 +91,7 @@ internal static class ConsoleListeners
         public void DataProgress(DecodeProgress p)
         {
             if (IsNotice(p)) { console.WriteLine(p.Stage); return; }
-            if (p.Done == p.Total || _sinceLine.Elapsed.TotalSeconds >= 5)
+            if (p.Total > 0 && (p.Done == p.Total || _sinceLine.Elapsed.TotalSeconds >= 5))
             {
                 console.WriteLine($"{p.Stage}: {p.Done}/{p.Total}");
                 _sinceLine.Restart();

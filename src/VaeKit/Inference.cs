@@ -47,7 +47,7 @@ public sealed class TrainedModel : IDisposable
         if (!(temperature >= 0)) throw new BadInputException($"--temperature must be 0 or more (got {temperature}).");
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var generator = new Generator((ulong)seed);
+        using var generator = new Generator((ulong)seed);
         var z = randn([n, Config.Model.Latent], generator: generator).mul(temperature).to(Device);
         return Model.Decode(z).cpu().MoveToOuterDisposeScope();
     }

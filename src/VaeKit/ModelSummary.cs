@@ -19,10 +19,12 @@ public sealed record ModelSummary(ModelConfig Config, long Parameters, IReadOnly
         var fired = new List<(string Name, nn.Module<Tensor, Tensor> Module, long[] Shape)>();   // in execution order
         var removers = new List<Action>();
 
+        var blocks = new List<string>();
         foreach (var (name, module) in model.named_modules())
         {
             // Residual blocks are shown whole; their insides add nothing but length.
-            if (name.Contains(".blocks.") && name.Split('.').Length > 5) continue;
+            if (blocks.Any(b => name.StartsWith(b + ".", StringComparison.Ordinal))) continue;
+            if (module is ResidualBlock) blocks.Add(name);
             if (module is not (Conv2d or ConvTranspose2d or Linear or ResidualBlock or BatchNorm2d or GroupNorm)) continue;
             if (module is BatchNorm2d or GroupNorm && !name.EndsWith("norm_out", StringComparison.Ordinal)) continue;
             var layer = (nn.Module<Tensor, Tensor>)module;

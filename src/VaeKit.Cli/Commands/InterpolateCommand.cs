@@ -16,7 +16,7 @@ internal static class InterpolateCommand
         var data = new Option<string?>("--data") { Description = "Images to take the pairs from [default: the run's validation split]" };
         var pairs = new Option<int>("--pairs") { Description = "Number of image pairs (one row each)", DefaultValueFactory = _ => 8 };
         var steps = new Option<int>("--steps") { Description = "Images per row, both ends included", DefaultValueFactory = _ => 10 };
-        var scale = new Option<int>("--scale") { Description = "Nearest-neighbour enlargement of each image", DefaultValueFactory = _ => 2 };
+        var scale = RunOptions.Scale();
 
         var command = new Command("interpolate", "Decode straight lines between the latent codes of image pairs.") { run, checkpoint, data, pairs, steps, scale, device, output };
         command.SetAction(r =>

@@ -17,7 +17,7 @@ internal static class ReconstructCommand
         var data = new Option<string?>("--data") { Description = "Images to reconstruct [default: the run's validation split]" };
         var n = new Option<int>("--n") { Description = "Number of images", DefaultValueFactory = _ => 32 };
         var columns = new Option<int>("--columns") { Description = "Images per grid row", DefaultValueFactory = _ => 8 };
-        var scale = new Option<int>("--scale") { Description = "Nearest-neighbour enlargement of each image", DefaultValueFactory = _ => 2 };
+        var scale = RunOptions.Scale();
 
         var command = new Command("reconstruct", "Encode and decode images with a trained run; originals above reconstructions.") { run, checkpoint, data, n, columns, scale, device, output };
         command.SetAction(r =>

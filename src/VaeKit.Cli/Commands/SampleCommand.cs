@@ -17,7 +17,7 @@ internal static class SampleCommand
         var temperature = new Option<double>("--temperature") { Description = "Scale of z ~ N(0, I); < 1 gives safer, blander faces", DefaultValueFactory = _ => 1.0 };
         var seed = new Option<int>("--seed") { Description = "Seed of the z draws", DefaultValueFactory = _ => 0 };
         var columns = new Option<int>("--columns") { Description = "Images per grid row", DefaultValueFactory = _ => 8 };
-        var scale = new Option<int>("--scale") { Description = "Nearest-neighbour enlargement of each image", DefaultValueFactory = _ => 2 };
+        var scale = RunOptions.Scale();
 
         var command = new Command("sample", "Generate images from random latent codes of a trained run.") { run, checkpoint, n, temperature, seed, columns, scale, device, output };
         command.SetAction(r =>

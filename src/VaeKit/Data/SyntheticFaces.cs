@@ -89,23 +89,16 @@ public static class SyntheticFaces
         }
     }
 
-    /// <summary>SplitMix64 (Steele, Lea and Flood 2014): tiny, fast, and fixed forever, unlike System.Random.</summary>
+    /// <summary>Drawing choices from a <see cref="SplitMix64"/> stream: fixed forever, unlike System.Random.</summary>
     private struct Rng
     {
-        private ulong _state;
+        private SplitMix64 _stream;
 
         public Rng(int seed, int index) =>
             // Hashing the seed before adding the index keeps sets with neighbouring seeds unrelated.
-            _state = Mix(Mix((ulong)(uint)seed ^ 0xD1B54A32D192ED03UL) + (ulong)(uint)index);
+            _stream = new SplitMix64(SplitMix64.Mix(SplitMix64.Mix((ulong)(uint)seed ^ 0xD1B54A32D192ED03UL) + (ulong)(uint)index));
 
-        private static ulong Mix(ulong z)
-        {
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-            return z ^ (z >> 31);
-        }
-
-        private ulong Next() => Mix(_state += 0x9E3779B97F4A7C15UL);
+        private ulong Next() => _stream.Next();
 
         /// <summary>Uniform in [0, 1) with 24 bits, exactly representable as a float.</summary>
         public float Float() => (Next() >> 40) * (1f / (1 << 24));

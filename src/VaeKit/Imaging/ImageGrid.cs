@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using SkiaSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -55,10 +54,8 @@ public static class ImageGrid
         var rgb = hwc.shape[2] == 1 ? hwc.expand(-1, -1, 3) : hwc;
         var rgba = cat([rgb.cpu(), full(height, width, 1, 255, ScalarType.Byte)], 2).contiguous();
 
-        using var bitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque));
-        var bytes = rgba.bytes;
-        Marshal.Copy(bytes.ToArray(), 0, bitmap.GetPixels(), bytes.Length);
-        using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
+        using var image = SKImage.FromPixelCopy(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque), rgba.bytes);
+        using var data = image.Encode(SKEncodedImageFormat.Png, 100);
         AtomicFile.Write(path, stream => data.SaveTo(stream));
     }
 }

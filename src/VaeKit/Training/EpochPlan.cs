@@ -21,7 +21,7 @@ public sealed class EpochPlan : IDisposable
         BatchSize = Math.Min(batchSize, images.Count);
         // The last partial batch is dropped: BatchNorm statistics of a ragged few-image batch would be noise.
         StepsPerEpoch = Count(images.Count, batchSize);
-        var generator = new Generator((ulong)seed * 1_000_003UL + (ulong)epoch);
+        using var generator = new Generator((ulong)seed * 1_000_003UL + (ulong)epoch);
         _order = randperm(images.Count, generator: generator).DetachFromDisposeScope();
         _flip = flip ? rand(images.Count, generator: generator).lt(0.5).DetachFromDisposeScope() : null;
     }

@@ -7,7 +7,6 @@ namespace VaeKit.Training;
 public sealed class RunDirectory(string path)
 {
     public string Path { get; } = System.IO.Path.GetFullPath(path);
-    public string Name => System.IO.Path.GetFileName(Path.TrimEnd('/'));
     public string Config => System.IO.Path.Combine(Path, "config.json");
     public string Metrics => System.IO.Path.Combine(Path, "metrics.jsonl");
     public string Images => System.IO.Path.Combine(Path, "images");

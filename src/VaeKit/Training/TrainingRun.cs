@@ -69,8 +69,9 @@ public sealed class TrainingRun : IDisposable
         _metrics = new MetricsLog(dir.Metrics);
         _tensorBoard = torch.utils.tensorboard.SummaryWriter(dir.TensorBoard);
 
-        var generator = new Generator((ulong)config.Train.Seed + 7919UL);
-        _sampleZ = randn([SampleImages, config.Model.Latent], generator: generator).to(device).DetachFromDisposeScope();
+        using var generator = new Generator((ulong)config.Train.Seed + 7919UL);
+        using (var z = randn([SampleImages, config.Model.Latent], generator: generator))
+            _sampleZ = z.to(device).DetachFromDisposeScope();
         var source = data.Validation.Count > 0 ? data.Validation : data.Train;
         using var first = source.Pixels.narrow(0, 0, Math.Min(ReconstructionImages, source.Count));
         _gridImages = EpochPlan.ToModelInput(first, device).DetachFromDisposeScope();

@@ -95,5 +95,12 @@ public sealed class TrainedModel : IDisposable
             CacheDirectory = Config.Data.CacheDirectory,
         }, progress, cancellationToken);
 
+    /// <summary>
+    /// The images to show from <paramref name="data"/>: the held-out validation split when it is the run's own data
+    /// and large enough, otherwise everything that was loaded.
+    /// </summary>
+    public static DecodedImages Showcase(LoadedDataset data, bool runData, int needed) =>
+        runData && data.Validation.Count >= needed ? data.Validation : data.Train;
+
     public void Dispose() => Model.Dispose();
 }

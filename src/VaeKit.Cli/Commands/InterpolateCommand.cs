@@ -24,7 +24,7 @@ internal static class InterpolateCommand
             using var model = TrainedModel.Load(r.GetValue(run)!, r.GetValue(checkpoint)!, r.GetValue(device)!);
             string? source = r.GetValue(data);
             using var loaded = model.LoadData(source);
-            var images = source is null && loaded.Validation.Count >= 2 * r.GetValue(pairs) ? loaded.Validation : loaded.Train;
+            var images = TrainedModel.Showcase(loaded, runData: source is null, needed: 2 * r.GetValue(pairs));
             using var path = model.Interpolate(images, r.GetValue(pairs), r.GetValue(steps));
             using var grid = ImageGrid.Make(path, r.GetValue(steps), scale: Math.Max(1, r.GetValue(scale)));
             string file = RunOptions.OutPath(r.GetValue(output), model.Run.Path, "interpolation");

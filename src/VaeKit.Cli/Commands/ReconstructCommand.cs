@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Spectre.Console;
+using TorchSharp;
 using VaeKit.Imaging;
-using VaeKit.Training;
 
 namespace VaeKit.Cli.Commands;
 
@@ -25,7 +25,7 @@ internal static class ReconstructCommand
             using var model = TrainedModel.Load(r.GetValue(run)!, r.GetValue(checkpoint)!, r.GetValue(device)!);
             string? source = r.GetValue(data);
             using var loaded = model.LoadData(source);
-            var images = source is null && loaded.Validation.Count > 0 ? loaded.Validation : loaded.Train;
+            var images = TrainedModel.Showcase(loaded, runData: source is null, needed: 1);
             var (originals, reconstructions) = model.Reconstruct(images, r.GetValue(n));
             using (originals)
             using (reconstructions)
@@ -35,8 +35,9 @@ internal static class ReconstructCommand
                 using var grid = ImageGrid.Make(pairs, cols, scale: Math.Max(1, r.GetValue(scale)));
                 string path = RunOptions.OutPath(r.GetValue(output), model.Run.Path, "reconstruction");
                 ImageGrid.SavePng(grid, path);
-                using var sse = Losses.SquaredErrorPerImage(reconstructions, originals);
-                double mse = sse.mean().item<float>() / (originals.shape[1] * originals.shape[2] * originals.shape[3]);
+                double mse;
+                using (torch.NewDisposeScope())
+                    mse = Losses.SquaredErrorPerImage(reconstructions, originals).mean().item<float>() / (originals.shape[1] * originals.shape[2] * originals.shape[3]);
                 console.MarkupLineInterpolated($"wrote {originals.shape[0]} pairs (mse {mse:F5}, psnr {Losses.Psnr(mse):F2} dB) → {path}");
             }
             return ExitCodes.Ok;

@@ -268,19 +268,9 @@ public sealed class TrainingRun : IDisposable
             ["seconds"] = seconds, ["time"] = Now(),
         };
         if (validation is not null)
-        {
-            row["val_loss"] = validation.Loss;
-            row["val_reconstruction"] = validation.Reconstruction;
-            row["val_kl"] = validation.Kl;
-            row["val_mse"] = validation.Mse;
-            row["val_psnr"] = validation.Psnr;
-            int step = (int)_trainer.Step;
-            _tensorBoard.add_scalar("val/loss", (float)validation.Loss, step);
-            _tensorBoard.add_scalar("val/reconstruction", (float)validation.Reconstruction, step);
-            _tensorBoard.add_scalar("val/kl", (float)validation.Kl, step);
-            _tensorBoard.add_scalar("val/mse", (float)validation.Mse, step);
-            _tensorBoard.add_scalar("val/psnr", (float)validation.Psnr, step);
-        }
+            Record(row, "val_", "val/", _trainer.Step,
+                ("loss", validation.Loss), ("reconstruction", validation.Reconstruction), ("kl", validation.Kl),
+                ("mse", validation.Mse), ("psnr", validation.Psnr));
         row["best"] = isBest;
         _metrics.Write(row);
 
@@ -330,22 +320,23 @@ public sealed class TrainingRun : IDisposable
 
     private void LogStep(StepMetrics step, int epoch, double imagesPerSecond)
     {
-        _metrics.Write(new JsonObject
+        var row = new JsonObject { ["type"] = "train", ["step"] = step.Step, ["epoch"] = epoch };
+        Record(row, "", "train/", step.Step,
+            ("loss", step.Loss), ("reconstruction", step.Reconstruction), ("kl", step.Kl), ("mse", step.Mse),
+            ("psnr", step.Psnr), ("kl_weight", step.KlWeight), ("lr", step.LearningRate), ("grad_norm", step.GradNorm),
+            ("img_per_sec", imagesPerSecond));
+        row["time"] = Now();
+        _metrics.Write(row);
+    }
+
+    /// <summary>The same numbers under one name in metrics.jsonl (key prefix) and TensorBoard (tag prefix).</summary>
+    private void Record(JsonObject row, string keyPrefix, string tagPrefix, long step, params (string Name, double Value)[] values)
+    {
+        foreach (var (name, value) in values)
         {
-            ["type"] = "train", ["step"] = step.Step, ["epoch"] = epoch,
-            ["loss"] = step.Loss, ["reconstruction"] = step.Reconstruction, ["kl"] = step.Kl,
-            ["mse"] = step.Mse, ["psnr"] = step.Psnr, ["kl_weight"] = step.KlWeight, ["lr"] = step.LearningRate,
-            ["grad_norm"] = step.GradNorm, ["img_per_sec"] = imagesPerSecond, ["time"] = Now(),
-        });
-        int s = (int)step.Step;
-        _tensorBoard.add_scalar("train/loss", (float)step.Loss, s);
-        _tensorBoard.add_scalar("train/reconstruction", (float)step.Reconstruction, s);
-        _tensorBoard.add_scalar("train/kl", (float)step.Kl, s);
-        _tensorBoard.add_scalar("train/mse", (float)step.Mse, s);
-        _tensorBoard.add_scalar("train/psnr", (float)step.Psnr, s);
-        _tensorBoard.add_scalar("train/kl_weight", (float)step.KlWeight, s);
-        _tensorBoard.add_scalar("train/lr", (float)step.LearningRate, s);
-        _tensorBoard.add_scalar("train/img_per_sec", (float)imagesPerSecond, s);
+            row[keyPrefix + name] = value;
+            _tensorBoard.add_scalar(tagPrefix + name, (float)value, (int)step);
+        }
     }
 
     private void SaveLast()

@@ -24,19 +24,19 @@ internal static class TrainCommand
     private static readonly Option<string> Schedule = new Option<string>("--schedule") { Description = "Learning rate after warm-up", HelpName = "cosine|constant", DefaultValueFactory = _ => "cosine" }.AcceptOnlyFromAmong("cosine", "constant");
     private static readonly Option<int> Warmup = new("--warmup") { Description = "Linear warm-up steps", DefaultValueFactory = _ => TrainDefaults.WarmupSteps };
     private static readonly Option<double> GradClip = new("--grad-clip") { Description = "Clip the global gradient norm (0 = off)", DefaultValueFactory = _ => TrainDefaults.GradClip };
-    private static readonly Option<int> Seed = new("--seed") { Description = "Seed for weights, data split, order and noise", DefaultValueFactory = _ => TrainDefaults.Seed };
+    private static readonly Option<int> Seed = new("--seed") { Description = "Seed for weights, batch order, flips and noise (the validation split is fixed)", DefaultValueFactory = _ => TrainDefaults.Seed };
     private static readonly Option<int?> MaxSteps = new("--max-steps") { Description = "Stop after this many steps in total [default: all epochs]" };
     private static readonly Option<int> LogEvery = new("--log-every") { Description = "Write a train row to metrics.jsonl every N steps", DefaultValueFactory = _ => TrainDefaults.LogEvery };
     private static readonly Option<double> ValFraction = new("--val-fraction") { Description = "Held-out validation fraction (Fashion-MNIST uses its test split)", DefaultValueFactory = _ => DataDefaults.ValidationFraction };
     private static readonly Option<bool> Flip = new("--flip") { Description = "Random horizontal flips of training images" };
     private static readonly Option<int?> Channels = new("--channels") { Description = "1 (grey) or 3 (colour) [default: the data's]" };
-    private static readonly Option<string?> CacheDir = new("--cache-dir") { Description = "Decoded-dataset cache [default: $XDG_CACHE_HOME/vaekit or ~/.cache/vaekit]" };
+    private static readonly Option<string?> CacheDir = new("--cache-dir") { Description = "Decoded-dataset cache [default: $VAEKIT_CACHE, else $XDG_CACHE_HOME/vaekit, else ~/.cache/vaekit]" };
     private static readonly Option<bool> NoCache = new("--no-cache") { Description = "Decode every time; write no cache" };
     private static readonly Option<string> Device = new("--device") { Description = "cpu, cuda or auto (cuda when the loaded libtorch has a GPU)", DefaultValueFactory = _ => "auto" };
     private static readonly Option<int?> Threads = new("--threads") { Description = "CPU threads for libtorch [default: one per core]" };
     private static readonly Option<string?> Name = new("--name") { Description = "Run name; the run goes to RUNS-DIR/NAME [default: PRESET-MODEL-TIMESTAMP]" };
     private static readonly Option<string> RunsDir = new("--runs-dir") { Description = "Where runs are created", DefaultValueFactory = _ => "runs" };
-    private static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this directory where it stopped (its stored settings; --epochs, --device, --threads may change)" };
+    private static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this directory where it stopped (its stored settings; --epochs, --device, --threads and a moved --data may change)" };
     private static readonly Option<string> ResumeFrom = new("--resume-from") { Description = "With --resume: last, best, or a checkpoint file", DefaultValueFactory = _ => "last" };
     private static readonly Option<bool> AllowDataChange = new("--allow-data-change") { Description = "With --resume: continue even if the data's fingerprint changed" };
 
@@ -106,6 +106,7 @@ internal static class TrainCommand
                 var options = new ResumeOptions
                 {
                     RunDirectory = resume,
+                    Data = r.GetValue(Data),
                     From = r.GetValue(ResumeFrom)!,
                     Epochs = Given(r, Epochs) ? r.GetValue(Epochs) : null,
                     Device = Given(r, Device) ? r.GetValue(Device) : null,
@@ -116,6 +117,8 @@ internal static class TrainCommand
             }
             else
             {
+                if (Given(r, ResumeFrom) || r.GetValue(AllowDataChange))
+                    throw new BadInputException("--resume-from and --allow-data-change only make sense with --resume DIR.");
                 var config = ToConfig(r, models, DateTimeOffset.Now);
                 result = ConsoleListeners.Run(console, listener => TrainingRun.Train(config, r.GetValue(RunsDir)!, listener, cancel.Token));
             }
@@ -152,7 +155,7 @@ internal static class TrainCommand
     private static void WarnIgnoredWithResume(ParseResult r, IAnsiConsole console)
     {
         var ignored = r.CommandResult.Children.OfType<System.CommandLine.Parsing.OptionResult>()
-            .Where(o => !o.Implicit && o.Option.Name is not ("--resume" or "--resume-from" or "--allow-data-change" or "--epochs" or "--device" or "--threads"))
+            .Where(o => !o.Implicit && o.Option.Name is not ("--resume" or "--resume-from" or "--allow-data-change" or "--epochs" or "--device" or "--threads" or "--data"))
             .Select(o => o.Option.Name).ToList();
         if (ignored.Count > 0)
             console.MarkupLineInterpolated($"[yellow]--resume continues with the run's stored settings; ignoring {string.Join(", ", ignored)}[/]");

@@ -33,7 +33,9 @@ internal static class DatasetCache
     public static string Key(string kind, byte[] sourceFingerprint, int size, int channels)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        hash.AppendData(Encoding.UTF8.GetBytes($"vaekit-dataset/{FormatVersion}/{kind}/{size}/{channels}/"));
+        // The SkiaSharp version is in the key: another Skia build can resize to slightly different pixels.
+        string skia = typeof(SkiaSharp.SKBitmap).Assembly.GetName().Version?.ToString() ?? "?";
+        hash.AppendData(Encoding.UTF8.GetBytes($"vaekit-dataset/{FormatVersion}/skia-{skia}/{kind}/{size}/{channels}/"));
         hash.AppendData(sourceFingerprint);
         return Convert.ToHexStringLower(hash.GetHashAndReset(), 0, 16);
     }

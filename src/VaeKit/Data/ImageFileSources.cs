@@ -169,7 +169,9 @@ internal sealed class ZipSource : ImageFileSource
         entries.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
 
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        Append(hash, "zip", info.Length, info.LastWriteTimeUtc.Ticks);
+        // Entry names, sizes and CRC-32s identify the content; the archive's own date and path do not, so a copied
+        // or moved archive keeps its cache and its runs stay resumable.
+        Append(hash, "zip", 0, 0);
         foreach (var e in entries) Append(hash, e.Name, e.Length, e.Crc);
         return new ZipSource(path, entries.ConvertAll(e => e.Name).ToArray(), entries.ConvertAll(e => e.Index).ToArray(), hash.GetHashAndReset());
     }

@@ -20,7 +20,7 @@ public static class ImageGrid
         if (scale > 1) x = x.repeat_interleave(scale, dim: 2).repeat_interleave(scale, dim: 3);
         long n = x.shape[0], h = x.shape[2], w = x.shape[3];
         long cols = Math.Min(columns, n), rows = (n + cols - 1) / cols;
-        const float padValue = 0.85f;
+        const float padValue = Background;
 
         if (rows * cols > n)   // fill the last row with background
             x = cat([x, full(rows * cols - n, 3, h, w, padValue)], 0);
@@ -32,7 +32,11 @@ public static class ImageGrid
         return x.mul(255).round_().to_type(ScalarType.Byte).permute(1, 2, 0).contiguous().MoveToOuterDisposeScope();
     }
 
-    /// <summary>Pairs rows: originals (N, C, h, w) above their reconstructions, <paramref name="columns"/> per row.</summary>
+    /// <summary>
+    /// Pairs rows: originals (N, C, h, w) above their reconstructions, <paramref name="columns"/> per row. A short last
+    /// row is filled with background tiles so every original stays above its own reconstruction; pass the result
+    /// to <see cref="Make"/> with the same column count.
+    /// </summary>
     public static Tensor Interleave(Tensor originals, Tensor reconstructions, int columns)
     {
         using var scope = NewDisposeScope();
@@ -40,11 +44,18 @@ public static class ImageGrid
         for (long start = 0; start < originals.shape[0]; start += columns)
         {
             long length = Math.Min(columns, originals.shape[0] - start);
-            chunks.Add(originals.narrow(0, start, length).cpu());
-            chunks.Add(reconstructions.narrow(0, start, length).cpu());
+            chunks.Add(PadRow(originals.narrow(0, start, length).cpu(), columns));
+            chunks.Add(PadRow(reconstructions.narrow(0, start, length).cpu(), columns));
         }
         return cat(chunks, 0).MoveToOuterDisposeScope();
     }
+
+    private const float Background = 0.85f;
+
+    private static Tensor PadRow(Tensor row, int columns) =>
+        row.shape[0] == columns
+            ? row
+            : cat([row, full([columns - row.shape[0], row.shape[1], row.shape[2], row.shape[3]], Background)], 0);
 
     /// <summary>Encodes an (H, W, 3) or (H, W, 1) uint8 tensor as PNG and writes it atomically.</summary>
     public static void SavePng(Tensor hwc, string path)
@@ -56,6 +67,13 @@ public static class ImageGrid
 
         using var image = SKImage.FromPixelCopy(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque), rgba.bytes);
         using var data = image.Encode(SKEncodedImageFormat.Png, 100);
-        AtomicFile.Write(path, stream => data.SaveTo(stream));
+        try
+        {
+            AtomicFile.Write(path, stream => data.SaveTo(stream));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            throw new BadInputException($"Cannot write {path}: {e.Message}", e);
+        }
     }
 }

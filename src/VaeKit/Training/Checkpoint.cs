@@ -118,9 +118,25 @@ public static class Checkpoint
     private static bool IsDamage(Exception e) =>
         e is EndOfStreamException or IOException or InvalidDataException or ArgumentException or System.Runtime.InteropServices.ExternalException;
 
-    private static BadInputException Damaged(string path, Exception e) =>
-        new($"Checkpoint {path} is damaged ({e.Message.Split('\n')[0]}). Each run keeps two: resume from the other with " +
-            "--resume-from best, or load it with --checkpoint best.", e);
+    private static BadInputException Damaged(string path, Exception e)
+    {
+        string other = Path.GetFileName(path) == "best.ckpt" ? "last" : "best";
+        return new($"Checkpoint {path} is damaged ({e.Message.Split('\n')[0]}). Each run keeps two: resume from the other with " +
+                   $"--resume-from {other}, or load it with --checkpoint {other}.", e);
+    }
+
+    /// <summary>Cheap whole-file check before minutes of data loading: the header parses and the end marker is there.</summary>
+    public static CheckpointHeader Verify(string path)
+    {
+        var header = ReadHeader(path);
+        using var stream = File.OpenRead(path);
+        var tail = new byte[EndMarker.Length];
+        stream.Seek(-EndMarker.Length, SeekOrigin.End);
+        stream.ReadExactly(tail);
+        if (!tail.AsSpan().SequenceEqual(EndMarker))
+            throw Damaged(path, new InvalidDataException("no end marker: the file is truncated"));
+        return header;
+    }
 
     private static BinaryReader Open(string path)
     {

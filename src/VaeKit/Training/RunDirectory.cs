@@ -6,7 +6,9 @@ namespace VaeKit.Training;
 /// </summary>
 public sealed class RunDirectory(string path)
 {
-    public string Path { get; } = System.IO.Path.GetFullPath(path);
+    public string Path { get; } = string.IsNullOrWhiteSpace(path)
+        ? throw new BadInputException("The run directory is empty; give a path like runs/NAME.")
+        : System.IO.Path.GetFullPath(path);
     public string Config => System.IO.Path.Combine(Path, "config.json");
     public string Metrics => System.IO.Path.Combine(Path, "metrics.jsonl");
     public string Images => System.IO.Path.Combine(Path, "images");
@@ -17,6 +19,27 @@ public sealed class RunDirectory(string path)
 
     public string ReconstructionGrid(int epoch) => System.IO.Path.Combine(Images, $"epoch_{epoch:D3}_reconstruction.png");
     public string SampleGrid(int epoch) => System.IO.Path.Combine(Images, $"epoch_{epoch:D3}_samples.png");
+
+    /// <summary>
+    /// Holds runs/NAME/.lock exclusively until disposed, so two processes never train the same run at once
+    /// (both would write the same checkpoints and metrics).
+    /// </summary>
+    public IDisposable Lock()
+    {
+        try
+        {
+            return new FileStream(System.IO.Path.Combine(Path, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None,
+                                  1, FileOptions.DeleteOnClose);
+        }
+        catch (IOException e)
+        {
+            throw new BadInputException($"Another vae process is training {Path} right now ({e.Message}); wait for it or stop it first.", e);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new BadInputException($"Cannot write in {Path}: {e.Message}", e);
+        }
+    }
 
     public void Create()
     {

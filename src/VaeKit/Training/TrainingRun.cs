@@ -17,8 +17,10 @@ public sealed record RunResult(RunOutcome Outcome, string Directory, long Step, 
 public sealed record ResumeOptions
 {
     public required string RunDirectory { get; init; }
-    /// <summary>"last" (default), "best", or a checkpoint file.</summary>
+    /// <summary>"last" (default), "best", or a checkpoint file of the same run.</summary>
     public string From { get; init; } = "last";
+    /// <summary>The data's new location when it moved; the fingerprint check still applies.</summary>
+    public string? Data { get; init; }
     /// <summary>A larger total epoch count to extend a run; null = as stored.</summary>
     public int? Epochs { get; init; }
     public string? Device { get; init; }
@@ -84,12 +86,15 @@ public sealed class TrainingRun : IDisposable
         config.Train.Validate();
         config.Data.Validate();
         (config.Model with { InChannels = config.Data.Channels ?? 3 }).Validate();
-        var dir = new RunDirectory(Path.Combine(runsRoot, config.Name));
-        if (File.Exists(dir.Config) || File.Exists(dir.Last))
-            throw new BadInputException($"Run '{config.Name}' already exists at {dir.Path}. Continue it with --resume {dir.Path}, or pick another --name.");
-        EnsureWritable(runsRoot);
-        var device = PrepareRuntime(config.Runtime);
         var spec = DataSpec.Parse(config.Data.Source);
+        var device = PrepareRuntime(config.Runtime);
+        if (string.IsNullOrWhiteSpace(runsRoot)) throw new BadInputException("--runs-dir is empty; give a directory.");
+        var dir = new RunDirectory(Path.Combine(runsRoot, config.Name));
+        if (File.Exists(dir.Last))
+            throw new BadInputException($"Run '{config.Name}' already exists at {dir.Path}. Continue it with --resume {dir.Path}, or pick another --name.");
+        if (File.Exists(dir.Config))
+            throw new BadInputException($"{dir.Path} holds a run that stopped before its first checkpoint; delete that directory or pick another --name.");
+        EnsureWritable(runsRoot);
 
         var data = Load(config, spec, listener, cancellationToken);
         try
@@ -110,6 +115,7 @@ public sealed class TrainingRun : IDisposable
             {
                 throw new BadInputException($"Cannot create the run directory {dir.Path}: {e.Message}", e);
             }
+            using var runLock = dir.Lock();
             WriteConfig(dir, config, data.Description, model.ParameterCount);
             var start = new CheckpointHeader { Config = config, Versions = TorchRuntime.Versions() };
             using var run = new TrainingRun(dir, config, data, trainer, device, start, listener);
@@ -125,8 +131,10 @@ public sealed class TrainingRun : IDisposable
     /// <summary>Continues a run from one of its checkpoints, exactly where that checkpoint stood.</summary>
     public static RunResult Resume(ResumeOptions options, ITrainingListener listener, CancellationToken cancellationToken)
     {
+        if (string.IsNullOrWhiteSpace(options.RunDirectory)) throw new BadInputException("--resume needs a run directory.");
         var dir = new RunDirectory(options.RunDirectory);
         if (!Directory.Exists(dir.Path)) throw new BadInputException($"No run directory at {dir.Path}.");
+        using var runLock = dir.Lock();
         string checkpoint = options.From switch
         {
             "last" => dir.Last,
@@ -134,11 +142,14 @@ public sealed class TrainingRun : IDisposable
             _ => Path.GetFullPath(options.From),
         };
 
-        var stored = Checkpoint.ReadHeader(checkpoint);
+        var stored = Checkpoint.Verify(checkpoint);
+        if (checkpoint != dir.Last)
+            CheckSameRun(dir, stored);
         if (options.Epochs is int epochs && epochs <= stored.Epoch)
             throw new BadInputException($"--epochs {epochs} is not more than the {stored.Epoch} epoch(s) this run has finished; give a larger total to extend it.");
         var config = stored.Config with
         {
+            Data = options.Data is string moved ? stored.Config.Data with { Source = moved } : stored.Config.Data,
             Runtime = stored.Config.Runtime with
             {
                 Device = options.Device ?? stored.Config.Runtime.Device,
@@ -164,7 +175,14 @@ public sealed class TrainingRun : IDisposable
                 config = config with { Data = config.Data with { Fingerprint = data.Description.Fingerprint } };
             }
 
-            var (header, trainer) = Checkpoint.Load(checkpoint, config.Train, TotalSteps(config.Train, data.Train.Count), device);
+            long totalSteps = TotalSteps(config.Train, data.Train.Count);
+            if (totalSteps <= stored.Step)
+                throw new BadInputException(
+                    $"{dir.Path} has already taken its {stored.Step} steps ({config.Train.Epochs} epochs" +
+                    $"{(config.Train.MaxSteps is int max ? $", --max-steps {max}" : "")}); extend it with --epochs N larger than {config.Train.Epochs}" +
+                    $"{(config.Train.MaxSteps is not null ? " (a --max-steps cap cannot be lifted: start a new run)" : "")}.");
+            var (header, trainer) = Checkpoint.Load(checkpoint, config.Train, totalSteps, device);
+            KeepRewoundLast(dir, checkpoint, header, listener);
             MetricsLog.TruncateForResume(dir.Metrics, header.Step, header.Epoch);
             if (options.Epochs is not null)
                 UpdateStoredEpochs(dir, config.Train.Epochs);
@@ -381,6 +399,31 @@ public sealed class TrainingRun : IDisposable
             CacheDirectory = config.Data.CacheDirectory,
         };
         return DatasetLoader.Load(options, new Progress(listener), cancellationToken);
+    }
+
+    /// <summary>A checkpoint from elsewhere must belong to this run: same name and architecture.</summary>
+    private static void CheckSameRun(RunDirectory dir, CheckpointHeader candidate)
+    {
+        RunConfig? own = File.Exists(dir.Last) ? Checkpoint.ReadHeader(dir.Last).Config : null;
+        if (own is null && File.Exists(dir.Config))
+            own = JsonSerializer.Deserialize<RunConfig>(File.ReadAllText(dir.Config), Json.Indented);
+        if (own is null) return;
+        if (own.Name != candidate.Config.Name ||
+            JsonSerializer.Serialize(own.Model, Json.Compact) != JsonSerializer.Serialize(candidate.Config.Model, Json.Compact))
+            throw new BadInputException(
+                $"That checkpoint belongs to run '{candidate.Config.Name}', not to {dir.Path} ('{own.Name}'). " +
+                "To branch from it, resume it in its own run directory, or copy that directory under a new name first.");
+    }
+
+    /// <summary>Resuming from an older checkpoint rewinds the run; the newer last.ckpt is kept beside it, not lost.</summary>
+    private static void KeepRewoundLast(RunDirectory dir, string checkpoint, CheckpointHeader from, ITrainingListener listener)
+    {
+        if (checkpoint == dir.Last || !File.Exists(dir.Last)) return;
+        long lastStep = Checkpoint.ReadHeader(dir.Last).Step;
+        if (lastStep <= from.Step) return;
+        string kept = Path.Combine(dir.Checkpoints, $"last.step-{lastStep}.ckpt");
+        File.Copy(dir.Last, kept, overwrite: true);
+        listener.Message($"rewinding from step {lastStep} to step {from.Step}; the newer checkpoint is kept as {kept}");
     }
 
     /// <summary>Fails early, with exit code 2, when runs cannot be written where asked.</summary>

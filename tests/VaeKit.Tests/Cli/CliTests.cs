@@ -53,6 +53,9 @@ public class CliTests
         { ["train", "--resume", "/no/such/run"], "/no/such/run" },
         { ["sample", "--run", "/no/such/run"], "/no/such/run" },
         { ["sample"], "--run" },
+        { ["train", "--resume-from", "best"], "--resume DIR" },
+        { ["train", "--runs-dir", ""], "--runs-dir" },
+        { ["sample", "--run", ""], "run directory is empty" },
         { ["reconstruct", "--run", "/no/such/run"], "/no/such/run" },
     };
 

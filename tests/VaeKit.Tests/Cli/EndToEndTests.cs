@@ -41,6 +41,11 @@ public class EndToEndTests
             Assert.NotNull(bitmap);
         }
 
+        File.WriteAllText(dir["file"], "");
+        var (blocked, _, blockedErr) = CliRunner.Run("sample", "--run", run, "--out", dir["file/s.png"]);
+        Assert.Equal(2, blocked);
+        Assert.Contains("Cannot write", blockedErr);
+
         if (File.Exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"))
         {
             // Other data is decoded at the run's size and channels: grey 28 px clothes become 32 px colour images.

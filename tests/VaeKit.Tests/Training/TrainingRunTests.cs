@@ -107,24 +107,88 @@ public class TrainingRunTests
     }
 
     [Fact]
-    public void A_diverging_run_stops_names_the_step_and_writes_no_bad_checkpoint()
+    public void A_diverging_run_stops_names_the_step_and_keeps_the_last_good_checkpoint()
     {
         using var dir = new TempDir();
-        var config = SmallRun("diverge", dir["cache"]) with { Train = new TrainConfig { Epochs = 3, BatchSize = 32, LearningRate = 1e9, WarmupSteps = 0, GradClip = 0, LogEvery = 1 } };
+        var first = TrainingRun.Train(SmallRun("diverge", dir["cache"]) with { Train = SmallRun("", "").Train with { Epochs = 1 } },
+                                      dir["runs"], NullTrainingListener.Instance, CancellationToken.None);
+        string last = Path.Combine(first.Directory, "checkpoints/last.ckpt");
+        // Rewrite the checkpoint as if the run had been started with an absurd learning rate.
+        var header = Checkpoint.ReadHeader(last);
+        var explosive = header.Config.Train with { Epochs = 3, LearningRate = 1e9, WarmupSteps = 0, GradClip = 0, Schedule = LrSchedule.Constant };
+        var (_, trainer) = Checkpoint.Load(last, explosive, totalSteps: 15, TorchSharp.torch.CPU);
+        using (trainer.Model)
+        using (trainer)
+            Checkpoint.Save(last, header with { Config = header.Config with { Train = explosive } }, trainer);
+        byte[] good = File.ReadAllBytes(last);
 
-        var result = TrainingRun.Train(config, dir["runs"], NullTrainingListener.Instance, CancellationToken.None);
+        var result = TrainingRun.Resume(new ResumeOptions { RunDirectory = first.Directory }, NullTrainingListener.Instance, CancellationToken.None);
 
         Assert.Equal(RunOutcome.Diverged, result.Outcome);
-        Assert.Matches(@"diverged at step \d+", result.Message);
+        Assert.Matches(@"diverged at step (6|7|8|9|10)\b", result.Message);       // after the checkpoint at step 5
         Assert.Contains("--lr", result.Message);
+        Assert.Contains("(step 5)", result.Message);
+        Assert.Equal(good, File.ReadAllBytes(last));                             // the good checkpoint is untouched
         var stop = File.ReadAllLines(Path.Combine(result.Directory, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).Last();
         Assert.Equal("diverged", stop.GetProperty("reason").GetString());
-        foreach (var checkpoint in Directory.GetFiles(Path.Combine(result.Directory, "checkpoints")))
-        {
-            var (_, model) = Checkpoint.LoadModel(checkpoint);
-            using (model)
-                Assert.All(model.parameters(), p => Assert.False(p.isnan().any().item<bool>() || p.isinf().any().item<bool>()));
-        }
+    }
+
+    [Fact]
+    public void Resume_refuses_another_runs_checkpoint_and_a_run_that_is_already_done()
+    {
+        using var dir = new TempDir();
+        var a = TrainingRun.Train(SmallRun("a", dir["cache"]), dir["runs"], NullTrainingListener.Instance, CancellationToken.None);
+        var b = TrainingRun.Train(SmallRun("b", dir["cache"]) with { Train = SmallRun("", "").Train with { Epochs = 1 } },
+                                  dir["runs"], NullTrainingListener.Instance, CancellationToken.None);
+
+        var foreign = Assert.Throws<BadInputException>(() => TrainingRun.Resume(
+            new ResumeOptions { RunDirectory = a.Directory, From = Path.Combine(b.Directory, "checkpoints/last.ckpt"), Epochs = 5 },
+            NullTrainingListener.Instance, CancellationToken.None));
+        Assert.Contains("belongs to run 'b'", foreign.Message);
+
+        var done = Assert.Throws<BadInputException>(() => TrainingRun.Resume(
+            new ResumeOptions { RunDirectory = a.Directory }, NullTrainingListener.Instance, CancellationToken.None));
+        Assert.Contains("--epochs", done.Message);
+    }
+
+    [Fact]
+    public void Resuming_from_an_older_checkpoint_keeps_the_newer_one()
+    {
+        using var dir = new TempDir();
+        using var cancel = new CancellationTokenSource();
+        var run = TrainingRun.Train(SmallRun("rewind", dir["cache"]), dir["runs"], new CancelAt(3, cancel), cancel.Token);
+        string last = Path.Combine(run.Directory, "checkpoints/last.ckpt"), old = Path.Combine(run.Directory, "checkpoints/step3.ckpt");
+        File.Copy(last, old);
+        TrainingRun.Resume(new ResumeOptions { RunDirectory = run.Directory }, NullTrainingListener.Instance, CancellationToken.None);
+        Assert.Equal(15, Checkpoint.ReadHeader(last).Step);
+
+        var messages = new MessageLog();
+        var rewound = TrainingRun.Resume(new ResumeOptions { RunDirectory = run.Directory, From = old, Epochs = 4 }, messages, CancellationToken.None);
+
+        Assert.Equal(RunOutcome.Completed, rewound.Outcome);
+        Assert.Equal(15, Checkpoint.ReadHeader(Path.Combine(run.Directory, "checkpoints/last.step-15.ckpt")).Step);
+        Assert.Contains(messages.Lines, m => m.Contains("rewinding from step 15 to step 3"));
+        Assert.Equal(20, Checkpoint.ReadHeader(last).Step);
+        Assert.Equal(Enumerable.Range(1, 20).Select(i => (long)i), TrainRows(run.Directory).Select(r => r.Step));   // no step twice
+    }
+
+    private sealed class MessageLog : ITrainingListener
+    {
+        public List<string> Lines { get; } = [];
+        public void Message(string text) => Lines.Add(text);
+    }
+
+    [Fact]
+    public void Two_processes_cannot_train_one_run_at_once()
+    {
+        using var dir = new TempDir();
+        using var cancel = new CancellationTokenSource();
+        var run = TrainingRun.Train(SmallRun("locked", dir["cache"]), dir["runs"], new CancelAt(2, cancel), cancel.Token);
+        using var held = new RunDirectory(run.Directory).Lock();     // as a second `vae train --resume` would hold it
+
+        var e = Assert.Throws<BadInputException>(() => TrainingRun.Resume(
+            new ResumeOptions { RunDirectory = run.Directory }, NullTrainingListener.Instance, CancellationToken.None));
+        Assert.Contains("Another vae process", e.Message);
     }
 
     [Fact]

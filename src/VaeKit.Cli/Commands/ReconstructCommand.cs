@@ -10,19 +10,16 @@ internal static class ReconstructCommand
 {
     public static Command Create(IAnsiConsole console)
     {
-        var run = RunOptions.Run();
-        var checkpoint = RunOptions.Checkpoint();
-        var device = RunOptions.Device();
-        var output = RunOptions.Out();
+        var shared = new RunOptions();
         var data = new Option<string?>("--data") { Description = "Images to reconstruct [default: the run's validation split]" };
         var n = new Option<int>("--n") { Description = "Number of images", DefaultValueFactory = _ => 32 };
         var columns = new Option<int>("--columns") { Description = "Images per grid row", DefaultValueFactory = _ => 8 };
-        var scale = RunOptions.Scale();
 
-        var command = new Command("reconstruct", "Encode and decode images with a trained run; originals above reconstructions.") { run, checkpoint, data, n, columns, scale, device, output };
+        var command = new Command("reconstruct", "Encode and decode images with a trained run; originals above reconstructions.") { data, n, columns };
+        shared.AddTo(command);
         command.SetAction(r =>
         {
-            using var model = TrainedModel.Load(r.GetValue(run)!, r.GetValue(checkpoint)!, r.GetValue(device)!);
+            using var model = shared.Load(r);
             string? source = r.GetValue(data);
             using var loaded = model.LoadData(source);
             var images = TrainedModel.Showcase(loaded, runData: source is null, needed: 1);
@@ -32,8 +29,8 @@ internal static class ReconstructCommand
             {
                 int cols = Math.Max(1, r.GetValue(columns));
                 using var pairs = ImageGrid.Interleave(originals, reconstructions, cols);
-                using var grid = ImageGrid.Make(pairs, cols, scale: Math.Max(1, r.GetValue(scale)));
-                string path = RunOptions.OutPath(r.GetValue(output), model.Run.Path, "reconstruction");
+                using var grid = ImageGrid.Make(pairs, cols, scale: shared.Scale(r));
+                string path = shared.OutPath(r, model, "reconstruction");
                 ImageGrid.SavePng(grid, path);
                 double mse;
                 using (torch.NewDisposeScope())

@@ -2,28 +2,34 @@ using System.CommandLine;
 
 namespace VaeKit.Cli.Commands;
 
-/// <summary>Flags shared by the commands that load a trained run.</summary>
-internal static class RunOptions
+/// <summary>
+/// The flags of every command that loads a trained run and writes a PNG grid (<c>sample</c>, <c>reconstruct</c>,
+/// <c>interpolate</c>), and the two things they do with them: load the model, choose where the picture goes.
+/// </summary>
+internal sealed class RunOptions
 {
-    public static Option<string> Run() => new("--run")
+    private readonly Option<string> _run = new("--run")
     {
         Description = "Run directory written by vae train (e.g. runs/tiny-vae-20261125-120000)",
         Required = true,
     };
+    private readonly Option<string> _checkpoint = new("--checkpoint") { Description = "best, last, or a checkpoint file", DefaultValueFactory = _ => "best" };
+    private readonly Option<string> _device = new("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" };
+    private readonly Option<int> _scale = new("--scale") { Description = "Nearest-neighbour enlargement of each image", DefaultValueFactory = _ => 2 };
+    private readonly Option<string?> _out = new("--out") { Description = "PNG to write [default: inside the run directory]" };
 
-    public static Option<string> Checkpoint() => new("--checkpoint")
+    /// <summary>Adds the shared flags after the command's own, so help lists the specific ones first.</summary>
+    public void AddTo(Command command)
     {
-        Description = "best, last, or a checkpoint file",
-        DefaultValueFactory = _ => "best",
-    };
+        foreach (var option in new Option[] { _run, _checkpoint, _scale, _device, _out })
+            command.Options.Add(option);
+    }
 
-    public static Option<string> Device() => new("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" };
+    public TrainedModel Load(ParseResult r) => TrainedModel.Load(r.GetValue(_run)!, r.GetValue(_checkpoint)!, r.GetValue(_device)!);
 
-    public static Option<int> Scale() => new("--scale") { Description = "Nearest-neighbour enlargement of each image", DefaultValueFactory = _ => 2 };
+    public int Scale(ParseResult r) => Math.Max(1, r.GetValue(_scale));
 
-    public static Option<string?> Out() => new("--out") { Description = "PNG to write [default: inside the run directory]" };
-
-    /// <summary>Default output path: RUN/NAME-TIMESTAMP.png, so repeated calls never overwrite each other.</summary>
-    public static string OutPath(string? given, string runDirectory, string stem) =>
-        given ?? Path.Combine(runDirectory, $"{stem}-{DateTime.Now:yyyyMMdd-HHmmss-fff}.png");
+    /// <summary>--out, or RUN/STEM-TIMESTAMP.png so repeated calls never overwrite each other.</summary>
+    public string OutPath(ParseResult r, TrainedModel model, string stem) =>
+        r.GetValue(_out) ?? Path.Combine(model.Run.Path, $"{stem}-{DateTime.Now:yyyyMMdd-HHmmss-fff}.png");
 }

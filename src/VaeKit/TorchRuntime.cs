@@ -30,6 +30,17 @@ public static class TorchRuntime
         throw new BadInputException($"Unknown --device '{name}'. Use cpu, cuda or auto.");
     }
 
+    /// <summary>
+    /// TF32 tensor-core math for CUDA matmuls and convolutions (PyTorch's defaults: off for matmul, on for cuDNN).
+    /// On makes both use it; off makes both exact fp32. No effect on CPU.
+    /// </summary>
+    public static void SetTf32(Device device, bool enabled)
+    {
+        if (device.type != DeviceType.CUDA) return;
+        backends.cuda.matmul.allow_tf32 = enabled;
+        backends.cudnn.allow_tf32 = enabled;
+    }
+
     /// <summary>Version strings recorded in config.json and checkpoints.</summary>
     public static IReadOnlyDictionary<string, string> Versions() => new Dictionary<string, string>
     {

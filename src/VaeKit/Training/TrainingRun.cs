@@ -108,7 +108,7 @@ public sealed class TrainingRun : IDisposable
             torch.manual_seed(config.Train.Seed);    // weight initialisation; the noise has the trainer's own generator
             var model = new AutoEncoder(config.Model);
             model.to(device);
-            var trainer = new Trainer(model, config.Train, TotalSteps(config.Train, data.Train.Count));
+            var trainer = new Trainer(model, config.Train, TotalSteps(config.Train, data.Train.Count), config.Runtime.Precision);
 
             try { dir.Create(); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -181,7 +181,7 @@ public sealed class TrainingRun : IDisposable
                     $"{dir.Path} has already taken its {stored.Step} steps ({config.Train.Epochs} epochs" +
                     $"{(config.Train.MaxSteps is int max ? $", --max-steps {max}" : "")}); extend it with --epochs N larger than {config.Train.Epochs}" +
                     $"{(config.Train.MaxSteps is not null ? " (a --max-steps cap cannot be lifted: start a new run)" : "")}.");
-            var (header, trainer) = Checkpoint.Load(checkpoint, config.Train, totalSteps, device);
+            var (header, trainer) = Checkpoint.Load(checkpoint, config.Train, totalSteps, device, config.Runtime.Precision);
             KeepRewoundLast(dir, checkpoint, header, listener);
             MetricsLog.TruncateForResume(dir.Metrics, header.Step, header.Epoch);
             if (options.Epochs is not null)
@@ -383,8 +383,11 @@ public sealed class TrainingRun : IDisposable
 
     private static Device PrepareRuntime(RuntimeConfig runtime)
     {
+        runtime.Validate();
         TorchRuntime.SetThreads(runtime.Threads);
-        return TorchRuntime.ResolveDevice(runtime.Device);
+        var device = TorchRuntime.ResolveDevice(runtime.Device);
+        TorchRuntime.SetTf32(device, runtime.Tf32);
+        return device;
     }
 
     private static LoadedDataset Load(RunConfig config, DataSpec spec, ITrainingListener listener, CancellationToken cancellationToken)

@@ -12,7 +12,7 @@ public sealed record StepMetrics(
 
 /// <summary>
 /// A step whose numbers are still on the device: (4) float32 = loss, reconstruction, KL, gradient norm. Reading many
-/// at once with <see cref="Trainer.Resolve"/> costs one host synchronisation instead of one per step.
+/// at once with <c>Trainer.Resolve</c> costs one host synchronisation instead of one per step.
 /// </summary>
 public sealed record PendingStep(long Step, double LearningRate, double KlWeight, long PixelsPerImage, Tensor Values) : IDisposable
 {
@@ -100,8 +100,8 @@ public sealed class Trainer : IDisposable
 
     /// <summary>
     /// The same step without reading anything back: on a GPU the host runs ahead and queues the next batch while this
-    /// one computes. A non-finite loss is found only by <see cref="Resolve"/>, after later steps were taken: a caller
-    /// must resolve before it saves anything. The caller owns (disposes) the result.
+    /// one computes. A non-finite loss is found only when the step is resolved, after later steps were taken: a caller
+    /// must resolve (<c>Resolve</c>) before it saves anything. The caller owns (disposes) the result.
     /// </summary>
     public PendingStep BatchUpdateDeferred(Tensor x) => Update(x, checkFirst: false);
 
@@ -143,20 +143,36 @@ public sealed class Trainer : IDisposable
 
     /// <summary>
     /// Reads pending steps back in one transfer, in order. Throws <see cref="DivergedException"/> for the first step
-    /// whose loss or gradient norm is not finite (the steps before it are valid; the weights after it are not).
+    /// whose loss or gradient norm is not finite.
     /// </summary>
     public IReadOnlyList<StepMetrics> Resolve(IReadOnlyList<PendingStep> steps)
     {
+        var result = Resolve(steps, out var divergence);
+        return divergence is null ? result : throw divergence;
+    }
+
+    /// <summary>
+    /// Reads pending steps back in one transfer, in order, up to the first whose loss or gradient norm is not
+    /// finite: the steps before it are returned, <paramref name="divergence"/> names it (the weights after it are not
+    /// valid and must not be saved).
+    /// </summary>
+    public IReadOnlyList<StepMetrics> Resolve(IReadOnlyList<PendingStep> steps, out DivergedException? divergence)
+    {
+        divergence = null;
         if (steps.Count == 0) return [];
-        using var scope = NewDisposeScope();
-        var host = stack(steps.Select(s => s.Values).ToArray()).cpu().data<float>().ToArray();
+        float[] host;
+        using (var scope = NewDisposeScope())
+            host = stack(steps.Select(s => s.Values).ToArray()).cpu().data<float>().ToArray();
         var result = new List<StepMetrics>(steps.Count);
         for (int i = 0; i < steps.Count; i++)
         {
             var s = steps[i];
             double loss = host[4 * i], reconstruction = host[4 * i + 1], kl = host[4 * i + 2], gradNorm = host[4 * i + 3];
             if (!double.IsFinite(loss) || !double.IsFinite(gradNorm))
-                throw Diverged(s.Step, loss, gradNorm);
+            {
+                divergence = Diverged(s.Step, loss, gradNorm);
+                break;
+            }
             double mse = reconstruction / s.PixelsPerImage;
             result.Add(new StepMetrics(s.Step, loss, reconstruction, kl, mse, Losses.Psnr(mse), s.KlWeight, s.LearningRate, gradNorm));
         }

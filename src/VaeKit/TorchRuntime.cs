@@ -48,5 +48,21 @@ public static class TorchRuntime
         ["torchsharp"] = typeof(torch).Assembly.GetName().Version?.ToString(3) ?? "?",
         ["dotnet"] = Environment.Version.ToString(),
         ["os"] = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
+        ["libtorch"] = LoadedLibTorch() ?? "?",
     };
+
+    /// <summary>The libtorch_cpu.so files mapped into this process (one, unless something went badly wrong).</summary>
+    public static string? LoadedLibTorch()
+    {
+        try
+        {
+            var paths = File.ReadLines("/proc/self/maps")
+                .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                .Where(parts => parts.Length >= 6 && parts[^1].EndsWith("/libtorch_cpu.so", StringComparison.Ordinal))
+                .Select(parts => Path.GetDirectoryName(parts[^1])!)
+                .Distinct().ToList();
+            return paths.Count > 0 ? string.Join(';', paths) : null;
+        }
+        catch (IOException) { return null; }
+    }
 }

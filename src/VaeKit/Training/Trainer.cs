@@ -138,7 +138,7 @@ public sealed class Trainer : IDisposable
         _optimizer.Step(lr);
         _twinFlat?.Values.copy_(_flat.Values.narrow(0, 0, LowPrecisionCount));
         Step++;
-        return new PendingStep(Step, lr, klWeight, PixelsPerImage(x), values.MoveToOuterDisposeScope());
+        return new PendingStep(Step, lr, klWeight, PixelsPerImage(x), values.DetachFromDisposeScope());   // owned by the caller
     }
 
     /// <summary>

@@ -25,6 +25,8 @@ public sealed record ResumeOptions
     public int? Epochs { get; init; }
     public string? Device { get; init; }
     public int? Threads { get; init; }
+    /// <summary>Training arithmetic from here on; null = as stored.</summary>
+    public Precision? Precision { get; init; }
     /// <summary>Continue although the data's fingerprint differs from the one recorded at the start.</summary>
     public bool AllowDataChange { get; init; }
 }
@@ -164,6 +166,7 @@ public sealed class TrainingRun : IDisposable
             {
                 Device = options.Device ?? stored.Config.Runtime.Device,
                 Threads = options.Threads ?? stored.Config.Runtime.Threads,
+                Precision = options.Precision ?? stored.Config.Runtime.Precision,
             },
             Train = options.Epochs is int e ? stored.Config.Train with { Epochs = e } : stored.Config.Train,
         };

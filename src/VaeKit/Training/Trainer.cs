@@ -37,7 +37,8 @@ public sealed class Trainer : IDisposable
 {
     private readonly FlatParameters _flat;
     private readonly FlatAdamW _optimizer;
-    private readonly Generator _noise;
+    private readonly Generator _noise;            // CPU noise; on CUDA the device's default generator is seeded instead
+    private readonly bool _onGpu;
     private readonly AutoEncoder? _twin;          // bf16 compute copy (Precision.Bf16 only)
     private readonly FlatParameters? _twinFlat;   // its bf16 weights: a prefix of _flat in the same order
 
@@ -51,8 +52,9 @@ public sealed class Trainer : IDisposable
         TotalSteps = totalSteps;
         Precision = precision;
         var device = model.parameters().First().device;
-        _noise = new Generator((ulong)config.Seed + 0x5EEDUL, device);
-        model.Noise = _noise;
+        _onGpu = device.type == DeviceType.CUDA;
+        _noise = new Generator((ulong)config.Seed + 0x5EEDUL);
+        model.Noise = _onGpu ? null : _noise;
 
         // Layout: parameters the bf16 twin computes with (conv and linear) first, normalisation parameters last, so
         // the twin's weights are one contiguous prefix of the master buffer.
@@ -112,6 +114,7 @@ public sealed class Trainer : IDisposable
         double klWeight = Config.KlWeight;
         var model = _twin ?? Model;
         model.train();
+        SeedNoise();
 
         var input = _twin is null ? x : x.to(ScalarType.BFloat16);
         var output = model.call(input);
@@ -200,18 +203,14 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>
-    /// Step, model weights and buffers, optimizer moments and the noise generator: everything a bit-exact resume
-    /// needs. The layout is step (int64), then the model (also what <see cref="Checkpoint.LoadModel"/> reads), then the rest.
+    /// Step, model weights and buffers, optimizer moments: everything a bit-exact resume needs (the noise is a
+    /// function of the step). The layout is step (int64), then the model (also what <see cref="Checkpoint.LoadModel"/> reads), then the rest.
     /// </summary>
     public void SaveState(BinaryWriter writer)
     {
         writer.Write(Step);
         Model.save(writer);
         _optimizer.Save(writer);
-        using var state = _noise.get_state();
-        var bytes = state.bytes.ToArray();
-        writer.Write(bytes.Length);
-        writer.Write(bytes);
     }
 
     public void LoadState(BinaryReader reader)
@@ -219,13 +218,21 @@ public sealed class Trainer : IDisposable
         Step = reader.ReadInt64();
         Model.load(reader, strict: true);
         _optimizer.Load(reader);
-        int length = reader.ReadInt32();
-        if (length is <= 0 or > 1 << 20) throw new InvalidDataException($"implausible generator state length {length}");
-        using var state = tensor(reader.ReadBytes(length), ScalarType.Byte);
-        _noise.set_state(state);
         if (_twinFlat is not null)
             using (no_grad())
                 _twinFlat.Values.copy_(_flat.Values.narrow(0, 0, LowPrecisionCount));
+    }
+
+    /// <summary>
+    /// The reparameterisation noise of step t comes from a generator seeded by (seed, t): a resumed run draws exactly
+    /// the noise it would have drawn, with no generator state to save. TorchSharp's <c>Generator</c> is CPU-only, so on
+    /// CUDA the device's default generator is seeded the same way (nothing else in training draws from it).
+    /// </summary>
+    private void SeedNoise()
+    {
+        long seed = unchecked((long)(((ulong)Config.Seed + 0x5EEDUL) * 1_000_003UL + (ulong)Step));
+        if (_onGpu) cuda.manual_seed(seed);
+        else _noise.manual_seed(seed);
     }
 
     private static long PixelsPerImage(Tensor x) => x.shape[1] * x.shape[2] * x.shape[3];
@@ -248,7 +255,7 @@ public sealed class Trainer : IDisposable
         foreach (var (name, module) in twin.named_modules())
             if (name.Length > 0 && !normModules.Contains(name) && !module.named_modules().Skip(1).Any())
                 module.to(ScalarType.BFloat16);
-        twin.Noise = _noise;
+        twin.Noise = _onGpu ? null : _noise;
 
         var masterParameters = master.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         var masterBuffers = master.named_buffers().ToDictionary(b => b.name, b => b.buffer);

@@ -117,7 +117,7 @@ public sealed class TrainingRun : IDisposable
                 Data = config.Data with { Source = spec.ToArgument(), Fingerprint = data.Description.Fingerprint },
             };
             config.Model.Validate();
-            torch.manual_seed(config.Train.Seed);    // weight initialisation; the noise has the trainer's own generator
+            torch.manual_seed(config.Train.Seed);    // weight initialisation; the trainer seeds the noise per step
             var model = new AutoEncoder(config.Model);
             model.to(device);
             var trainer = new Trainer(model, config.Train, TotalSteps(config.Train, data.Train.Count), config.Runtime.Precision);

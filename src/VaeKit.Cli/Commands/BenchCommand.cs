@@ -20,7 +20,7 @@ internal static class BenchCommand
         var models = new ModelOptions();
         var command = new Command("bench", "Measure training, inference and sampling speed of a model on this machine.");
         models.AddTo(command);
-        foreach (var option in new Option[] { Device, Batch, Steps, Warmup, Threads, TrainCommand.PrecisionOption, TrainCommand.NoTf32, AsJson })
+        foreach (var option in new Option[] { Device, Batch, Steps, Warmup, Threads, TrainCommand.PrecisionOption, TrainCommand.ChannelsLastOption, TrainCommand.NoTf32, AsJson })
             command.Options.Add(option);
         command.SetAction(r =>
         {
@@ -36,6 +36,7 @@ internal static class BenchCommand
                 Threads = r.GetValue(Threads),
                 Precision = TrainCommand.ParsePrecision(r.GetValue(TrainCommand.PrecisionOption)),
                 Tf32 = !r.GetValue(TrainCommand.NoTf32),
+                ChannelsLast = TrainCommand.ParseChannelsLast(r.GetValue(TrainCommand.ChannelsLastOption)),
             };
             bool json = r.GetValue(AsJson);
             var result = TrainBenchmark.Run(options, json ? null : message => console.MarkupLineInterpolated($"[grey]{message}…[/]"));
@@ -53,7 +54,7 @@ internal static class BenchCommand
     private static void Print(IAnsiConsole console, BenchResult b)
     {
         console.MarkupLineInterpolated(
-            $"[bold]{b.Preset}[/] ({b.Parameters:N0} params) on {b.Device}, {b.Precision}, batch {b.Batch}, {b.Threads} CPU threads, {b.TimedSteps} timed steps");
+            $"[bold]{b.Preset}[/] ({b.Parameters:N0} params) on {b.Device}, {b.Precision}{(b.ChannelsLast ? " channels-last" : "")}, batch {b.Batch}, {b.Threads} CPU threads, {b.TimedSteps} timed steps");
         var table = new Table().Border(TableBorder.Simple).AddColumns("measure", "value");
         table.Columns[1].RightAligned();
         table.AddRow("train step (median)", $"{b.StepMs:F2} ms");

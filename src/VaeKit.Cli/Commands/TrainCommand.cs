@@ -40,6 +40,11 @@ internal static class TrainCommand
         DefaultValueFactory = _ => "fp32",
         HelpName = "fp32|bf16",
     }.AcceptOnlyFromAmong("fp32", "bf16");
+    internal static readonly Option<string?> ChannelsLastOption = new Option<string?>("--channels-last")
+    {
+        Description = "With --precision bf16: NHWC compute for tensor-core convolutions [default: auto = on for CUDA]",
+        HelpName = "on|off|auto",
+    }.AcceptOnlyFromAmong("on", "off", "auto");
     internal static readonly Option<bool> NoTf32 = new("--no-tf32") { Description = "Exact fp32 on CUDA: no TF32 tensor cores in matmuls and convolutions" };
     private static readonly Option<string?> Name = new("--name") { Description = "Run name; the run goes to RUNS-DIR/NAME [default: PRESET-MODEL-TIMESTAMP]" };
     private static readonly Option<string> RunsDir = new("--runs-dir") { Description = "Where runs are created", DefaultValueFactory = _ => "runs" };
@@ -55,7 +60,7 @@ internal static class TrainCommand
             command.Options.Add(option);
         models.AddTo(command);
         foreach (var option in new Option[] { Epochs, BatchSize, Lr, KlWeight, WeightDecay, Schedule, Warmup, GradClip, Seed, MaxSteps, LogEvery,
-                                              ValFraction, Flip, Channels, CacheDir, NoCache, Device, Threads, PrecisionOption, NoTf32, Name, RunsDir, Resume, ResumeFrom, AllowDataChange })
+                                              ValFraction, Flip, Channels, CacheDir, NoCache, Device, Threads, PrecisionOption, ChannelsLastOption, NoTf32, Name, RunsDir, Resume, ResumeFrom, AllowDataChange })
             command.Options.Add(option);
         command.SetAction(r => Execute(r, models, console));
         return command;
@@ -94,7 +99,10 @@ internal static class TrainCommand
     {
         Device = r.GetValue(Device)!, Threads = r.GetValue(Threads),
         Precision = ParsePrecision(r.GetValue(PrecisionOption)), Tf32 = !r.GetValue(NoTf32),
+        ChannelsLast = ParseChannelsLast(r.GetValue(ChannelsLastOption)),
     };
+
+    internal static bool? ParseChannelsLast(string? text) => text switch { "on" => true, "off" => false, _ => null };
 
     internal static Precision ParsePrecision(string? text) => text == "bf16" ? Precision.Bf16 : Precision.Fp32;
 

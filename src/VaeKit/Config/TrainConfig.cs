@@ -106,6 +106,9 @@ public sealed record RuntimeConfig
     /// <summary>Let CUDA matmuls use TF32 tensor cores (convolutions do by libtorch's default). No effect on CPU.</summary>
     public bool Tf32 { get; init; } = true;
 
+    /// <summary>bf16 only: channels-last (NHWC) compute; null = on for CUDA, off for CPU.</summary>
+    public bool? ChannelsLast { get; init; }
+
     public RuntimeConfig Validate()
     {
         if (Threads is <= 0) throw new BadInputException($"--threads must be positive (got {Threads}).");

@@ -71,7 +71,7 @@ public static class Checkpoint
     /// <param name="totalSteps">Schedule length for the restored trainer.</param>
     /// <param name="precision">Arithmetic of the restored trainer (a hardware choice: may differ from the saved run's).</param>
     public static (CheckpointHeader Header, Trainer Trainer) Load(string path, TrainConfig train, long totalSteps, Device device,
-                                                                  Precision precision = Precision.Fp32)
+                                                                  Precision precision = Precision.Fp32, bool? channelsLast = null)
     {
         using var reader = Open(path);
         var header = ReadHeader(reader, path, out int version);
@@ -81,7 +81,7 @@ public static class Checkpoint
                 $"cannot continue; sample, reconstruct and evaluate still read it. Start a new run to keep training.");
         var model = new AutoEncoder(header.Config.Model);
         model.to(device);
-        var trainer = new Trainer(model, train, totalSteps, precision);
+        var trainer = new Trainer(model, train, totalSteps, precision, channelsLast);
         try
         {
             trainer.LoadState(reader);

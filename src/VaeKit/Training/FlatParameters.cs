@@ -19,11 +19,14 @@ namespace VaeKit.Training;
 public sealed class FlatParameters : IDisposable
 {
     /// <summary>Where one parameter lives: [Offset, Offset + Count) of <see cref="Values"/> and <see cref="Grads"/>.</summary>
-    public sealed record Slot(string Name, Parameter Parameter, long Offset, long Count);
+    public sealed record Slot(string Name, Parameter Parameter, long Offset, long Count, bool ChannelsLast = false);
 
     /// <param name="parameters">Named parameters, all on one device, in the order they should be laid out.</param>
     /// <param name="dtype">Buffer type; parameters of another type are converted (the bf16 compute copy).</param>
-    public FlatParameters(IReadOnlyList<(string Name, Parameter Parameter)> parameters, ScalarType? dtype = null)
+    /// <param name="channelsLast">Lay 4-d (conv) weights out as (O, kh, kw, I) inside their slot, viewed as
+    /// (O, I, kh, kw) with channels-last strides, so cuDNN picks its NHWC tensor-core kernels. Such slots no longer
+    /// match a plain buffer element for element: copy them per parameter.</param>
+    public FlatParameters(IReadOnlyList<(string Name, Parameter Parameter)> parameters, ScalarType? dtype = null, bool channelsLast = false)
     {
         if (parameters.Count == 0) throw new ArgumentException("no parameters to flatten", nameof(parameters));
         var device = parameters[0].Parameter.device;
@@ -41,13 +44,18 @@ public sealed class FlatParameters : IDisposable
             {
                 if (p.device.type != device.type || p.device.index != device.index) throw new ArgumentException($"parameter {name} is on {p.device}, not {device}");
                 long count = p.numel();
-                var value = Values.narrow(0, offset, count).view(p.shape);
+                var shape = p.shape;
+                bool permuted = channelsLast && shape.Length == 4;
+                Tensor View(Tensor buffer) => permuted
+                    ? buffer.narrow(0, offset, count).view(shape[0], shape[2], shape[3], shape[1]).permute(0, 3, 1, 2)
+                    : buffer.narrow(0, offset, count).view(shape);
+                var value = View(Values);
                 value.copy_(p);
                 p.set_(value);
                 if (type != p.dtype) throw new InvalidOperationException($"set_ kept {p.dtype} for {name}");
                 // Autograd adds into an existing gradient in place, so the gradient stays a view of Grads.
-                p.grad = Grads.narrow(0, offset, count).view(p.shape);
-                slots.Add(new Slot(name, p, offset, count));
+                p.grad = View(Grads);
+                slots.Add(new Slot(name, p, offset, count, permuted));
                 offset += count;
             }
         }
@@ -63,6 +71,9 @@ public sealed class FlatParameters : IDisposable
     public IReadOnlyList<Slot> Slots { get; }
 
     public long Count => Values.shape[0];
+
+    /// <summary>True when some slot has the channels-last layout (see the constructor).</summary>
+    public bool HasChannelsLast => Slots.Any(s => s.ChannelsLast);
 
     /// <summary>(P) 1 where <paramref name="select"/> holds for the slot's parameter, else 0; in the buffer's type.</summary>
     public Tensor Mask(Func<Slot, bool> select)

@@ -45,7 +45,9 @@ public sealed class Trainer : IDisposable
     /// <param name="model">Already on its device: the optimizer binds to these parameter tensors.</param>
     /// <param name="totalSteps">Length of the run in optimizer steps; the cosine schedule ends there.</param>
     /// <param name="precision">Arithmetic of the forward and backward passes.</param>
-    public Trainer(AutoEncoder model, TrainConfig config, long totalSteps, Precision precision = Precision.Fp32)
+    /// <param name="channelsLast">bf16 only: NHWC conv weights and activations in the twin (cuDNN's tensor-core
+    /// layout); null = on for CUDA, off for CPU.</param>
+    public Trainer(AutoEncoder model, TrainConfig config, long totalSteps, Precision precision = Precision.Fp32, bool? channelsLast = null)
     {
         Model = model;
         Config = config.Validate();
@@ -70,14 +72,19 @@ public sealed class Trainer : IDisposable
         using (var mask = _flat.Mask(slot => slot.Parameter.dim() > 1))
             _optimizer = new FlatAdamW(_flat, mask.alias(), config.Beta1, config.Beta2, config.WeightDecay);
 
+        ChannelsLast = precision == Precision.Bf16 && (channelsLast ?? _onGpu);
         if (precision == Precision.Bf16)
-            (_twin, _twinFlat) = BuildTwin(model, normModules, device);
+            (_twin, _twinFlat) = BuildTwin(model, normModules, device, ChannelsLast);
+        RefreshTwin();
     }
 
     public AutoEncoder Model { get; }
     public TrainConfig Config { get; }
     public long TotalSteps { get; }
     public Precision Precision { get; }
+
+    /// <summary>Whether the bf16 twin computes in the channels-last layout.</summary>
+    public bool ChannelsLast { get; }
 
     /// <summary>Elements of the master buffer that the bf16 twin holds in bf16 (conv and linear parameters).</summary>
     public long LowPrecisionCount { get; }
@@ -117,6 +124,8 @@ public sealed class Trainer : IDisposable
         SeedNoise();
 
         var input = _twin is null ? x : x.to(ScalarType.BFloat16);
+        if (ChannelsLast)
+            input = input.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);   // NCHW shape, NHWC strides
         var output = model.call(input);
         if (_twin is not null)
             output = new ModelOutput(output.Reconstruction.to(ScalarType.Float32), output.Mu.to(ScalarType.Float32),
@@ -127,7 +136,7 @@ public sealed class Trainer : IDisposable
         _twinFlat?.Grads.zero_();
         terms.Loss.backward();
         if (_twinFlat is not null)
-            _flat.Grads.narrow(0, 0, LowPrecisionCount).copy_(_twinFlat.Grads);
+            CopyTwinGradients();
         var gradNorm = _optimizer.ClipGradNorm(Config.GradClip);
         var values = stack([terms.Loss.detach(), terms.Reconstruction.detach(), terms.Kl.detach(), gradNorm.to(ScalarType.Float32)]);
 
@@ -139,7 +148,7 @@ public sealed class Trainer : IDisposable
         }
 
         _optimizer.Step(lr);
-        _twinFlat?.Values.copy_(_flat.Values.narrow(0, 0, LowPrecisionCount));
+        RefreshTwin();
         Step++;
         return new PendingStep(Step, lr, klWeight, PixelsPerImage(x), values.DetachFromDisposeScope());   // owned by the caller
     }
@@ -218,9 +227,7 @@ public sealed class Trainer : IDisposable
         Step = reader.ReadInt64();
         Model.load(reader, strict: true);
         _optimizer.Load(reader);
-        if (_twinFlat is not null)
-            using (no_grad())
-                _twinFlat.Values.copy_(_flat.Values.narrow(0, 0, LowPrecisionCount));
+        RefreshTwin();
     }
 
     /// <summary>
@@ -248,7 +255,33 @@ public sealed class Trainer : IDisposable
     /// buffer; normalisation layers keep fp32 and share the master's parameters, gradients and running statistics,
     /// so BatchNorm statistics gathered in training are the ones evaluation uses.
     /// </summary>
-    private (AutoEncoder, FlatParameters) BuildTwin(AutoEncoder master, HashSet<string> normModules, Device device)
+    /// <summary>bf16 twin weights ← fp32 master weights: one cast, or one per parameter in the channels-last layout.</summary>
+    private void RefreshTwin()
+    {
+        if (_twinFlat is null) return;
+        using var noGrad = no_grad();
+        if (!_twinFlat.HasChannelsLast)
+        {
+            _twinFlat.Values.copy_(_flat.Values.narrow(0, 0, LowPrecisionCount));
+            return;
+        }
+        for (int i = 0; i < _twinFlat.Slots.Count; i++)
+            _twinFlat.Slots[i].Parameter.copy_(_flat.Slots[i].Parameter);
+    }
+
+    /// <summary>fp32 master gradients ← bf16 twin gradients (norm layers already wrote theirs to the master).</summary>
+    private void CopyTwinGradients()
+    {
+        if (!_twinFlat!.HasChannelsLast)
+        {
+            _flat.Grads.narrow(0, 0, LowPrecisionCount).copy_(_twinFlat.Grads);
+            return;
+        }
+        for (int i = 0; i < _twinFlat.Slots.Count; i++)
+            _flat.Slots[i].Parameter.grad!.copy_(_twinFlat.Slots[i].Parameter.grad!);
+    }
+
+    private (AutoEncoder, FlatParameters) BuildTwin(AutoEncoder master, HashSet<string> normModules, Device device, bool channelsLast)
     {
         var twin = new AutoEncoder(master.Config);
         twin.to(device);
@@ -271,11 +304,9 @@ public sealed class Trainer : IDisposable
                 buffer.set_(masterBuffers[name]);
         }
         var low = twin.named_parameters().Where(p => !normModules.Contains(Owner(p.name))).ToList();
-        var flat = new FlatParameters(low, ScalarType.BFloat16);
+        var flat = new FlatParameters(low, ScalarType.BFloat16, channelsLast);
         if (flat.Count != LowPrecisionCount)
             throw new InvalidOperationException($"bf16 twin has {flat.Count} low-precision elements, the master {LowPrecisionCount}");
-        using (no_grad())
-            flat.Values.copy_(_flat.Values.narrow(0, 0, LowPrecisionCount));
         return (twin, flat);
     }
 

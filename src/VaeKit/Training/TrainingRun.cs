@@ -120,7 +120,7 @@ public sealed class TrainingRun : IDisposable
             torch.manual_seed(config.Train.Seed);    // weight initialisation; the trainer seeds the noise per step
             var model = new AutoEncoder(config.Model);
             model.to(device);
-            var trainer = new Trainer(model, config.Train, TotalSteps(config.Train, data.Train.Count), config.Runtime.Precision);
+            var trainer = new Trainer(model, config.Train, TotalSteps(config.Train, data.Train.Count), config.Runtime.Precision, config.Runtime.ChannelsLast);
 
             try { dir.Create(); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -194,7 +194,7 @@ public sealed class TrainingRun : IDisposable
                     $"{dir.Path} has already taken its {stored.Step} steps ({config.Train.Epochs} epochs" +
                     $"{(config.Train.MaxSteps is int max ? $", --max-steps {max}" : "")}); extend it with --epochs N larger than {config.Train.Epochs}" +
                     $"{(config.Train.MaxSteps is not null ? " (a --max-steps cap cannot be lifted: start a new run)" : "")}.");
-            var (header, trainer) = Checkpoint.Load(checkpoint, config.Train, totalSteps, device, config.Runtime.Precision);
+            var (header, trainer) = Checkpoint.Load(checkpoint, config.Train, totalSteps, device, config.Runtime.Precision, config.Runtime.ChannelsLast);
             KeepRewoundLast(dir, checkpoint, header, listener);
             MetricsLog.TruncateForResume(dir.Metrics, header.Step, header.Epoch);
             if (options.Epochs is not null)

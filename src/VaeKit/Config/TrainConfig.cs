@@ -106,12 +106,19 @@ public sealed record RuntimeConfig
     /// <summary>Let CUDA matmuls use TF32 tensor cores (convolutions do by libtorch's default). No effect on CPU.</summary>
     public bool Tf32 { get; init; } = true;
 
+    /// <summary>
+    /// Steps between host reads of the step's numbers; null = 1 on the CPU (a NaN stops the run before it touches the
+    /// weights), 20 on CUDA (the host queues work ahead instead of waiting for every step).
+    /// </summary>
+    public int? ReadbackEvery { get; init; }
+
     /// <summary>bf16 only: channels-last (NHWC) compute; null = on for CUDA, off for CPU.</summary>
     public bool? ChannelsLast { get; init; }
 
     public RuntimeConfig Validate()
     {
         if (Threads is <= 0) throw new BadInputException($"--threads must be positive (got {Threads}).");
+        if (ReadbackEvery is <= 0) throw new BadInputException($"readback_every must be positive (got {ReadbackEvery}).");
         return this;
     }
 }

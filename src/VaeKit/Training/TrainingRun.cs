@@ -83,7 +83,7 @@ public sealed class TrainingRun : IDisposable
         _gridImages = EpochPlan.ToModelInput(first, device).DetachFromDisposeScope();
 
         // On a GPU the host queues work ahead of the device; reading the loss back every step would stall that queue.
-        _readbackEvery = device.type == DeviceType.CUDA ? DeviceReadbackEvery : 1;
+        _readbackEvery = config.Runtime.ReadbackEvery ?? (device.type == DeviceType.CUDA ? DeviceReadbackEvery : 1);
         if (device.type == DeviceType.CUDA)
             _deviceTrain = data.Train.To(device);
     }
@@ -268,6 +268,7 @@ public sealed class TrainingRun : IDisposable
                         pending.Clear();
                         if (divergence is not null)
                             return Diverge(divergence, epoch, lastValidation);
+                        stopping |= cancellationToken.IsCancellationRequested;   // a listener may have asked just now
                     }
 
                     if (stopping)

@@ -56,4 +56,30 @@ public class PrecisionTests
         Assert.True(Math.Abs(bf16.Validation - fp32.Validation) < 0.05 * fp32.Validation,
             $"validation loss (fp32 master weights): bf16-trained {bf16.Validation:F2} vs fp32-trained {fp32.Validation:F2}");
     }
+
+    [Fact]
+    public void The_channels_last_bf16_layout_computes_the_same_steps_as_the_plain_one()
+    {
+        using var train = Faces(64);
+        var losses = new List<double>[2];
+        foreach (var (channelsLast, i) in new[] { (false, 0), (true, 1) })
+        {
+            manual_seed(1);
+            using var model = new AutoEncoder(Tiny);
+            using var trainer = new Trainer(model, Train, 4, Precision.Bf16, channelsLast);
+            Assert.Equal(channelsLast, trainer.ChannelsLast);
+            losses[i] = [];
+            for (int step = 0; step < 4; step++)
+            {
+                using var plan = new EpochPlan(train, Train.BatchSize, Train.Seed, step / 2, flip: false);
+                using var scope = NewDisposeScope();
+                losses[i].Add(trainer.BatchUpdate(plan.Batch(step % 2, CPU)).Loss);
+            }
+        }
+        // Same arithmetic in another memory order: bf16 rounding of different summation orders only.
+        for (int step = 0; step < 4; step++)
+            Assert.True(Math.Abs(losses[0][step] - losses[1][step]) < 0.01 * losses[0][step],
+                $"step {step + 1}: {losses[0][step]:F3} vs {losses[1][step]:F3}");
+        Assert.True(losses[1][3] < losses[1][0], "it trains");
+    }
 }

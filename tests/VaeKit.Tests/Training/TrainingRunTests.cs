@@ -47,17 +47,25 @@ public class TrainingRunTests
         }
     }
 
-    [Fact]
-    public void Interrupting_and_resuming_gives_the_same_run_as_never_stopping()
+    [Theory]
+    [InlineData(null)]   // the CPU default: every step read back at once
+    [InlineData(3)]      // the GPU way: steps queued and read back in windows (windows of 3 in 5-step epochs)
+    public void Interrupting_and_resuming_gives_the_same_run_as_never_stopping(int? readbackEvery)
     {
         using var dir = new TempDir();
-        var straight = TrainingRun.Train(SmallRun("straight", dir["cache"]), dir["runs"], NullTrainingListener.Instance, CancellationToken.None);
+        RunConfig Run(string name)
+        {
+            var config = SmallRun(name, dir["cache"]);
+            return config with { Runtime = config.Runtime with { ReadbackEvery = readbackEvery } };
+        }
+        var straight = TrainingRun.Train(Run("straight"), dir["runs"], NullTrainingListener.Instance, CancellationToken.None);
         Assert.Equal(RunOutcome.Completed, straight.Outcome);
 
         using var cancel = new CancellationTokenSource();
-        var stopped = TrainingRun.Train(SmallRun("stopped", dir["cache"]), dir["runs"], new CancelAt(8, cancel), cancel.Token);
+        var stopped = TrainingRun.Train(Run("stopped"), dir["runs"], new CancelAt(8, cancel), cancel.Token);
         Assert.Equal(RunOutcome.Interrupted, stopped.Outcome);
-        Assert.Equal(8, stopped.Step);
+        Assert.Equal(8, stopped.Step);   // in windows too: step 8 ends a window (5-step epochs: flushes at 3, 5, 8, 10)
+        Assert.Equal(stopped.Step, Checkpoint.ReadHeader(Path.Combine(stopped.Directory, "checkpoints", "last.ckpt")).Step);
         Assert.Contains("--resume", stopped.Message);
 
         var resumed = TrainingRun.Resume(new ResumeOptions { RunDirectory = stopped.Directory }, NullTrainingListener.Instance, CancellationToken.None);

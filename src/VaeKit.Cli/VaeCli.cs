@@ -42,6 +42,10 @@ public static class VaeCli
             // Before anything touches TorchSharp: the first call binds the process to one libtorch for good.
             if ((parse.GetValue(LibTorch) ?? Environment.GetEnvironmentVariable("VAEKIT_LIBTORCH")) is { Length: > 0 } libtorch)
                 LibTorchLocation.Use(libtorch);
+            else if (LibTorchLocation.BundledLibTorch() is null && parse.CommandResult.Command != root)
+                throw new BadInputException(
+                    "This VaeKit was built without a libtorch (-p:LibTorch=external): give the one to use with " +
+                    "--libtorch DIR|python or VAEKIT_LIBTORCH (README, \"GPU\").");
             return parse.Invoke(new InvocationConfiguration
             {
                 Output = new AnsiConsoleWriter(console),

@@ -23,12 +23,10 @@ public sealed class EpochPlan : IDisposable
         StepsPerEpoch = Count(images.Count, batchSize);
         // Drawn on the CPU whatever the device (the same order everywhere), then kept beside the images.
         using var generator = new Generator((ulong)seed * 1_000_003UL + (ulong)epoch);
+        using var scope = NewDisposeScope();
         var device = images.Pixels.device;
-        using (var order = randperm(images.Count, generator: generator))
-            _order = order.to(device).DetachFromDisposeScope();
-        if (flip)
-            using (var mirror = rand(images.Count, generator: generator).lt(0.5))
-                _flip = mirror.to(device).DetachFromDisposeScope();
+        _order = randperm(images.Count, generator: generator).to(device).DetachFromDisposeScope();
+        _flip = flip ? rand(images.Count, generator: generator).lt(0.5).to(device).DetachFromDisposeScope() : null;
     }
 
     public int BatchSize { get; }

@@ -16,6 +16,8 @@ public static class VaeCli
             ReconstructCommand.Create(console),
             InterpolateCommand.Create(console),
             InfoCommand.Create(console),
+            ReportCommand.Create(console),
+            WandbCommand.Create(console),
         };
 
         ParseResult parse = root.Parse(args);

@@ -43,6 +43,7 @@ internal static class TrainCommand
     public static Command Create(IAnsiConsole console)
     {
         var models = new ModelOptions();
+        var wandb = new WandbOptions();
         var command = new Command("train", "Train an AE or VAE; writes runs/NAME/ (config, metrics, grids, checkpoints, TensorBoard).");
         foreach (var option in new Option[] { Data })
             command.Options.Add(option);
@@ -50,7 +51,8 @@ internal static class TrainCommand
         foreach (var option in new Option[] { Epochs, BatchSize, Lr, KlWeight, WeightDecay, Schedule, Warmup, GradClip, Seed, MaxSteps, LogEvery,
                                               ValFraction, Flip, Channels, CacheDir, NoCache, Device, Threads, Name, RunsDir, Resume, ResumeFrom, AllowDataChange })
             command.Options.Add(option);
-        command.SetAction(r => Execute(r, models, console));
+        wandb.AddTo(command);
+        command.SetAction(r => Execute(r, models, wandb, console));
         return command;
     }
 
@@ -85,7 +87,28 @@ internal static class TrainCommand
 
     private static RuntimeConfig Runtime(ParseResult r) => new() { Device = r.GetValue(Device)!, Threads = r.GetValue(Threads) };
 
-    private static int Execute(ParseResult r, ModelOptions models, IAnsiConsole console)
+    private static int Execute(ParseResult r, ModelOptions models, WandbOptions wandbOptions, IAnsiConsole console)
+    {
+        using var wandb = wandbOptions.Connect(r, console);   // a refused key stops here, before any data is loaded
+        int exit = ExitCodes.Failure;
+        try
+        {
+            exit = Execute(r, models, console, listener => WandbOptions.Wrap(listener, wandb));
+            return exit;
+        }
+        catch (BadInputException)
+        {
+            exit = ExitCodes.BadInput;
+            throw;
+        }
+        finally
+        {
+            wandb?.Finish(exit);
+            WandbOptions.Print(wandb, console);
+        }
+    }
+
+    private static int Execute(ParseResult r, ModelOptions models, IAnsiConsole console, Func<ITrainingListener, ITrainingListener> track)
     {
         using var cancel = new CancellationTokenSource();
         ConsoleCancelEventHandler onCtrlC = (_, e) =>
@@ -113,16 +136,18 @@ internal static class TrainCommand
                     Threads = r.GetValue(Threads),
                     AllowDataChange = r.GetValue(AllowDataChange),
                 };
-                result = ConsoleListeners.Run(console, listener => TrainingRun.Resume(options, listener, cancel.Token));
+                result = ConsoleListeners.Run(console, listener => TrainingRun.Resume(options, track(listener), cancel.Token));
             }
             else
             {
                 if (Given(r, ResumeFrom) || r.GetValue(AllowDataChange))
                     throw new BadInputException("--resume-from and --allow-data-change only make sense with --resume DIR.");
                 var config = ToConfig(r, models, DateTimeOffset.Now);
-                result = ConsoleListeners.Run(console, listener => TrainingRun.Train(config, r.GetValue(RunsDir)!, listener, cancel.Token));
+                result = ConsoleListeners.Run(console, listener => TrainingRun.Train(config, r.GetValue(RunsDir)!, track(listener), cancel.Token));
             }
-            return Report(result, console);
+            int exit = Report(result, console);
+            ReportCommand.WriteAfterTraining(result.Directory, console);
+            return exit;
         }
         finally
         {

@@ -1,0 +1,231 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using SkiaSharp;
+using VaeKit.Tracking.Wandb;
+
+namespace VaeKit.Tests.Tracking;
+
+/// <summary>
+/// The W&amp;B client against the fake server without a model: the protocol, the spool, and faults. A "training loop"
+/// logs rows and images the way <see cref="WandbListener"/> does, with intervals short enough for a test.
+/// </summary>
+public class WandbClientTests
+{
+    internal const string Key = "vaekit_test_key_0123456789abcdefghijklmnopqrstuv";
+
+    /// <summary>Training-thread cost of the tracker, per call, whatever the server does (measured: well under 5 ms).</summary>
+    private static readonly TimeSpan CallBound = TimeSpan.FromMilliseconds(100);
+
+    internal static readonly WandbTiming Fast = new()
+    {
+        TransmitInterval = TimeSpan.FromMilliseconds(50), HeartbeatInterval = TimeSpan.FromMilliseconds(150),
+        RequestTimeout = TimeSpan.FromMilliseconds(400), MinBackoff = TimeSpan.FromMilliseconds(50),
+        MaxBackoff = TimeSpan.FromMilliseconds(200), FinishTimeout = TimeSpan.FromSeconds(10),
+    };
+
+    private static WandbSettings Settings(FakeWandbServer server, WandbTiming? timing = null) => new()
+    {
+        BaseUrl = server.BaseUrl, ApiKey = Key, Project = "vae-tests", Tags = ["test"], Timing = timing ?? Fast,
+    };
+
+    [Fact]
+    public void Settings_come_from_flags_environment_and_netrc_and_never_print_the_key()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir[".netrc"], "machine example.org login a password other\nmachine api.wandb.ai\n  login user\n  password " + Key + "\n");
+        var env = new Dictionary<string, string> { ["HOME"] = dir.Path, ["WANDB_PROJECT"] = "env-project" };
+        var settings = WandbSettings.Resolve(n => env.GetValueOrDefault(n), entity: "team");
+        Assert.Equal(Key, settings.ApiKey);
+        Assert.Equal(("env-project", "team", WandbMode.Online), (settings.Project, settings.Entity, settings.Mode));
+        Assert.DoesNotContain(Key, settings.ToString());
+        Assert.Equal("https://wandb.ai/team/p/runs/abc", settings.RunUrl("team", "p", "abc"));
+
+        env["WANDB_API_KEY"] = "from-env"; env["WANDB_MODE"] = "offline"; env["WANDB_BASE_URL"] = "http://localhost:8080/";
+        settings = WandbSettings.Resolve(n => env.GetValueOrDefault(n), project: "flag-project");
+        Assert.Equal(("from-env", "flag-project", WandbMode.Offline, "http://localhost:8080"), (settings.ApiKey, settings.Project, settings.Mode, settings.BaseUrl));
+        env["WANDB_MODE"] = "sometimes";
+        Assert.Throws<BadInputException>(() => WandbSettings.Resolve(n => env.GetValueOrDefault(n)));
+    }
+
+    [Fact]
+    public void Non_finite_values_are_bare_tokens_and_config_keys_are_wrapped()
+    {
+        string line = WandbJson.Line([new("_step", 3L), new("a", double.NaN), new("b", double.PositiveInfinity), new("c", double.NegativeInfinity), new("d", 0.5)]);
+        Assert.Equal("""{"_step":3,"a":NaN,"b":Infinity,"c":-Infinity,"d":0.5}""", line);
+        Assert.Equal("""{"lr":{"value":0.001},"model":{"value":{"latent":16}}}""",
+                     WandbJson.ConfigString(new JsonObject { ["lr"] = 0.001, ["model"] = new JsonObject { ["latent"] = 16 } }));
+    }
+
+    [Fact]
+    public void A_run_sends_config_history_images_summary_and_complete()
+    {
+        using var server = new FakeWandbServer(Key);
+        using var dir = new TempDir();
+        using (var run = WandbRun.Connect(Settings(server))!)
+        {
+            run.Start(dir.Path, "demo", new JsonObject { ["train"] = new JsonObject { ["learning_rate"] = 0.001 }, ["parameters"] = 1234 });
+            FakeTraining(run, dir, steps: 12, stepsPerEpoch: 4, nanAt: 5);
+            Assert.True(run.Finish(0));
+            Assert.Contains(run.DrainMessages(), m => m.Contains($"{server.BaseUrl}/fake-entity/vae-tests/runs/{server.RunName}"));
+        }
+
+        Assert.Empty(server.Violations);
+        Assert.Empty(server.ImageProblems());
+        Assert.Equal(0.001, server.Config!["train"]!["learning_rate"]!.GetValue<double>());
+        Assert.Equal(["test"], server.Tags);
+        var rows = server.Rows();
+        Assert.Equal(Enumerable.Range(1, 12).Select(i => (long)i), rows.Select(r => r["_step"]!.GetValue<long>()));
+        Assert.Contains("\"train/loss\":NaN", server.History[4]);   // step 5: written bare, as W&B expects
+        Assert.Equal(3, rows.Count(r => r["images/samples"] is JsonObject));
+        Assert.Equal("image-file", rows[3]["images/samples"]!["_type"]!.GetValue<string>());
+        var summary = FakeWandbServer.ParseLine(server.Summary!);
+        Assert.Equal(12, summary["_step"]!.GetValue<long>());
+        Assert.Equal(0.5, summary["val/best_loss"]!.GetValue<double>());
+        Assert.True(server.Complete);
+        Assert.Equal(0, server.ExitCode);
+        Assert.True(server.Heartbeats >= 0);
+    }
+
+    [Fact]
+    public void An_idle_run_sends_heartbeats()
+    {
+        using var server = new FakeWandbServer(Key);
+        using var dir = new TempDir();
+        using var run = WandbRun.Connect(Settings(server))!;
+        run.Start(dir.Path, "idle", new JsonObject());
+        run.Log(1, [new("train/loss", 1.0)]);
+        Thread.Sleep(900);   // a long validation pass, say
+        Assert.True(server.Heartbeats >= 2, $"{server.Heartbeats} heartbeat(s)");
+        Assert.True(run.Finish(0));
+    }
+
+    [Theory]
+    [InlineData("500")]
+    [InlineData("429")]
+    [InlineData("refused")]
+    [InlineData("hang")]
+    public void Faults_do_not_slow_training_and_every_row_arrives_exactly_once(string fault)
+    {
+        using var server = new FakeWandbServer(Key);
+        using var dir = new TempDir();
+        using var run = WandbRun.Connect(Settings(server))!;
+        run.Start(dir.Path, "faulty", new JsonObject { ["seed"] = 1 });
+        FakeTraining(run, dir, steps: 10, stepsPerEpoch: 10);
+        WaitFor(() => server.HistoryCount == 9);   // step 10 stays open for values of the same step
+
+        var faultStart = Stopwatch.StartNew();
+        switch (fault)
+        {
+            case "500": server.FailNext(6, 500); break;
+            case "429": server.FailNext(1, 429, TimeSpan.FromSeconds(1)); break;
+            case "refused": server.StopListening(); break;
+            case "hang": server.Hang = true; break;
+        }
+        var slowest = FakeTraining(run, dir, steps: 30, stepsPerEpoch: 10, firstStep: 11);
+        Assert.True(slowest < CallBound, $"a tracker call took {slowest.TotalMilliseconds:F0} ms during '{fault}'");
+        if (fault == "refused") server.StartListening();
+        if (fault == "hang") server.Hang = false;
+
+        var finish = Stopwatch.StartNew();
+        Assert.True(run.Finish(0), string.Join("\n", server.Log.TakeLast(20)));
+        Assert.True(finish.Elapsed < Fast.FinishTimeout, $"finish took {finish.Elapsed}");
+        if (fault == "429")
+            Assert.True(faultStart.Elapsed >= TimeSpan.FromSeconds(1), "Retry-After was not honoured");
+
+        Assert.Empty(server.Violations);
+        Assert.Empty(server.ImageProblems());
+        Assert.Equal(Enumerable.Range(1, 40).Select(i => (long)i), server.Rows().Select(r => r["_step"]!.GetValue<long>()));
+        Assert.True(server.Complete);
+    }
+
+    [Fact]
+    public void When_the_server_stays_away_the_run_is_spooled_and_sync_sends_each_row_once()
+    {
+        using var server = new FakeWandbServer(Key);
+        using var dir = new TempDir();
+        var timing = Fast with { FinishTimeout = TimeSpan.FromSeconds(1) };
+        using (var run = WandbRun.Connect(Settings(server, timing))!)
+        {
+            run.Start(dir.Path, "away", new JsonObject { ["seed"] = 1 });
+            FakeTraining(run, dir, steps: 8, stepsPerEpoch: 4);
+            WaitFor(() => server.HistoryCount == 7);
+            server.StopListening();
+            FakeTraining(run, dir, steps: 12, stepsPerEpoch: 4, firstStep: 9);
+            var finish = Stopwatch.StartNew();
+            Assert.False(run.Finish(3));
+            Assert.True(finish.Elapsed < timing.FinishTimeout + TimeSpan.FromSeconds(3), $"finish took {finish.Elapsed}");
+            Assert.Contains(run.DrainMessages(), m => m.Contains("vae wandb sync"));
+        }
+        Assert.Equal(7, server.HistoryCount);
+        Assert.False(server.Complete);
+
+        server.StartListening();
+        var result = WandbSync.Sync(dir.Path, Settings(server, timing), TimeSpan.FromSeconds(20), _ => { });
+        Assert.Equal((7L, 13L, 20L, true, (int?)3), (result.RowsOnServerBefore, result.RowsSent, result.RowsInSpool, result.Completed, result.ExitCode));
+        Assert.Empty(server.Violations);
+        Assert.Empty(server.ImageProblems());
+        Assert.Equal(Enumerable.Range(1, 20).Select(i => (long)i), server.Rows().Select(r => r["_step"]!.GetValue<long>()));
+        Assert.True(server.Complete);
+        Assert.Equal(3, server.ExitCode);
+
+        int posts = server.FileStreamPosts, puts = server.Put.Count;
+        var again = WandbSync.Sync(dir.Path, Settings(server, timing), TimeSpan.FromSeconds(20), _ => { });
+        Assert.Equal(0, again.RowsSent);
+        Assert.Equal(20, server.History.Count);
+        Assert.Equal(puts, server.Put.Count);
+        Assert.True(server.FileStreamPosts - posts <= 1, "a second sync only refreshes the summary");
+    }
+
+    [Fact]
+    public void A_refused_key_is_bad_input_and_the_message_holds_no_key()
+    {
+        using var server = new FakeWandbServer("the-right-key-0123456789012345678901234567890");
+        var e = Assert.Throws<BadInputException>(() => WandbRun.Connect(Settings(server)));
+        Assert.Contains("refused the API key", e.Message);
+        Assert.DoesNotContain(Key, e.Message);
+        Assert.Equal(1, server.RefusedKeys);
+    }
+
+    /// <summary>
+    /// Logs steps [firstStep, firstStep + steps) like the listener (a grid pair at each epoch end, val/loss 0.5 at
+    /// the first one); <paramref name="nanAt"/> logs a NaN loss. Returns the slowest tracker call.
+    /// </summary>
+    internal static TimeSpan FakeTraining(WandbRun run, TempDir dir, int steps, int stepsPerEpoch, int firstStep = 1, int? nanAt = null)
+    {
+        string png = dir["grid.png"];
+        if (!File.Exists(png)) WritePng(png);
+        var slowest = TimeSpan.Zero;
+        var clock = new Stopwatch();
+        for (int step = firstStep; step < firstStep + steps; step++)
+        {
+            Thread.Sleep(3);   // the step's compute
+            clock.Restart();
+            run.Log(step, [new("epoch", (step - 1) / stepsPerEpoch + 1), new("train/loss", step == nanAt ? double.NaN : 100.0 / step)]);
+            if (step % stepsPerEpoch == 0)
+            {
+                run.Log(step, [new("val/loss", 0.5 + step), new("images/samples", run.Image("samples", png, step))]);
+                if (step == stepsPerEpoch) run.SetSummary("val/best_loss", 0.5);
+            }
+            if (clock.Elapsed > slowest) slowest = clock.Elapsed;
+        }
+        return slowest;
+    }
+
+    internal static void WritePng(string path)
+    {
+        using var bitmap = new SKBitmap(16, 8);
+        bitmap.Erase(SKColors.CornflowerBlue);
+        using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
+        File.WriteAllBytes(path, data.ToArray());
+    }
+
+    internal static void WaitFor(Func<bool> condition, int seconds = 10)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition())
+        {
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(seconds), "timed out waiting for the fake server");
+            Thread.Sleep(20);
+        }
+    }
+}

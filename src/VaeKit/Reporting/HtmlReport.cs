@@ -248,7 +248,7 @@ public static partial class HtmlReport
           new Chart(canvas, {
             type: 'line', data: { datasets },
             options: { animation: false, maintainAspectRatio: false, parsing: false, normalized: true,
-                       plugins: { title: { display: true, text: chart.title }, legend: { labels: { boxWidth: 12 } } },
+                       plugins: { title: { display: true, text: chart.title + (datasets.length ? '' : ' (no rows logged)') }, legend: { labels: { boxWidth: 12 } } },
                        scales: { x: { type: 'linear', title: { display: true, text: 'step' } } } }
           });
           drawn++;

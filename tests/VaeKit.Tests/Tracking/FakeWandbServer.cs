@@ -23,7 +23,7 @@ public sealed partial class FakeWandbServer : IDisposable
     private readonly string _expectedAuth;
     private HttpListener? _listener;
     private readonly List<(int Status, TimeSpan? RetryAfter)> _failures = [];
-    private TaskCompletionSource _released = NewRelease();
+    private TaskCompletionSource _released = Released();
 
     public FakeWandbServer(string apiKey, string entity = "fake-entity")
     {
@@ -57,6 +57,9 @@ public sealed partial class FakeWandbServer : IDisposable
     public int FileStreamPosts { get; private set; }
     public int Upserts { get; private set; }
     public int RefusedKeys { get; private set; }
+    /// <summary>Requests held unanswered while <see cref="Hang"/> was on.</summary>
+    public int Held { get; private set; }
+    public int Injected { get { lock (_gate) return Log.Count(l => l.EndsWith("(injected)")); } }
     public List<string> Violations { get; } = [];
     public List<string> Log { get; } = [];
 
@@ -159,6 +162,7 @@ public sealed partial class FakeWandbServer : IDisposable
             }
             if (!release.IsCompleted)
             {
+                lock (_gate) Held++;
                 await release;
                 Respond(response, 503, "{}");
                 return;
@@ -373,9 +377,11 @@ public sealed partial class FakeWandbServer : IDisposable
         response.Close();
     }
 
-    private static TaskCompletionSource NewRelease()
+    private static TaskCompletionSource NewRelease() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private static TaskCompletionSource Released()
     {
-        var released = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var released = NewRelease();
         released.SetResult();
         return released;
     }

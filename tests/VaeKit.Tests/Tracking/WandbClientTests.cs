@@ -9,7 +9,7 @@ namespace VaeKit.Tests.Tracking;
 /// The W&amp;B client against the fake server without a model: the protocol, the spool, and faults. A "training loop"
 /// logs rows and images the way <see cref="WandbListener"/> does, with intervals short enough for a test.
 /// </summary>
-public class WandbClientTests
+public class WandbClientTests(Xunit.Abstractions.ITestOutputHelper log)
 {
     internal const string Key = "vaekit_test_key_0123456789abcdefghijklmnopqrstuv";
 
@@ -129,12 +129,38 @@ public class WandbClientTests
         var finish = Stopwatch.StartNew();
         Assert.True(run.Finish(0), string.Join("\n", server.Log.TakeLast(20)));
         Assert.True(finish.Elapsed < Fast.FinishTimeout, $"finish took {finish.Elapsed}");
+        log.WriteLine($"{fault}: slowest tracker call {slowest.TotalMilliseconds:F2} ms, finish {finish.Elapsed.TotalMilliseconds:F0} ms");
         if (fault == "429")
             Assert.True(faultStart.Elapsed >= TimeSpan.FromSeconds(1), "Retry-After was not honoured");
+        if (fault is "500" or "429") Assert.Equal(fault == "500" ? 6 : 1, server.Injected);   // the fault really happened
+        if (fault == "hang") Assert.True(server.Held > 0);
 
         Assert.Empty(server.Violations);
         Assert.Empty(server.ImageProblems());
         Assert.Equal(Enumerable.Range(1, 40).Select(i => (long)i), server.Rows().Select(r => r["_step"]!.GetValue<long>()));
+        Assert.True(server.Complete);
+    }
+
+    [Fact]
+    public void A_server_that_hangs_from_the_start_delays_the_start_by_at_most_the_start_timeout()
+    {
+        using var server = new FakeWandbServer(Key) { Hang = true };
+        using var dir = new TempDir();
+        var timing = Fast with { StartTimeout = TimeSpan.FromMilliseconds(500) };
+        var start = Stopwatch.StartNew();
+        using var run = WandbRun.Connect(Settings(server, timing))!;
+        run.Start(dir.Path, "hung", new JsonObject { ["seed"] = 1 });
+        Assert.True(start.Elapsed < timing.StartTimeout + TimeSpan.FromSeconds(1), $"start took {start.Elapsed}");
+        Assert.True(server.Held > 0);
+        Assert.Contains(run.DrainMessages(), m => m.Contains("cannot check the API key now"));
+
+        var slowest = FakeTraining(run, dir, steps: 20, stepsPerEpoch: 10);
+        Assert.True(slowest < CallBound, $"a tracker call took {slowest.TotalMilliseconds:F0} ms");
+        server.Hang = false;
+        Assert.True(run.Finish(0), string.Join("\n", server.Log.TakeLast(20)));
+        Assert.Empty(server.Violations);
+        Assert.Empty(server.ImageProblems());
+        Assert.Equal(Enumerable.Range(1, 20).Select(i => (long)i), server.Rows().Select(r => r["_step"]!.GetValue<long>()));
         Assert.True(server.Complete);
     }
 

@@ -36,6 +36,7 @@ public sealed partial class WandbRun : IDisposable
     private string? _lastLine;
     private bool _warnedRewind;
     private bool _finished;
+    private bool _unreachableAtConnect;   // then run creation is left to the sender instead of blocking the start again
 
     private WandbRun(WandbSettings settings, WandbApi? api)
     {
@@ -63,7 +64,8 @@ public sealed partial class WandbRun : IDisposable
         var run = new WandbRun(settings, api);
         try
         {
-            string? entity = api.ViewerAsync(CancellationToken.None).GetAwaiter().GetResult();
+            using var bound = new CancellationTokenSource(settings.Timing.StartTimeout);
+            string? entity = Bounded(api.ViewerAsync(bound.Token), bound, settings.Timing.StartTimeout);
             if (settings.Entity is null && entity is not null)
                 run._messages.Enqueue($"W&B: logged in to {settings.BaseUrl} as {entity}");
         }
@@ -75,6 +77,7 @@ public sealed partial class WandbRun : IDisposable
         }
         catch (Exception e) when (e is WandbTransientException or WandbProtocolException)
         {
+            run._unreachableAtConnect = true;
             run._messages.Enqueue($"W&B: cannot check the API key now ({e.Message}); training goes on and the run is sent when the server answers.");
         }
         return run;
@@ -100,8 +103,12 @@ public sealed partial class WandbRun : IDisposable
         WandbRunPath? path = null;
         try
         {
-            path = Upsert(_api, _spool, CancellationToken.None).GetAwaiter().GetResult();
-            _messages.Enqueue($"W&B run: {_spool.Info.Url}");
+            if (!_unreachableAtConnect)
+            {
+                using var bound = new CancellationTokenSource(_settings.Timing.StartTimeout);
+                path = Bounded(Upsert(_api, _spool, bound.Token), bound, _settings.Timing.StartTimeout);
+                _messages.Enqueue($"W&B run: {_spool.Info.Url}");
+            }
         }
         catch (WandbTransientException e)
         {
@@ -244,6 +251,16 @@ public sealed partial class WandbRun : IDisposable
                     foreach (var (key, value) in previous) _summary[key] = value?.DeepClone();
             }
             catch (JsonException) { }   // a NaN in it: the summary is rebuilt from the new rows
+        }
+    }
+
+    /// <summary>Waits for a start-up call at most <paramref name="limit"/>; a call cut off there counts as a passing failure.</summary>
+    private static T Bounded<T>(Task<T> call, CancellationTokenSource bound, TimeSpan limit)
+    {
+        try { return call.GetAwaiter().GetResult(); }
+        catch (OperationCanceledException) when (bound.IsCancellationRequested)
+        {
+            throw new WandbTransientException($"no answer within {limit.TotalSeconds:0.#} s");
         }
     }
 

@@ -87,6 +87,11 @@ public sealed record WandbTiming
     public TimeSpan TransmitInterval { get; init; } = TimeSpan.FromSeconds(15);
     /// <summary>An empty file_stream post when nothing was sent for this long keeps the run "running".</summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// The key check and run creation before training may block this long at most; an unreachable or hanging server
+    /// is then left to the background sender.
+    /// </summary>
+    public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>One HTTP request may take this long before it counts as failed (a hanging server).</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>First retry delay after a failure; doubles up to <see cref="MaxBackoff"/>. Retry-After wins when given.</summary>

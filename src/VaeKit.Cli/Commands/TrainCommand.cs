@@ -180,7 +180,8 @@ internal static class TrainCommand
     private static void WarnIgnoredWithResume(ParseResult r, IAnsiConsole console)
     {
         var ignored = r.CommandResult.Children.OfType<System.CommandLine.Parsing.OptionResult>()
-            .Where(o => !o.Implicit && o.Option.Name is not ("--resume" or "--resume-from" or "--allow-data-change" or "--epochs" or "--device" or "--threads" or "--data"))
+            .Where(o => !o.Implicit && o.Option.Name is not ("--resume" or "--resume-from" or "--allow-data-change" or "--epochs" or "--device" or "--threads" or "--data")
+                        && !o.Option.Name.StartsWith("--wandb", StringComparison.Ordinal))
             .Select(o => o.Option.Name).ToList();
         if (ignored.Count > 0)
             console.MarkupLineInterpolated($"[yellow]--resume continues with the run's stored settings; ignoring {string.Join(", ", ignored)}[/]");

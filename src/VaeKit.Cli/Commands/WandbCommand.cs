@@ -29,7 +29,7 @@ internal static class WandbCommand
             }
             catch (WandbUnavailableException e)
             {
-                console.WriteLine($"error: {e.Message}");
+                r.InvocationConfiguration.Error.WriteLine($"error: {e.Message}");
                 return ExitCodes.Failure;
             }
         });

@@ -7,7 +7,7 @@ namespace VaeKit.Tests.Tracking;
 
 /// <summary><c>vae train --wandb</c> and <c>vae wandb sync</c> as a user runs them, against the fake W&amp;B server.</summary>
 [Trait("Category", "Slow")]
-public class WandbCliTests
+public class WandbCliTests(Xunit.Abstractions.ITestOutputHelper log)
 {
     private const string Key = WandbClientTests.Key;
 
@@ -25,6 +25,7 @@ public class WandbCliTests
         using (new EnvScope(("WANDB_API_KEY", Key), ("WANDB_BASE_URL", online.BaseUrl), ("WANDB_MODE", null), ("WANDB_PROJECT", "vae-e2e")))
             result = CliRunner.Run(Train(dir, dir["runs"], "tracked", "--wandb", "--wandb-tags", "vae,e2e", "--lr", "0.003"));
         Assert.True(result.Exit == 0, result.Out + result.Err);
+        log.WriteLine(result.Out);
 
         string url = $"{online.BaseUrl}/fake-entity/vae-e2e/runs/{online.RunName}";
         Assert.Contains($"W&B run: {url}", result.Out);                                  // at start
@@ -74,6 +75,19 @@ public class WandbCliTests
         Assert.True(later.Complete);
         Assert.Equal(0, later.ExitCode);
         Assert.Equal(Comparable(online), Comparable(later));
+
+        // --resume continues the same W&B run after its last step.
+        string onlineRun = Path.Combine(dir["runs"], "tracked");
+        using (new EnvScope(("WANDB_API_KEY", Key), ("WANDB_BASE_URL", online.BaseUrl), ("WANDB_MODE", null)))
+            result = CliRunner.Run("train", "--resume", onlineRun, "--epochs", "3", "--wandb");
+        Assert.True(result.Exit == 0, result.Out + result.Err);
+        Assert.DoesNotContain("ignoring", result.Out);
+        Assert.Empty(online.Violations);                                                  // same run ID, no gap, _step still increasing
+        Assert.Empty(online.ImageProblems());
+        var resumed = online.Rows();
+        Assert.Equal(3, resumed.Count(r => r["val/loss"] is not null));
+        Assert.Equal(Enumerable.Range(1, resumed.Count).Select(i => (long)i), resumed.Select(r => r["_step"]!.GetValue<long>()));
+        Assert.True(online.Complete);
 
         // The key is in no file either run wrote, nor in anything printed.
         string basic = Convert.ToBase64String(Encoding.UTF8.GetBytes("api:" + Key));
@@ -155,7 +169,7 @@ public class WandbCliTests
     /// <summary>The CLI's sender clock shortened for the test.</summary>
     private sealed class TimingScope : IDisposable
     {
-        public TimingScope() => WandbOptions.TimingOverride = WandbClientTests.Fast;
+        public TimingScope() => WandbOptions.TimingOverride = WandbClientTests.Fast with { RequestTimeout = TimeSpan.FromSeconds(3) };   // training shares 2 cores with the fake
         public void Dispose() => WandbOptions.TimingOverride = null;
     }
 }

@@ -96,15 +96,14 @@ internal static class TrainCommand
             exit = Execute(r, models, console, listener => WandbOptions.Wrap(listener, wandb));
             return exit;
         }
-        catch (BadInputException)
+        catch (Exception e) when (e is BadInputException or OperationCanceledException)
         {
-            exit = ExitCodes.BadInput;
+            exit = e is BadInputException ? ExitCodes.BadInput : ExitCodes.Interrupted;
             throw;
         }
         finally
         {
-            wandb?.Finish(exit);
-            WandbOptions.Print(wandb, console);
+            WandbOptions.Finish(wandb, exit, console);
         }
     }
 

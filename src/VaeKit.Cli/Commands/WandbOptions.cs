@@ -48,6 +48,18 @@ internal sealed class WandbOptions
 
     public static ITrainingListener Wrap(ITrainingListener listener, WandbRun? run) => run is null ? listener : new WandbListener(listener, run);
 
+    /// <summary>Ends the W&amp;B run with the process's exit code; a failure here never changes that exit code.</summary>
+    public static void Finish(WandbRun? run, int exitCode, IAnsiConsole console)
+    {
+        if (run is null) return;
+        try { run.Finish(exitCode); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            console.WriteLine($"W&B: could not finish the run ({run.Redact(e.Message)}); upload what was spooled with vae wandb sync.");
+        }
+        Print(run, console);
+    }
+
     public static void Print(WandbRun? run, IAnsiConsole console)
     {
         if (run is null) return;

@@ -58,7 +58,8 @@ public sealed partial class FakeWandbServer : IDisposable
     public int Upserts { get; private set; }
     public int RefusedKeys { get; private set; }
     /// <summary>Requests held unanswered while <see cref="Hang"/> was on.</summary>
-    public int Held { get; private set; }
+    public int Held { get { lock (_gate) return _held; } }
+    private int _held;
     public int Injected { get { lock (_gate) return Log.Count(l => l.EndsWith("(injected)")); } }
     public List<string> Violations { get; } = [];
     public List<string> Log { get; } = [];
@@ -162,7 +163,7 @@ public sealed partial class FakeWandbServer : IDisposable
             }
             if (!release.IsCompleted)
             {
-                lock (_gate) Held++;
+                lock (_gate) _held++;
                 await release;
                 Respond(response, 503, "{}");
                 return;

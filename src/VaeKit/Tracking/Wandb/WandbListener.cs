@@ -10,39 +10,48 @@ namespace VaeKit.Tracking.Wandb;
 /// train/img_per_sec and epoch; per epoch: epoch/train_*, val/* and the two grids as images. The summary adds
 /// val/best_loss, best_step and parameters. The run's config.json is the W&amp;B config.
 /// </summary>
+/// <remarks>Tracking never stops training: a failure here (a full disk under the spool, an unreadable grid) is reported
+/// once and tracking goes quiet for the rest of the run; the training run, its metrics and checkpoints carry on.</remarks>
 public sealed class WandbListener(ITrainingListener inner, WandbRun run) : ITrainingListener
 {
     private double? _bestLoss;
+    private bool _broken;
 
     public void DataProgress(DecodeProgress progress) => inner.DataProgress(progress);
 
     public void RunStarted(RunStart start)
     {
         inner.RunStarted(start);
-        string configPath = Path.Combine(start.Directory, "config.json");
-        var config = File.Exists(configPath) && JsonNode.Parse(File.ReadAllText(configPath)) is JsonObject stored ? stored : new JsonObject();
-        run.Start(start.Directory, start.Name, config);
-        run.SetSummary("parameters", start.Parameters);
-        Relay();
+        Guard(() =>
+        {
+            string configPath = Path.Combine(start.Directory, "config.json");
+            var config = File.Exists(configPath) && JsonNode.Parse(File.ReadAllText(configPath)) is JsonObject stored ? stored : new JsonObject();
+            run.Start(start.Directory, start.Name, config);
+            run.SetSummary("parameters", start.Parameters);
+        });
     }
 
     public void StepCompleted(StepReport report)
     {
         inner.StepCompleted(report);
         var m = report.Metrics;
-        run.Log(m.Step,
+        Guard(() => run.Log(m.Step,
         [
             new("epoch", report.Epoch),
             new("train/loss", m.Loss), new("train/reconstruction", m.Reconstruction), new("train/kl", m.Kl),
             new("train/mse", m.Mse), new("train/psnr", m.Psnr), new("train/kl_weight", m.KlWeight),
             new("train/lr", m.LearningRate), new("train/grad_norm", m.GradNorm), new("train/img_per_sec", report.ImagesPerSecond),
-        ]);
-        Relay();
+        ]));
     }
 
     public void EpochCompleted(EpochReport report)
     {
         inner.EpochCompleted(report);
+        Guard(() => LogEpoch(report));
+    }
+
+    private void LogEpoch(EpochReport report)
+    {
         var values = new List<KeyValuePair<string, object?>>
         {
             new("epoch", report.Epoch),
@@ -63,10 +72,23 @@ public sealed class WandbListener(ITrainingListener inner, WandbRun run) : ITrai
             run.SetSummary(report.Validation is null ? "train/best_loss" : "val/best_loss", _bestLoss);
             run.SetSummary("best_step", report.Step);
         }
-        Relay();
     }
 
     public void Message(string text) => inner.Message(text);
+
+    private void Guard(Action track)
+    {
+        if (!_broken)
+        {
+            try { track(); }
+            catch (Exception e)   // deliberately broad: see the remarks
+            {
+                _broken = true;
+                inner.Message($"W&B: tracking stopped ({e.GetType().Name}: {run.Redact(e.Message)}); training goes on. What was logged so far is in {run.SpoolDirectory ?? "no spool"}.");
+            }
+        }
+        Relay();
+    }
 
     /// <summary>The sender's notices reach the console from the training thread, between progress updates.</summary>
     private void Relay()

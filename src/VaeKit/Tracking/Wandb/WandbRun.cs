@@ -164,6 +164,9 @@ public sealed partial class WandbRun : IDisposable
         lock (_gate) _summary[key] = value;
     }
 
+    /// <summary>Text with the API key (if any) removed.</summary>
+    public string Redact(string text) => Redactor.Redact(text, _settings.ApiKey);
+
     /// <summary>Messages for the user from the run and its sender (any thread); the caller prints them.</summary>
     public IEnumerable<string> DrainMessages()
     {

@@ -79,6 +79,9 @@ public static partial class HtmlReport
             if (type == "epoch") epochRows.Add(row);
         }
 
+        foreach (var (key, points) in series.ToList())
+            series[key] = Thin((JsonArray)points!);
+
         var epochs = new JsonArray();
         foreach (var row in epochRows)
         {
@@ -108,6 +111,22 @@ public static partial class HtmlReport
         };
         return new RunData(Path.GetFileName(full), full, config, series, epochs, final);
     }
+
+    /// <summary>
+    /// At most <see cref="MaxPoints"/> points per curve (every k-th, the last kept), so a long run's report stays a
+    /// few MB and draws at once; the charts show a trend, the exact numbers are in metrics.jsonl.
+    /// </summary>
+    private static JsonArray Thin(JsonArray points)
+    {
+        if (points.Count <= MaxPoints) return points;
+        int stride = (points.Count + MaxPoints - 1) / MaxPoints;
+        var thinned = new JsonArray();
+        for (int i = 0; i < points.Count; i++)
+            if (i % stride == 0 || i == points.Count - 1) thinned.Add(points[i]!.DeepClone());
+        return thinned;
+    }
+
+    private const int MaxPoints = 4000;
 
     private static string Render(List<RunData> runs)
     {

@@ -84,6 +84,19 @@ public class HtmlReportTests(Xunit.Abstractions.ITestOutputHelper log)
         Assert.Contains("not a run directory", error);
     }
 
+    [Fact]
+    public void A_long_run_is_thinned_to_a_few_thousand_points_per_curve_keeping_the_last()
+    {
+        using var dir = new TempDir();
+        string run = MakeRun(dir, "long", 0.001, epochs: 2, stepsPerEpoch: 6000);
+        string page = dir["long.html"];
+        HtmlReport.Write([run], page);
+        string json = Regex.Match(File.ReadAllText(page), "<script type=\"application/json\" id=\"data\">(.*?)</script>", RegexOptions.Singleline).Groups[1].Value;
+        var loss = (JsonArray)JsonNode.Parse(json)!["runs"]![0]!["series"]!["train_loss"]!;
+        Assert.InRange(loss.Count, 3000, 4001);
+        Assert.Equal(12000, loss[^1]![0]!.GetValue<double>());
+    }
+
     [FactRequiringChromium]
     public void Headless_chromium_renders_the_charts_and_grids_without_console_errors()
     {

@@ -140,6 +140,12 @@ internal sealed class WandbSender
             {
                 return;
             }
+            catch (Exception e)   // the spool's disk, a surprising response: the sender stops, training must not notice
+            {
+                _lastError = $"{e.GetType().Name}: {_api.Redact(e.Message)}";
+                _notify($"W&B: the sender stopped ({_lastError}); what was logged is in {_spool.Directory}.");
+                return;
+            }
 
             // A finish request cuts a normal wait short, never a backoff the server asked for.
             if (failures == 0 && _finishing) continue;

@@ -7,15 +7,25 @@ namespace VaeKit.Cli;
 /// <summary>Builds the command tree and maps outcomes to the documented exit codes (README "Exit codes").</summary>
 public static class VaeCli
 {
+    private static readonly Option<string?> LibTorch = new("--libtorch")
+    {
+        Description = "Use the libtorch of an existing PyTorch install (its torch/lib folder, or 'python'), e.g. for CUDA " +
+                      "[env: VAEKIT_LIBTORCH]",
+        Recursive = true,
+        HelpName = "DIR|python",
+    };
+
     public static int Run(string[] args, IAnsiConsole console, TextWriter error)
     {
         var root = new RootCommand("VaeKit: train and inspect convolutional AutoEncoders and VAEs on image sets.")
         {
+            LibTorch,
             TrainCommand.Create(console),
             SampleCommand.Create(console),
             ReconstructCommand.Create(console),
             InterpolateCommand.Create(console),
             InfoCommand.Create(console),
+            BenchCommand.Create(console),
             ReportCommand.Create(console),
             WandbCommand.Create(console),
         };
@@ -31,6 +41,9 @@ public static class VaeCli
 
         try
         {
+            // Before anything touches TorchSharp: the first call binds the process to one libtorch for good.
+            if ((parse.GetValue(LibTorch) ?? Environment.GetEnvironmentVariable("VAEKIT_LIBTORCH")) is { Length: > 0 } libtorch)
+                LibTorchLocation.Use(libtorch);
             return parse.Invoke(new InvocationConfiguration
             {
                 Output = new AnsiConsoleWriter(console),

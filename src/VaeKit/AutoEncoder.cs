@@ -58,8 +58,9 @@ public sealed class AutoEncoder : nn.Module<Tensor, ModelOutput>
     public Tensor Decode(Tensor z) => _decoder.call(z);
 
     /// <summary>
-    /// Source of the reparameterisation noise ε; null = libtorch's global generator. The trainer installs its own, on
-    /// the model's device, so the noise stream is saved in checkpoints and a resume is exact on CPU and CUDA alike.
+    /// Source of the reparameterisation noise ε; null = libtorch's global generator of the model's device. TorchSharp's
+    /// generators are CPU-only, so the trainer installs its own on the CPU and seeds the device's default one on CUDA,
+    /// per step in both cases, so a resume draws the same noise.
     /// </summary>
     public Generator? Noise { get; set; }
 

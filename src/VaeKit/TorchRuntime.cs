@@ -30,6 +30,17 @@ public static class TorchRuntime
         throw new BadInputException($"Unknown --device '{name}'. Use cpu, cuda or auto.");
     }
 
+    /// <summary>
+    /// TF32 tensor-core math for CUDA matmuls and convolutions (PyTorch's defaults: off for matmul, on for cuDNN).
+    /// On makes both use it; off makes both exact fp32. No effect on CPU.
+    /// </summary>
+    public static void SetTf32(Device device, bool enabled)
+    {
+        if (device.type != DeviceType.CUDA) return;
+        backends.cuda.matmul.allow_tf32 = enabled;
+        backends.cudnn.allow_tf32 = enabled;
+    }
+
     /// <summary>Version strings recorded in config.json and checkpoints.</summary>
     public static IReadOnlyDictionary<string, string> Versions() => new Dictionary<string, string>
     {
@@ -37,5 +48,21 @@ public static class TorchRuntime
         ["torchsharp"] = typeof(torch).Assembly.GetName().Version?.ToString(3) ?? "?",
         ["dotnet"] = Environment.Version.ToString(),
         ["os"] = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
+        ["libtorch"] = LoadedLibTorch() ?? "?",
     };
+
+    /// <summary>The libtorch_cpu.so files mapped into this process (one, unless something went badly wrong).</summary>
+    public static string? LoadedLibTorch()
+    {
+        try
+        {
+            var paths = File.ReadLines("/proc/self/maps")
+                .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                .Where(parts => parts.Length >= 6 && parts[^1].EndsWith("/libtorch_cpu.so", StringComparison.Ordinal))
+                .Select(parts => Path.GetDirectoryName(parts[^1])!)
+                .Distinct().ToList();
+            return paths.Count > 0 ? string.Join(';', paths) : null;
+        }
+        catch (IOException) { return null; }
+    }
 }

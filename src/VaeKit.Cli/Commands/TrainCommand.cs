@@ -34,6 +34,13 @@ internal static class TrainCommand
     private static readonly Option<bool> NoCache = new("--no-cache") { Description = "Decode every time; write no cache" };
     private static readonly Option<string> Device = new("--device") { Description = "cpu, cuda or auto (cuda when the loaded libtorch has a GPU)", DefaultValueFactory = _ => "auto" };
     private static readonly Option<int?> Threads = new("--threads") { Description = "CPU threads for libtorch [default: one per core]" };
+    internal static readonly Option<string> PrecisionOption = new Option<string>("--precision")
+    {
+        Description = "fp32, or bf16 compute with fp32 master weights (GPUs, and CPUs with AVX-512 BF16)",
+        DefaultValueFactory = _ => "fp32",
+        HelpName = "fp32|bf16",
+    }.AcceptOnlyFromAmong("fp32", "bf16");
+    internal static readonly Option<bool> NoTf32 = new("--no-tf32") { Description = "Exact fp32 on CUDA: no TF32 tensor cores in matmuls and convolutions" };
     private static readonly Option<string?> Name = new("--name") { Description = "Run name; the run goes to RUNS-DIR/NAME [default: PRESET-MODEL-TIMESTAMP]" };
     private static readonly Option<string> RunsDir = new("--runs-dir") { Description = "Where runs are created", DefaultValueFactory = _ => "runs" };
     private static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this directory where it stopped (its stored settings; --epochs, --device, --threads and a moved --data may change)" };
@@ -49,7 +56,7 @@ internal static class TrainCommand
             command.Options.Add(option);
         models.AddTo(command);
         foreach (var option in new Option[] { Epochs, BatchSize, Lr, KlWeight, WeightDecay, Schedule, Warmup, GradClip, Seed, MaxSteps, LogEvery,
-                                              ValFraction, Flip, Channels, CacheDir, NoCache, Device, Threads, Name, RunsDir, Resume, ResumeFrom, AllowDataChange })
+                                              ValFraction, Flip, Channels, CacheDir, NoCache, Device, Threads, PrecisionOption, NoTf32, Name, RunsDir, Resume, ResumeFrom, AllowDataChange })
             command.Options.Add(option);
         wandb.AddTo(command);
         command.SetAction(r => Execute(r, models, wandb, console));
@@ -85,7 +92,13 @@ internal static class TrainCommand
         };
     }
 
-    private static RuntimeConfig Runtime(ParseResult r) => new() { Device = r.GetValue(Device)!, Threads = r.GetValue(Threads) };
+    private static RuntimeConfig Runtime(ParseResult r) => new()
+    {
+        Device = r.GetValue(Device)!, Threads = r.GetValue(Threads),
+        Precision = ParsePrecision(r.GetValue(PrecisionOption)), Tf32 = !r.GetValue(NoTf32),
+    };
+
+    internal static Precision ParsePrecision(string? text) => text == "bf16" ? Precision.Bf16 : Precision.Fp32;
 
     private static int Execute(ParseResult r, ModelOptions models, WandbOptions wandbOptions, IAnsiConsole console)
     {
@@ -133,6 +146,7 @@ internal static class TrainCommand
                     Epochs = Given(r, Epochs) ? r.GetValue(Epochs) : null,
                     Device = Given(r, Device) ? r.GetValue(Device) : null,
                     Threads = r.GetValue(Threads),
+                    Precision = Given(r, PrecisionOption) ? ParsePrecision(r.GetValue(PrecisionOption)) : null,
                     AllowDataChange = r.GetValue(AllowDataChange),
                 };
                 result = ConsoleListeners.Run(console, listener => TrainingRun.Resume(options, track(listener), cancel.Token));
@@ -179,7 +193,7 @@ internal static class TrainCommand
     private static void WarnIgnoredWithResume(ParseResult r, IAnsiConsole console)
     {
         var ignored = r.CommandResult.Children.OfType<System.CommandLine.Parsing.OptionResult>()
-            .Where(o => !o.Implicit && o.Option.Name is not ("--resume" or "--resume-from" or "--allow-data-change" or "--epochs" or "--device" or "--threads" or "--data")
+            .Where(o => !o.Implicit && o.Option.Name is not ("--resume" or "--resume-from" or "--allow-data-change" or "--epochs" or "--device" or "--threads" or "--data" or "--precision")
                         && !o.Option.Name.StartsWith("--wandb", StringComparison.Ordinal))
             .Select(o => o.Option.Name).ToList();
         if (ignored.Count > 0)

@@ -1,5 +1,3 @@
-using System.Text.Json.Serialization;
-
 namespace VaeKit.Config;
 
 public enum LrSchedule { Cosine, Constant }
@@ -101,7 +99,22 @@ public sealed record RuntimeConfig
 
     /// <summary>libtorch intra-op threads; null = one per core.</summary>
     public int? Threads { get; init; }
+
+    /// <summary>Arithmetic of the training step: fp32, or bf16 compute with fp32 master weights (see <c>Trainer</c>).</summary>
+    public Precision Precision { get; init; } = Precision.Fp32;
+
+    /// <summary>Let CUDA matmuls use TF32 tensor cores (convolutions do by libtorch's default). No effect on CPU.</summary>
+    public bool Tf32 { get; init; } = true;
+
+    public RuntimeConfig Validate()
+    {
+        if (Threads is <= 0) throw new BadInputException($"--threads must be positive (got {Threads}).");
+        return this;
+    }
 }
+
+/// <summary>Training arithmetic. Bf16 keeps fp32 master weights, optimizer state, normalisation and losses.</summary>
+public enum Precision { Fp32, Bf16 }
 
 /// <summary>Everything that defines a run; written to <c>runs/NAME/config.json</c> and into each checkpoint.</summary>
 public sealed record RunConfig

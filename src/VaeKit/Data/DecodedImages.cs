@@ -46,5 +46,8 @@ public sealed class DecodedImages : IDisposable
 
     public long ByteLength => (long)Count * Size * Size * Channels;
 
+    /// <summary>A copy on <paramref name="device"/> (still uint8: 4× smaller than float), so batches are drawn there.</summary>
+    public DecodedImages To(Device device) => new(Pixels.to(device));
+
     public void Dispose() => Pixels.Dispose();
 }

@@ -38,7 +38,8 @@ public static class Checkpoint
 {
     private static readonly byte[] Magic = "VAEKIT-CKPT"u8.ToArray();
     private static readonly byte[] EndMarker = "END."u8.ToArray();
-    private const int FormatVersion = 1;
+    private const int FormatVersion = 2;   // 2: flat AdamW state (1: TorchSharp's AdamW state_dict)
+    private const int OldestModelVersion = 1;  // the model part is unchanged since format 1: inference still reads it
 
     public static void Save(string path, CheckpointHeader header, Trainer trainer)
     {
@@ -59,7 +60,7 @@ public static class Checkpoint
     public static CheckpointHeader ReadHeader(string path)
     {
         using var reader = Open(path);
-        return ReadHeader(reader, path);
+        return ReadHeader(reader, path, out _);
     }
 
     /// <summary>
@@ -68,13 +69,19 @@ public static class Checkpoint
     /// </summary>
     /// <param name="train">Optimisation settings for the restored trainer (the stored ones, possibly extended).</param>
     /// <param name="totalSteps">Schedule length for the restored trainer.</param>
-    public static (CheckpointHeader Header, Trainer Trainer) Load(string path, TrainConfig train, long totalSteps, Device device)
+    /// <param name="precision">Arithmetic of the restored trainer (a hardware choice: may differ from the saved run's).</param>
+    public static (CheckpointHeader Header, Trainer Trainer) Load(string path, TrainConfig train, long totalSteps, Device device,
+                                                                  Precision precision = Precision.Fp32)
     {
         using var reader = Open(path);
-        var header = ReadHeader(reader, path);
+        var header = ReadHeader(reader, path, out int version);
+        if (version != FormatVersion)
+            throw new BadInputException(
+                $"{path} was written by an older VaeKit (checkpoint format {version}) whose optimizer state this version " +
+                $"cannot continue; sample, reconstruct and evaluate still read it. Start a new run to keep training.");
         var model = new AutoEncoder(header.Config.Model);
         model.to(device);
-        var trainer = new Trainer(model, train, totalSteps);
+        var trainer = new Trainer(model, train, totalSteps, precision);
         try
         {
             trainer.LoadState(reader);
@@ -93,7 +100,7 @@ public static class Checkpoint
     public static (CheckpointHeader Header, AutoEncoder Model) LoadModel(string path)
     {
         using var reader = Open(path);
-        var header = ReadHeader(reader, path);
+        var header = ReadHeader(reader, path, out _);
         var model = new AutoEncoder(header.Config.Model);
         try
         {
@@ -154,15 +161,15 @@ public static class Checkpoint
         }
     }
 
-    private static CheckpointHeader ReadHeader(BinaryReader reader, string path)
+    private static CheckpointHeader ReadHeader(BinaryReader reader, string path, out int version)
     {
         try
         {
             if (!reader.ReadBytes(Magic.Length).AsSpan().SequenceEqual(Magic))
                 throw new BadInputException($"{path} is not a VaeKit checkpoint.");
-            int version = reader.ReadInt32();
-            if (version != FormatVersion)
-                throw new BadInputException($"{path} has checkpoint format {version}; this VaeKit reads format {FormatVersion}.");
+            version = reader.ReadInt32();
+            if (version < OldestModelVersion || version > FormatVersion)
+                throw new BadInputException($"{path} has checkpoint format {version}; this VaeKit reads formats {OldestModelVersion} to {FormatVersion}.");
             int length = reader.ReadInt32();
             if (length is <= 0 or > 16 << 20) throw new InvalidDataException($"implausible header length {length}");
             return JsonSerializer.Deserialize<CheckpointHeader>(reader.ReadBytes(length), Json.Compact)

@@ -21,9 +21,14 @@ public sealed class EpochPlan : IDisposable
         BatchSize = Math.Min(batchSize, images.Count);
         // The last partial batch is dropped: BatchNorm statistics of a ragged few-image batch would be noise.
         StepsPerEpoch = Count(images.Count, batchSize);
+        // Drawn on the CPU whatever the device (the same order everywhere), then kept beside the images.
         using var generator = new Generator((ulong)seed * 1_000_003UL + (ulong)epoch);
-        _order = randperm(images.Count, generator: generator).DetachFromDisposeScope();
-        _flip = flip ? rand(images.Count, generator: generator).lt(0.5).DetachFromDisposeScope() : null;
+        var device = images.Pixels.device;
+        using (var order = randperm(images.Count, generator: generator))
+            _order = order.to(device).DetachFromDisposeScope();
+        if (flip)
+            using (var mirror = rand(images.Count, generator: generator).lt(0.5))
+                _flip = mirror.to(device).DetachFromDisposeScope();
     }
 
     public int BatchSize { get; }
@@ -39,7 +44,7 @@ public sealed class EpochPlan : IDisposable
         var x = ToModelInput(_images.Pixels.index_select(0, indices), device);
         if (_flip is not null)
         {
-            var mirror = _flip.index_select(0, indices).to(device).view(-1, 1, 1, 1);
+            var mirror = _flip.index_select(0, indices).to(device).view(-1, 1, 1, 1);   // (B, 1, 1, 1)
             x = where(mirror, x.flip(3), x);
         }
         return x.MoveToOuterDisposeScope();

@@ -11,79 +11,180 @@ public sealed record StepMetrics(
     double KlWeight, double LearningRate, double GradNorm);
 
 /// <summary>
+/// A step whose numbers are still on the device: (4) float32 = loss, reconstruction, KL, gradient norm. Reading many
+/// at once with <c>Trainer.Resolve</c> costs one host synchronisation instead of one per step.
+/// </summary>
+public sealed record PendingStep(long Step, double LearningRate, double KlWeight, long PixelsPerImage, Tensor Values) : IDisposable
+{
+    public void Dispose() => Values.Dispose();
+}
+
+/// <summary>
 /// The lab's two operations on one model: <see cref="BatchUpdate"/> (one optimizer step) and
-/// <see cref="BatchMetrics"/> (a no-grad metrics pass). Owns the AdamW state and the step counter; knows nothing
+/// <see cref="BatchMetrics"/> (a no-grad metrics pass). Owns the optimizer state and the step counter; knows nothing
 /// about files, epochs or datasets.
 /// </summary>
+/// <remarks>
+/// The parameters live in one flat buffer (<see cref="FlatParameters"/>) updated by <see cref="FlatAdamW"/>, so the
+/// optimizer and gradient clipping cost a few kernels per step, not several per tensor.
+/// With <see cref="Precision.Bf16"/> the forward and backward passes run on a bf16 twin of the model: its conv and
+/// linear weights are a bf16 copy of the fp32 master buffer (one cast per step), its normalisation layers share the
+/// master's fp32 parameters and running statistics, and the losses are computed in fp32. The optimizer updates the
+/// fp32 master weights, which are what checkpoints, validation and sampling use. TorchSharp has no autocast, so
+/// this is the explicit form of mixed precision.
+/// </remarks>
 public sealed class Trainer : IDisposable
 {
-    private readonly AdamW _optimizer;
-    private readonly Parameter[] _parameters;
-    private readonly Generator _noise;
+    private readonly FlatParameters _flat;
+    private readonly FlatAdamW _optimizer;
+    private readonly Generator _noise;            // CPU noise; on CUDA the device's default generator is seeded instead
+    private readonly bool _onGpu;
+    private readonly AutoEncoder? _twin;          // bf16 compute copy (Precision.Bf16 only)
+    private readonly FlatParameters? _twinFlat;   // its bf16 weights: a prefix of _flat in the same order
 
     /// <param name="model">Already on its device: the optimizer binds to these parameter tensors.</param>
     /// <param name="totalSteps">Length of the run in optimizer steps; the cosine schedule ends there.</param>
-    public Trainer(AutoEncoder model, TrainConfig config, long totalSteps)
+    /// <param name="precision">Arithmetic of the forward and backward passes.</param>
+    public Trainer(AutoEncoder model, TrainConfig config, long totalSteps, Precision precision = Precision.Fp32)
     {
         Model = model;
         Config = config.Validate();
         TotalSteps = totalSteps;
-        _parameters = model.parameters().ToArray();
-        _noise = new Generator((ulong)config.Seed + 0x5EEDUL, _parameters[0].device);
-        model.Noise = _noise;
+        Precision = precision;
+        var device = model.parameters().First().device;
+        _onGpu = device.type == DeviceType.CUDA;
+        _noise = new Generator((ulong)config.Seed + 0x5EEDUL);
+        model.Noise = _onGpu ? null : _noise;
+
+        // Layout: parameters the bf16 twin computes with (conv and linear) first, normalisation parameters last, so
+        // the twin's weights are one contiguous prefix of the master buffer.
+        var normModules = NormModuleNames(model);
+        var named = model.named_parameters().ToList();
+        var low = named.Where(p => !normModules.Contains(Owner(p.name))).ToList();
+        var norm = named.Where(p => normModules.Contains(Owner(p.name))).ToList();
+        _flat = new FlatParameters([.. low, .. norm]);
+        LowPrecisionCount = low.Sum(p => p.parameter.numel());
 
         // Decoupled weight decay on conv/linear weights only: decaying norm scales and biases toward zero fights
-        // normalisation and buys nothing. Both groups keep TorchSharp's parameter order, which the optimizer state
-        // file depends on.
-        var decay = _parameters.Where(p => p.dim() > 1).ToArray();
-        var noDecay = _parameters.Where(p => p.dim() <= 1).ToArray();
-        _optimizer = optim.AdamW(
-            [
-                new AdamW.ParamGroup(decay, lr: config.LearningRate, beta1: config.Beta1, beta2: config.Beta2, weight_decay: config.WeightDecay),
-                new AdamW.ParamGroup(noDecay, lr: config.LearningRate, beta1: config.Beta1, beta2: config.Beta2, weight_decay: 0),
-            ],
-            lr: config.LearningRate, beta1: config.Beta1, beta2: config.Beta2, weight_decay: config.WeightDecay);
+        // normalisation and buys nothing.
+        using (var mask = _flat.Mask(slot => slot.Parameter.dim() > 1))
+            _optimizer = new FlatAdamW(_flat, mask.alias(), config.Beta1, config.Beta2, config.WeightDecay);
+
+        if (precision == Precision.Bf16)
+            (_twin, _twinFlat) = BuildTwin(model, normModules, device);
     }
 
     public AutoEncoder Model { get; }
     public TrainConfig Config { get; }
     public long TotalSteps { get; }
+    public Precision Precision { get; }
+
+    /// <summary>Elements of the master buffer that the bf16 twin holds in bf16 (conv and linear parameters).</summary>
+    public long LowPrecisionCount { get; }
+
+    /// <summary>All parameters as one buffer (tests and tools; do not resize).</summary>
+    public FlatParameters Parameters => _flat;
 
     /// <summary>Optimizer steps taken so far (restored by <see cref="LoadState"/>).</summary>
     public long Step { get; private set; }
 
     /// <summary>
     /// One training step on a batch x (B, C, s, s) in [0, 1]: forward (posterior sample), loss, backward, gradient
-    /// clipping, AdamW. Reads three scalars back to the host, which is also where a NaN/Inf loss is caught — before
-    /// the optimizer step, so the weights in memory stay finite.
+    /// clipping, AdamW. Reads the step's numbers back to the host before the optimizer step, which is also where a
+    /// NaN/Inf loss is caught, so the weights in memory stay finite.
     /// </summary>
     /// <exception cref="DivergedException">the loss or the gradient norm is not finite.</exception>
     public StepMetrics BatchUpdate(Tensor x)
     {
-        using var scope = NewDisposeScope();
-        Model.train();
-        double lr = LearningRate.At(Config, Step, TotalSteps);
-        foreach (var group in _optimizer.ParamGroups)
-            group.LearningRate = lr;
-
-        var output = Model.call(x);
-        var terms = Losses.Compute(output, x, Config.KlWeight);
-        Model.zero_grad();
-        terms.Loss.backward();
-
-        // clip_grad_norm_ returns the total norm before clipping; with max_norm = ∞ it only measures.
-        double gradNorm = nn.utils.clip_grad_norm_(_parameters, Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity);
-        var host = stack([terms.Loss, terms.Reconstruction, terms.Kl]).cpu().data<float>().ToArray();
-        if (!double.IsFinite(host[0]) || !double.IsFinite(gradNorm))
-            throw new DivergedException(
-                $"Training diverged at step {Step + 1}: the loss is {host[0]} (gradient norm {gradNorm}). " +
-                $"Lower the learning rate (--lr, now {Config.LearningRate}) or the KL weight (--kl-weight, now {Config.KlWeight}).");
-
-        _optimizer.step();
-        Step++;
-        double mse = host[1] / PixelsPerImage(x);
-        return new StepMetrics(Step, host[0], host[1], host[2], mse, Losses.Psnr(mse), Config.KlWeight, lr, gradNorm);
+        using var pending = Update(x, checkFirst: true);
+        return Resolve([pending])[0];
     }
+
+    /// <summary>
+    /// The same step without reading anything back: on a GPU the host runs ahead and queues the next batch while this
+    /// one computes. A non-finite loss is found only when the step is resolved, after later steps were taken: a caller
+    /// must resolve (<c>Resolve</c>) before it saves anything. The caller owns (disposes) the result.
+    /// </summary>
+    public PendingStep BatchUpdateDeferred(Tensor x) => Update(x, checkFirst: false);
+
+    private PendingStep Update(Tensor x, bool checkFirst)
+    {
+        using var scope = NewDisposeScope();
+        double lr = LearningRate.At(Config, Step, TotalSteps);
+        double klWeight = Config.KlWeight;
+        var model = _twin ?? Model;
+        model.train();
+        SeedNoise();
+
+        var input = _twin is null ? x : x.to(ScalarType.BFloat16);
+        var output = model.call(input);
+        if (_twin is not null)
+            output = new ModelOutput(output.Reconstruction.to(ScalarType.Float32), output.Mu.to(ScalarType.Float32),
+                                     output.LogVar?.to(ScalarType.Float32), output.Z);
+        var terms = Losses.Compute(output, x, klWeight);
+
+        _optimizer.ZeroGrad();
+        _twinFlat?.Grads.zero_();
+        terms.Loss.backward();
+        if (_twinFlat is not null)
+            _flat.Grads.narrow(0, 0, LowPrecisionCount).copy_(_twinFlat.Grads);
+        var gradNorm = _optimizer.ClipGradNorm(Config.GradClip);
+        var values = stack([terms.Loss.detach(), terms.Reconstruction.detach(), terms.Kl.detach(), gradNorm.to(ScalarType.Float32)]);
+
+        if (checkFirst)
+        {
+            var host = values.cpu().data<float>().ToArray();
+            if (!float.IsFinite(host[0]) || !float.IsFinite(host[3]))
+                throw Diverged(Step + 1, host[0], host[3]);
+        }
+
+        _optimizer.Step(lr);
+        _twinFlat?.Values.copy_(_flat.Values.narrow(0, 0, LowPrecisionCount));
+        Step++;
+        return new PendingStep(Step, lr, klWeight, PixelsPerImage(x), values.DetachFromDisposeScope());   // owned by the caller
+    }
+
+    /// <summary>
+    /// Reads pending steps back in one transfer, in order. Throws <see cref="DivergedException"/> for the first step
+    /// whose loss or gradient norm is not finite.
+    /// </summary>
+    public IReadOnlyList<StepMetrics> Resolve(IReadOnlyList<PendingStep> steps)
+    {
+        var result = Resolve(steps, out var divergence);
+        return divergence is null ? result : throw divergence;
+    }
+
+    /// <summary>
+    /// Reads pending steps back in one transfer, in order, up to the first whose loss or gradient norm is not
+    /// finite: the steps before it are returned, <paramref name="divergence"/> names it (the weights after it are not
+    /// valid and must not be saved).
+    /// </summary>
+    public IReadOnlyList<StepMetrics> Resolve(IReadOnlyList<PendingStep> steps, out DivergedException? divergence)
+    {
+        divergence = null;
+        if (steps.Count == 0) return [];
+        float[] host;
+        using (var scope = NewDisposeScope())
+            host = stack(steps.Select(s => s.Values).ToArray()).cpu().data<float>().ToArray();
+        var result = new List<StepMetrics>(steps.Count);
+        for (int i = 0; i < steps.Count; i++)
+        {
+            var s = steps[i];
+            double loss = host[4 * i], reconstruction = host[4 * i + 1], kl = host[4 * i + 2], gradNorm = host[4 * i + 3];
+            if (!double.IsFinite(loss) || !double.IsFinite(gradNorm))
+            {
+                divergence = Diverged(s.Step, loss, gradNorm);
+                break;
+            }
+            double mse = reconstruction / s.PixelsPerImage;
+            result.Add(new StepMetrics(s.Step, loss, reconstruction, kl, mse, Losses.Psnr(mse), s.KlWeight, s.LearningRate, gradNorm));
+        }
+        return result;
+    }
+
+    private DivergedException Diverged(long step, double loss, double gradNorm) => new(
+        $"Training diverged at step {step}: the loss is {loss} (gradient norm {gradNorm}). " +
+        $"Lower the learning rate (--lr, now {Config.LearningRate}) or the KL weight (--kl-weight, now {Config.KlWeight}).");
 
     /// <summary>
     /// Metrics of a batch without gradients, in evaluation mode (running BatchNorm statistics, z = mu), added to
@@ -102,38 +203,90 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>
-    /// Step, model weights and buffers, optimizer moments and the noise generator: everything a bit-exact resume
-    /// needs. The layout is step (int64), then the model (also what <see cref="Checkpoint.LoadModel"/> reads), then the rest.
+    /// Step, model weights and buffers, optimizer moments: everything a bit-exact resume needs (the noise is a
+    /// function of the step). The layout is step (int64), then the model (also what <see cref="Checkpoint.LoadModel"/> reads), then the rest.
     /// </summary>
     public void SaveState(BinaryWriter writer)
     {
         writer.Write(Step);
         Model.save(writer);
-        _optimizer.save_state_dict(writer);
-        using var state = _noise.get_state();
-        var bytes = state.bytes.ToArray();
-        writer.Write(bytes.Length);
-        writer.Write(bytes);
+        _optimizer.Save(writer);
     }
 
     public void LoadState(BinaryReader reader)
     {
         Step = reader.ReadInt64();
         Model.load(reader, strict: true);
-        _optimizer.load_state_dict(reader);
-        int length = reader.ReadInt32();
-        if (length is <= 0 or > 1 << 20) throw new InvalidDataException($"implausible generator state length {length}");
-        using var state = tensor(reader.ReadBytes(length), ScalarType.Byte);
-        _noise.set_state(state);
+        _optimizer.Load(reader);
+        if (_twinFlat is not null)
+            using (no_grad())
+                _twinFlat.Values.copy_(_flat.Values.narrow(0, 0, LowPrecisionCount));
+    }
+
+    /// <summary>
+    /// The reparameterisation noise of step t comes from a generator seeded by (seed, t): a resumed run draws exactly
+    /// the noise it would have drawn, with no generator state to save. TorchSharp's <c>Generator</c> is CPU-only, so on
+    /// CUDA the device's default generator is seeded the same way (nothing else in training draws from it).
+    /// </summary>
+    private void SeedNoise()
+    {
+        long seed = unchecked((long)(((ulong)Config.Seed + 0x5EEDUL) * 1_000_003UL + (ulong)Step));
+        if (_onGpu) cuda.manual_seed(seed);
+        else _noise.manual_seed(seed);
     }
 
     private static long PixelsPerImage(Tensor x) => x.shape[1] * x.shape[2] * x.shape[3];
 
+    private static HashSet<string> NormModuleNames(AutoEncoder model) =>
+        model.named_modules().Where(m => m.module is BatchNorm2d or GroupNorm).Select(m => m.name).ToHashSet();
+
+    private static string Owner(string parameterName) =>
+        parameterName.LastIndexOf('.') is int dot and > 0 ? parameterName[..dot] : "";
+
+    /// <summary>
+    /// A second model of the same architecture for bf16 compute. Conv and linear layers become bf16 views of the twin
+    /// buffer; normalisation layers keep fp32 and share the master's parameters, gradients and running statistics,
+    /// so BatchNorm statistics gathered in training are the ones evaluation uses.
+    /// </summary>
+    private (AutoEncoder, FlatParameters) BuildTwin(AutoEncoder master, HashSet<string> normModules, Device device)
+    {
+        var twin = new AutoEncoder(master.Config);
+        twin.to(device);
+        foreach (var (name, module) in twin.named_modules())
+            if (name.Length > 0 && !normModules.Contains(name) && !module.named_modules().Skip(1).Any())
+                module.to(ScalarType.BFloat16);
+        twin.Noise = _onGpu ? null : _noise;
+
+        var masterParameters = master.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        var masterBuffers = master.named_buffers().ToDictionary(b => b.name, b => b.buffer);
+        using (no_grad())
+        {
+            foreach (var (name, p) in twin.named_parameters().Where(p => normModules.Contains(Owner(p.name))))
+            {
+                var shared = masterParameters[name];
+                p.set_(shared);
+                p.grad = shared.grad;
+            }
+            foreach (var (name, buffer) in twin.named_buffers())
+                buffer.set_(masterBuffers[name]);
+        }
+        var low = twin.named_parameters().Where(p => !normModules.Contains(Owner(p.name))).ToList();
+        var flat = new FlatParameters(low, ScalarType.BFloat16);
+        if (flat.Count != LowPrecisionCount)
+            throw new InvalidOperationException($"bf16 twin has {flat.Count} low-precision elements, the master {LowPrecisionCount}");
+        using (no_grad())
+            flat.Values.copy_(_flat.Values.narrow(0, 0, LowPrecisionCount));
+        return (twin, flat);
+    }
+
     public void Dispose()
     {
         Model.Noise = null;
+        _twin?.Dispose();
+        _twinFlat?.Dispose();
         _noise.Dispose();
         _optimizer.Dispose();
+        _flat.Dispose();
     }
 }
 

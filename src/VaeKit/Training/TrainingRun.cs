@@ -25,6 +25,8 @@ public sealed record ResumeOptions
     public int? Epochs { get; init; }
     public string? Device { get; init; }
     public int? Threads { get; init; }
+    /// <summary>Training arithmetic from here on; null = as stored.</summary>
+    public Precision? Precision { get; init; }
     /// <summary>Continue although the data's fingerprint differs from the one recorded at the start.</summary>
     public bool AllowDataChange { get; init; }
 }
@@ -50,6 +52,8 @@ public sealed class TrainingRun : IDisposable
     private readonly TorchSharp.Modules.SummaryWriter _tensorBoard;
     private readonly Tensor _sampleZ;       // fixed z ~ N(0, I): the same faces every epoch
     private readonly Tensor _gridImages;    // fixed images for the reconstruction grid
+    private readonly DecodedImages? _deviceTrain;   // the training images uploaded once to the GPU (uint8)
+    private readonly int _readbackEvery;            // steps between host reads of the step numbers
 
     private CheckpointHeader _position;
     private long? _savedStep;               // step of the last.ckpt on disk, if this session wrote or loaded one
@@ -77,7 +81,15 @@ public sealed class TrainingRun : IDisposable
         var source = data.Validation.Count > 0 ? data.Validation : data.Train;
         using var first = source.Pixels.narrow(0, 0, Math.Min(ReconstructionImages, source.Count));
         _gridImages = EpochPlan.ToModelInput(first, device).DetachFromDisposeScope();
+
+        // On a GPU the host queues work ahead of the device; reading the loss back every step would stall that queue.
+        _readbackEvery = device.type == DeviceType.CUDA ? DeviceReadbackEvery : 1;
+        if (device.type == DeviceType.CUDA)
+            _deviceTrain = data.Train.To(device);
     }
+
+    /// <summary>Steps between reads of the loss on a GPU; also the delay before a NaN is noticed there.</summary>
+    public const int DeviceReadbackEvery = 20;
 
     /// <summary>Starts a new run under <paramref name="runsRoot"/>/NAME.</summary>
     public static RunResult Train(RunConfig config, string runsRoot, ITrainingListener listener, CancellationToken cancellationToken)
@@ -105,10 +117,10 @@ public sealed class TrainingRun : IDisposable
                 Data = config.Data with { Source = spec.ToArgument(), Fingerprint = data.Description.Fingerprint },
             };
             config.Model.Validate();
-            torch.manual_seed(config.Train.Seed);    // weight initialisation; the noise has the trainer's own generator
+            torch.manual_seed(config.Train.Seed);    // weight initialisation; the trainer seeds the noise per step
             var model = new AutoEncoder(config.Model);
             model.to(device);
-            var trainer = new Trainer(model, config.Train, TotalSteps(config.Train, data.Train.Count));
+            var trainer = new Trainer(model, config.Train, TotalSteps(config.Train, data.Train.Count), config.Runtime.Precision);
 
             try { dir.Create(); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -154,6 +166,7 @@ public sealed class TrainingRun : IDisposable
             {
                 Device = options.Device ?? stored.Config.Runtime.Device,
                 Threads = options.Threads ?? stored.Config.Runtime.Threads,
+                Precision = options.Precision ?? stored.Config.Runtime.Precision,
             },
             Train = options.Epochs is int e ? stored.Config.Train with { Epochs = e } : stored.Config.Train,
         };
@@ -181,7 +194,7 @@ public sealed class TrainingRun : IDisposable
                     $"{dir.Path} has already taken its {stored.Step} steps ({config.Train.Epochs} epochs" +
                     $"{(config.Train.MaxSteps is int max ? $", --max-steps {max}" : "")}); extend it with --epochs N larger than {config.Train.Epochs}" +
                     $"{(config.Train.MaxSteps is not null ? " (a --max-steps cap cannot be lifted: start a new run)" : "")}.");
-            var (header, trainer) = Checkpoint.Load(checkpoint, config.Train, totalSteps, device);
+            var (header, trainer) = Checkpoint.Load(checkpoint, config.Train, totalSteps, device, config.Runtime.Precision);
             KeepRewoundLast(dir, checkpoint, header, listener);
             MetricsLog.TruncateForResume(dir.Metrics, header.Step, header.Epoch);
             if (options.Epochs is not null)
@@ -208,50 +221,63 @@ public sealed class TrainingRun : IDisposable
 
         var rate = new RateMeter();
         EvalMetrics? lastValidation = null;
+        var pending = new List<(PendingStep Step, int Batch)>();
         for (int epoch = _position.Epoch; epoch < train.Epochs && _trainer.Step < totalSteps; epoch++)
         {
             var epochClock = Stopwatch.StartNew();
-            using (var plan = new EpochPlan(_data.Train, train.BatchSize, train.Seed, epoch, _config.Data.Flip))
+            using (var plan = new EpochPlan(_deviceTrain ?? _data.Train, train.BatchSize, train.Seed, epoch, _config.Data.Flip))
             {
-                for (int batch = _position.BatchInEpoch; batch < plan.StepsPerEpoch && _trainer.Step < totalSteps; batch++)
+                int from = _position.BatchInEpoch;
+                int to = (int)Math.Min(plan.StepsPerEpoch, from + (totalSteps - _trainer.Step));
+                // CPU: batches are assembled on a worker thread while the step runs. GPU: the images already live on
+                // the device and a batch is two kernels queued behind the step, so there is nothing to overlap.
+                using var prefetch = _device.type == DeviceType.CPU && from < to
+                    ? new BatchPrefetcher(i => plan.Batch(i, _device), from, to)
+                    : null;
+                for (int batch = from; batch < to; batch++)
                 {
-                    StepMetrics step;
-                    try
+                    using (var scope = NewDisposeScope())
                     {
-                        using var scope = NewDisposeScope();
-                        step = _trainer.BatchUpdate(plan.Batch(batch, _device));
-                    }
-                    catch (DivergedException e)
-                    {
-                        _metrics.Write(new JsonObject { ["type"] = "stop", ["reason"] = "diverged", ["step"] = _trainer.Step + 1, ["epoch"] = epoch + 1, ["time"] = Now() });
-                        string kept = _savedStep is long saved
-                            ? $" The last good checkpoint is {_dir.Last} (step {saved}); --resume keeps the stored settings, so start a new run to change them."
-                            : "";
-                        return new RunResult(RunOutcome.Diverged, _dir.Path, _trainer.Step, lastValidation, _position.BestLoss, e.Message + kept);
+                        using var fetched = prefetch?.Next();             // detached: owned here
+                        var x = fetched ?? plan.Batch(batch, _device);
+                        if (_readbackEvery == 1)
+                        {
+                            try
+                            {
+                                var step = _trainer.BatchUpdate(x);
+                                Completed([step], [batch], epoch, plan.BatchSize, rate, totalSteps);
+                            }
+                            catch (DivergedException e)
+                            {
+                                return Diverge(e, epoch, lastValidation);
+                            }
+                        }
+                        else
+                        {
+                            pending.Add((_trainer.BatchUpdateDeferred(x), batch));
+                        }
                     }
 
-                    _position = _position with
+                    bool stopping = cancellationToken.IsCancellationRequested;
+                    bool saving = _sinceSave.Elapsed.TotalMinutes >= train.CheckpointMinutes;
+                    if (pending.Count >= _readbackEvery || (pending.Count > 0 && (batch + 1 == to || stopping || saving)))
                     {
-                        Step = _trainer.Step, Epoch = epoch, BatchInEpoch = batch + 1,
-                        EpochLossSum = _position.EpochLossSum + step.Loss,
-                        EpochReconstructionSum = _position.EpochReconstructionSum + step.Reconstruction,
-                        EpochKlSum = _position.EpochKlSum + step.Kl,
-                        EpochSteps = _position.EpochSteps + 1,
-                    };
-                    double imagesPerSecond = rate.Tick(plan.BatchSize);
-                    TimeSpan? eta = rate.SecondsPerStep is double s ? TimeSpan.FromSeconds(s * (totalSteps - _trainer.Step)) : null;
-                    _listener.StepCompleted(new StepReport(epoch + 1, batch + 1, step, imagesPerSecond, eta));
-                    if (step.Step % train.LogEvery == 0)
-                        LogStep(step, epoch + 1, imagesPerSecond);
+                        var steps = _trainer.Resolve(pending.Select(p => p.Step).ToList(), out var divergence);
+                        Completed(steps, pending.Select(p => p.Batch).Take(steps.Count).ToList(), epoch, plan.BatchSize, rate, totalSteps);
+                        foreach (var (step, _) in pending) step.Dispose();
+                        pending.Clear();
+                        if (divergence is not null)
+                            return Diverge(divergence, epoch, lastValidation);
+                    }
 
-                    if (cancellationToken.IsCancellationRequested)
+                    if (stopping)
                     {
                         SaveLast();
                         _metrics.Write(new JsonObject { ["type"] = "stop", ["reason"] = "interrupted", ["step"] = _trainer.Step, ["epoch"] = epoch + 1, ["time"] = Now() });
                         return new RunResult(RunOutcome.Interrupted, _dir.Path, _trainer.Step, lastValidation, _position.BestLoss,
                             $"Interrupted at step {_trainer.Step}; saved {_dir.Last}. Continue with: vae train --resume {_dir.Path}");
                     }
-                    if (_sinceSave.Elapsed.TotalMinutes >= train.CheckpointMinutes)
+                    if (saving)
                         SaveLast();
                 }
             }
@@ -262,6 +288,38 @@ public sealed class TrainingRun : IDisposable
 
         _metrics.Write(new JsonObject { ["type"] = "stop", ["reason"] = "completed", ["step"] = _trainer.Step, ["epoch"] = _position.Epoch, ["time"] = Now() });
         return new RunResult(RunOutcome.Completed, _dir.Path, _trainer.Step, lastValidation, _position.BestLoss, null);
+    }
+
+    /// <summary>Book-keeping of steps read back from the device: epoch sums, the listener, metrics rows.</summary>
+    private void Completed(IReadOnlyList<StepMetrics> steps, IReadOnlyList<int> batches, int epoch, int batchSize, RateMeter rate, long totalSteps)
+    {
+        if (steps.Count == 0) return;
+        double imagesPerSecond = rate.Tick(batchSize * steps.Count, steps.Count);
+        for (int i = 0; i < steps.Count; i++)
+        {
+            var step = steps[i];
+            _position = _position with
+            {
+                Step = step.Step, Epoch = epoch, BatchInEpoch = batches[i] + 1,
+                EpochLossSum = _position.EpochLossSum + step.Loss,
+                EpochReconstructionSum = _position.EpochReconstructionSum + step.Reconstruction,
+                EpochKlSum = _position.EpochKlSum + step.Kl,
+                EpochSteps = _position.EpochSteps + 1,
+            };
+            TimeSpan? eta = rate.SecondsPerStep is double s ? TimeSpan.FromSeconds(s * (totalSteps - step.Step)) : null;
+            _listener.StepCompleted(new StepReport(epoch + 1, batches[i] + 1, step, imagesPerSecond, eta));
+            if (step.Step % _config.Train.LogEvery == 0)
+                LogStep(step, epoch + 1, imagesPerSecond);
+        }
+    }
+
+    private RunResult Diverge(DivergedException e, int epoch, EvalMetrics? lastValidation)
+    {
+        _metrics.Write(new JsonObject { ["type"] = "stop", ["reason"] = "diverged", ["step"] = _position.Step + 1, ["epoch"] = epoch + 1, ["time"] = Now() });
+        string kept = _savedStep is long saved
+            ? $" The last good checkpoint is {_dir.Last} (step {saved}); --resume keeps the stored settings, so start a new run to change them."
+            : "";
+        return new RunResult(RunOutcome.Diverged, _dir.Path, _position.Step, lastValidation, _position.BestLoss, e.Message + kept);
     }
 
     /// <summary>Validation, grids, the epoch row, "best" when it improved, and "last" at the epoch boundary.</summary>
@@ -383,8 +441,11 @@ public sealed class TrainingRun : IDisposable
 
     private static Device PrepareRuntime(RuntimeConfig runtime)
     {
+        runtime.Validate();
         TorchRuntime.SetThreads(runtime.Threads);
-        return TorchRuntime.ResolveDevice(runtime.Device);
+        var device = TorchRuntime.ResolveDevice(runtime.Device);
+        TorchRuntime.SetTf32(device, runtime.Tf32);
+        return device;
     }
 
     private static LoadedDataset Load(RunConfig config, DataSpec spec, ITrainingListener listener, CancellationToken cancellationToken)
@@ -468,6 +529,7 @@ public sealed class TrainingRun : IDisposable
         _metrics.Dispose();
         _sampleZ.Dispose();
         _gridImages.Dispose();
+        _deviceTrain?.Dispose();
         _trainer.Model.Dispose();
         _trainer.Dispose();
         _data.Dispose();
@@ -494,10 +556,12 @@ public sealed class TrainingRun : IDisposable
         public double? SecondsPerStep { get; private set; }
         private double _imagesPerSecond;
 
-        public double Tick(int images)
+        /// <summary>Records <paramref name="steps"/> steps of <paramref name="images"/> images in all since the last tick.</summary>
+        public double Tick(int images, int steps = 1)
         {
             if (!_clock.IsRunning) { _clock.Start(); return _imagesPerSecond; }
-            double seconds = _clock.Elapsed.TotalSeconds;
+            double seconds = _clock.Elapsed.TotalSeconds / steps;
+            images /= steps;
             _clock.Restart();
             SecondsPerStep = SecondsPerStep is double s ? 0.9 * s + 0.1 * seconds : seconds;
             _imagesPerSecond = images / SecondsPerStep.Value;

@@ -226,7 +226,8 @@ public class TrainingRunTests
         // few hundred steps while glibc's allocator settles (freed blocks are kept, not returned; measured plateau
         // ~1.2 GB at ~400 steps), so it gets a bound that a per-step leak cannot meet: a missing dispose scope
         // costs ~20 MB a step, ~1.2 GB an epoch here.
-        Assert.Single(listener.LiveTensors.Distinct());
+        // (From epoch 2: the first epoch end still counts a few objects of the first step's set-up awaiting the GC.)
+        Assert.True(listener.LiveTensors.Skip(1).Distinct().Count() == 1, "live tensors at epoch ends: " + string.Join(", ", listener.LiveTensors));
         long growth = listener.Rss[^1] - listener.Rss[1];
         Assert.True(growth < 400L << 20, $"RSS grew {growth >> 20} MB from epoch 2 to 5: {string.Join(", ", listener.Rss.Select(r => r >> 20))} MB");
     }
@@ -240,7 +241,9 @@ public class TrainingRunTests
         {
             using var self = Process.GetCurrentProcess();
             Rss.Add(self.WorkingSet64);
-            LiveTensors.Add(TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+            // Process-wide: batches are made on the prefetch thread and disposed on this one, so a thread's own
+            // statistics drift by one per batch without anything leaking.
+            LiveTensors.Add(TorchSharp.torch.Tensor.TotalCount);
         }
     }
 }

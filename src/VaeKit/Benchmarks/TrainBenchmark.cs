@@ -1,0 +1,231 @@
+using System.Diagnostics;
+using TorchSharp;
+using VaeKit.Config;
+using VaeKit.Data;
+using VaeKit.Training;
+using static TorchSharp.torch;
+
+namespace VaeKit.Benchmarks;
+
+/// <summary>What <c>vae bench</c> runs: one model shape, one device, one batch size, one precision.</summary>
+public sealed record BenchOptions
+{
+    public required string Preset { get; init; }
+    public required ModelConfig Model { get; init; }
+    public string Device { get; init; } = "auto";
+    public int Batch { get; init; } = 64;
+    /// <summary>Timed training steps (after <see cref="Warmup"/> untimed ones).</summary>
+    public int Steps { get; init; } = 30;
+    public int Warmup { get; init; } = 5;
+    public Precision Precision { get; init; } = Precision.Fp32;
+    public int? Threads { get; init; }
+    public bool Tf32 { get; init; } = true;
+
+    public BenchOptions Validate()
+    {
+        if (Batch <= 0) throw new BadInputException($"--batch must be positive (got {Batch}).");
+        if (Steps <= 0) throw new BadInputException($"--steps must be positive (got {Steps}).");
+        if (Warmup < 0) throw new BadInputException($"--warmup must be 0 or more (got {Warmup}).");
+        Model.Validate();
+        return this;
+    }
+}
+
+/// <summary>Numbers of one benchmark (snake_case in <c>--json</c>). Times are medians over timed windows.</summary>
+public sealed record BenchResult
+{
+    public required string Preset { get; init; }
+    public required string Device { get; init; }
+    public required string Precision { get; init; }
+    public int Batch { get; init; }
+    public int Threads { get; init; }
+    public long Parameters { get; init; }
+    public int TimedSteps { get; init; }
+    public double StepMs { get; init; }
+    public double TrainImagesPerSecond { get; init; }
+    public double TrainGflopPerImage { get; init; }
+    public double AchievedGflops { get; init; }
+    public double MatmulPeakGflops { get; init; }
+    public double PeakFraction { get; init; }
+    public double DataWaitFraction { get; init; }
+    public double InferenceImagesPerSecond { get; init; }
+    public double SamplingImagesPerSecond { get; init; }
+    public long? PeakRssBytes { get; init; }
+    public long? GpuMemoryUsedBytes { get; init; }
+    public double FinalLoss { get; init; }
+    public required IReadOnlyDictionary<string, string> Versions { get; init; }
+}
+
+/// <summary>
+/// Steady-state training throughput of the real training path (the same <see cref="Trainer"/>, batch assembly and
+/// read-back policy as <c>vae train</c>) on random images of the model's size, plus inference and sampling rates,
+/// the achieved fraction of the machine's own matmul peak, and memory.
+/// </summary>
+public static class TrainBenchmark
+{
+    /// <summary>Steps per timed window on a GPU: the host reads the losses back once per window, as in training.</summary>
+    private const int GpuWindow = TrainingRun.DeviceReadbackEvery;
+
+    public static BenchResult Run(BenchOptions options, Action<string>? progress = null)
+    {
+        options.Validate();
+        TorchRuntime.SetThreads(options.Threads);
+        var device = TorchRuntime.ResolveDevice(options.Device);
+        TorchRuntime.SetTf32(device, options.Tf32);
+        bool gpu = device.type == DeviceType.CUDA;
+        var model = options.Model;
+
+        manual_seed(0);
+        using var images = RandomImages(Math.Max(4 * options.Batch, 256), model.ImageSize, model.InChannels, gpu ? device : CPU);
+        using var net = new AutoEncoder(model);
+        net.to(device);
+        var train = new TrainConfig { BatchSize = options.Batch, WarmupSteps = 0, Schedule = LrSchedule.Constant, LearningRate = 1e-4 };
+        int window = gpu ? GpuWindow : 1;
+        int windows = Math.Max(1, (options.Steps + window - 1) / window);
+        int warmupSteps = gpu ? Math.Max(options.Warmup, 2 * window) : options.Warmup;   // cuDNN picks its algorithms first
+        long totalSteps = warmupSteps + (long)windows * window;
+        using var trainer = new Trainer(net, train, totalSteps, options.Precision);
+
+        progress?.Invoke($"training {warmupSteps} warm-up + {windows * window} timed steps, batch {options.Batch}");
+        var stepTimes = new List<double>();
+        double waited = 0, total = 0, lastLoss = double.NaN;
+        int epoch = 0, next = 0;
+        EpochPlan? plan = null;
+        BatchPrefetcher? prefetch = null;
+        try
+        {
+            Tensor NextBatch()
+            {
+                if (plan is null || next == plan.StepsPerEpoch)
+                {
+                    prefetch?.Dispose();
+                    plan?.Dispose();
+                    plan = new EpochPlan(images, options.Batch, seed: 1, epoch++, flip: true);
+                    next = 0;
+                    var current = plan;
+                    prefetch = gpu ? null : new BatchPrefetcher(i => current.Batch(i, device), 0, current.StepsPerEpoch);
+                }
+                int index = next++;
+                return prefetch is not null ? prefetch.Next() : plan.Batch(index, device);
+            }
+
+            for (int i = 0; i < warmupSteps; i++)
+                lastLoss = Step(trainer, NextBatch, gpu, 1).Loss;
+            Machine.Synchronize(device);
+
+            for (int w = 0; w < windows; w++)
+            {
+                var prefetchBefore = prefetch;
+                var waitBefore = prefetch?.Waited ?? TimeSpan.Zero;
+                var clock = Stopwatch.StartNew();
+                var (loss, dataSeconds) = Step(trainer, NextBatch, gpu, window);
+                double seconds = clock.Elapsed.TotalSeconds;
+                // On the CPU a window is one step; a new epoch's prefetcher starts from zero.
+                double wait = prefetch is null ? dataSeconds
+                    : ReferenceEquals(prefetch, prefetchBefore) ? (prefetch.Waited - waitBefore).TotalSeconds
+                    : prefetch.Waited.TotalSeconds;
+                stepTimes.Add(seconds / window);
+                waited += wait;
+                total += seconds;
+                lastLoss = loss;
+            }
+        }
+        finally
+        {
+            prefetch?.Dispose();
+            plan?.Dispose();
+        }
+
+        double stepSeconds = Machine.Median(stepTimes);
+        double gflopPerImage = FlopCount.TrainStepPerImage(model) / 1e9;
+        double achieved = gflopPerImage * options.Batch / stepSeconds;
+        progress?.Invoke("measuring inference, sampling and the matmul peak");
+        var (inference, sampling) = Inference(net, options.Batch, device);
+        var peakType = options.Precision == Precision.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
+        double peak = Machine.MatmulGflops(device, peakType, gpu ? 8192 : 2048);
+
+        return new BenchResult
+        {
+            Preset = options.Preset,
+            Device = device.ToString(),
+            Precision = options.Precision.ToString().ToLowerInvariant(),
+            Batch = options.Batch,
+            Threads = get_num_threads(),
+            Parameters = net.ParameterCount,
+            TimedSteps = stepTimes.Count * window,
+            StepMs = stepSeconds * 1000,
+            TrainImagesPerSecond = options.Batch / stepSeconds,
+            TrainGflopPerImage = gflopPerImage,
+            AchievedGflops = achieved,
+            MatmulPeakGflops = peak,
+            PeakFraction = achieved / peak,
+            DataWaitFraction = total > 0 ? waited / total : 0,
+            InferenceImagesPerSecond = inference,
+            SamplingImagesPerSecond = sampling,
+            PeakRssBytes = Machine.PeakRssBytes(),
+            GpuMemoryUsedBytes = gpu ? Machine.GpuMemoryUsedBytes(device.index < 0 ? 0 : device.index) : null,
+            FinalLoss = lastLoss,
+            Versions = TorchRuntime.Versions(),
+        };
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> training steps the way <c>vae train</c> takes them: on the CPU each step is read back
+    /// at once, on a GPU the window is queued and read back together. Returns the last loss and the host time spent
+    /// making batches.
+    /// </summary>
+    private static (double Loss, double DataSeconds) Step(Trainer trainer, Func<Tensor> nextBatch, bool deferred, int count)
+    {
+        var pending = new List<PendingStep>(count);
+        double dataSeconds = 0;
+        try
+        {
+            for (int i = 0; i < count; i++)
+            {
+                using var scope = NewDisposeScope();
+                var data = Stopwatch.StartNew();
+                using var x = nextBatch();
+                dataSeconds += data.Elapsed.TotalSeconds;
+                if (deferred)
+                    pending.Add(trainer.BatchUpdateDeferred(x));
+                else
+                    return (trainer.BatchUpdate(x).Loss, dataSeconds);
+            }
+            return (trainer.Resolve(pending)[^1].Loss, dataSeconds);
+        }
+        finally
+        {
+            foreach (var p in pending) p.Dispose();
+        }
+    }
+
+    /// <summary>Encode+decode and prior-sampling rates (evaluation mode, no gradients), median of timed runs.</summary>
+    private static (double Inference, double Sampling) Inference(AutoEncoder model, int batch, Device device)
+    {
+        using var noGrad = no_grad();
+        model.eval();
+        var config = model.Config;
+        using var x = rand([batch, config.InChannels, config.ImageSize, config.ImageSize], device: device);
+        using var z = randn([batch, config.Latent], device: device);
+        double Rate(Action run)
+        {
+            var times = new List<double>();
+            for (int i = 0; i < 12; i++)
+            {
+                Machine.Synchronize(device);
+                var clock = Stopwatch.StartNew();
+                using (var scope = NewDisposeScope()) { run(); Machine.Synchronize(device); }
+                if (i >= 2) times.Add(clock.Elapsed.TotalSeconds);
+            }
+            return batch / Machine.Median(times);
+        }
+        return (Rate(() => model.call(x)), Rate(() => model.Decode(z)));
+    }
+
+    private static DecodedImages RandomImages(int count, int size, int channels, Device device)
+    {
+        using var generator = new Generator(17);
+        using var pixels = randint(0, 256, [count, size, size, channels], generator: generator).to_type(ScalarType.Byte);
+        return new DecodedImages(pixels.to(device));
+    }
+}

@@ -13,8 +13,12 @@ public class WandbClientTests(Xunit.Abstractions.ITestOutputHelper log)
 {
     internal const string Key = "vaekit_test_key_0123456789abcdefghijklmnopqrstuv";
 
-    /// <summary>Training-thread cost of the tracker, per call, whatever the server does (measured: well under 5 ms).</summary>
-    private static readonly TimeSpan CallBound = TimeSpan.FromMilliseconds(100);
+    /// <summary>
+    /// The stated bound: the training thread spends at most this long in one tracker call, whatever the server does
+    /// (measured: under 10 ms for an image, which is hashed and written to the spool; microseconds for a row). Loose
+    /// because the test machine is shared; a blocked network call would take the 400 ms request timeout or longer.
+    /// </summary>
+    private static readonly TimeSpan CallBound = TimeSpan.FromMilliseconds(250);
 
     internal static readonly WandbTiming Fast = new()
     {

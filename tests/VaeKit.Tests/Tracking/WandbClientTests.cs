@@ -36,10 +36,12 @@ public class WandbClientTests(Xunit.Abstractions.ITestOutputHelper log)
     public void Settings_come_from_flags_environment_and_netrc_and_never_print_the_key()
     {
         using var dir = new TempDir();
-        File.WriteAllText(dir[".netrc"], "machine example.org login a password other\nmachine api.wandb.ai\n  login user\n  password " + Key + "\n");
+        File.WriteAllText(dir[".netrc"], "machine example.org login a password other\nmachine api.wandb.ai\n  login user\n  password " + Key + "\ndefault login x password fallback\n");
         var env = new Dictionary<string, string> { ["HOME"] = dir.Path, ["WANDB_PROJECT"] = "env-project" };
         var settings = WandbSettings.Resolve(n => env.GetValueOrDefault(n), entity: "team");
         Assert.Equal(Key, settings.ApiKey);
+        Assert.Equal("fallback", Netrc.Password(dir[".netrc"], "self-hosted.example"));
+        Assert.Null(Netrc.Password(dir["no-such-netrc"], "api.wandb.ai"));
         Assert.Equal(("env-project", "team", WandbMode.Online), (settings.Project, settings.Entity, settings.Mode));
         Assert.DoesNotContain(Key, settings.ToString());
         Assert.Equal("https://wandb.ai/team/p/runs/abc", settings.RunUrl("team", "p", "abc"));
@@ -58,6 +60,24 @@ public class WandbClientTests(Xunit.Abstractions.ITestOutputHelper log)
         Assert.Equal("""{"_step":3,"a":NaN,"b":Infinity,"c":-Infinity,"d":0.5}""", line);
         Assert.Equal("""{"lr":{"value":0.001},"model":{"value":{"latent":16}}}""",
                      WandbJson.ConfigString(new JsonObject { ["lr"] = 0.001, ["model"] = new JsonObject { ["latent"] = 16 } }));
+    }
+
+    [Fact]
+    public void The_spool_survives_a_torn_last_line_and_reads_back_in_byte_budgets()
+    {
+        using var dir = new TempDir();
+        var info = new WandbSpoolInfo { Id = "abcd1234", Project = "p", DisplayName = "d" };
+        using (var spool = WandbSpool.OpenOrCreate(dir.Path, () => info))
+            for (int i = 0; i < 5; i++) spool.AppendLine($"{{\"_step\":{i},\"x\":\"{new string('a', 100)}\"}}");
+        File.AppendAllText(Path.Combine(dir.Path, "history.jsonl"), "{\"_step\":5,\"x\":");   // killed mid-write
+        using var reopened = WandbSpool.Open(dir.Path);
+        Assert.Equal(5, reopened.LineCount);
+        Assert.Equal("abcd1234", reopened.Info.Id);
+        Assert.Equal(2, reopened.ReadLines(1, 10, maxBytes: 250).Count);     // whole lines within the budget
+        Assert.Single(reopened.ReadLines(4, 10, maxBytes: 1));               // but always at least one
+        reopened.AppendLine("{\"_step\":5}");
+        Assert.Equal("{\"_step\":5}", reopened.ReadLines(5, 10, long.MaxValue).Single());
+        Assert.Throws<BadInputException>(() => WandbSpool.Open(dir["elsewhere"]));
     }
 
     [Fact]

@@ -192,6 +192,7 @@ public class WandbClientTests(Xunit.Abstractions.ITestOutputHelper log)
         var slowest = FakeTraining(run, dir, steps: 20, stepsPerEpoch: 10);
         Assert.True(slowest < CallBound, $"a tracker call took {slowest.TotalMilliseconds:F0} ms");
         server.Hang = false;
+        WaitFor(() => run.DrainMessages().Any(m => m.StartsWith("W&B run: http")));   // the URL, once the server answers
         Assert.True(run.Finish(0), string.Join("\n", server.Log.TakeLast(20)));
         Assert.Empty(server.Violations);
         Assert.Empty(server.ImageProblems());

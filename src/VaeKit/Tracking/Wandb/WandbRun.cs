@@ -119,7 +119,13 @@ public sealed partial class WandbRun : IDisposable
             _messages.Enqueue($"W&B: {e.Message}; the run is kept in {_spool.Directory}; upload it later with: vae wandb sync {runDirectory}");
             return;
         }
-        _sender = new WandbSender(_api, _spool, _settings.Timing, path, c => Upsert(_api, _spool, c), SummaryLine, _messages.Enqueue);
+        // Without a path the sender creates the run once the server answers, and the URL is announced then.
+        _sender = new WandbSender(_api, _spool, _settings.Timing, path, async cancel =>
+        {
+            var created = await Upsert(_api, _spool, cancel);
+            _messages.Enqueue($"W&B run: {_spool.Info.Url}");
+            return created;
+        }, SummaryLine, _messages.Enqueue);
         _sender.Start();
     }
 
@@ -267,9 +273,8 @@ public sealed partial class WandbRun : IDisposable
         }
     }
 
-    internal static Task<WandbRunPath> Upsert(WandbApi api, WandbSpool spool, CancellationToken cancel) => UpsertAndRecord(api, spool, cancel);
-
-    private static async Task<WandbRunPath> UpsertAndRecord(WandbApi api, WandbSpool spool, CancellationToken cancel)
+    /// <summary>UpsertBucket with the spool's ID and config; the server's entity, project and the run URL go back into run.json.</summary>
+    internal static async Task<WandbRunPath> Upsert(WandbApi api, WandbSpool spool, CancellationToken cancel)
     {
         var info = spool.Info;
         var path = await api.UpsertBucketAsync(info.Id, info.Project, info.Entity, info.DisplayName,

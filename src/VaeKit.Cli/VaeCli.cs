@@ -26,6 +26,8 @@ public static class VaeCli
             InterpolateCommand.Create(console),
             InfoCommand.Create(console),
             BenchCommand.Create(console),
+            ReportCommand.Create(console),
+            WandbCommand.Create(console),
         };
 
         ParseResult parse = root.Parse(args);

@@ -55,6 +55,7 @@ internal static class TrainCommand
     public static Command Create(IAnsiConsole console)
     {
         var models = new ModelOptions();
+        var wandb = new WandbOptions();
         var command = new Command("train", "Train an AE or VAE; writes runs/NAME/ (config, metrics, grids, checkpoints, TensorBoard).");
         foreach (var option in new Option[] { Data })
             command.Options.Add(option);
@@ -62,7 +63,8 @@ internal static class TrainCommand
         foreach (var option in new Option[] { Epochs, BatchSize, Lr, KlWeight, WeightDecay, Schedule, Warmup, GradClip, Seed, MaxSteps, LogEvery,
                                               ValFraction, Flip, Channels, CacheDir, NoCache, Device, Threads, PrecisionOption, ChannelsLastOption, NoTf32, Name, RunsDir, Resume, ResumeFrom, AllowDataChange })
             command.Options.Add(option);
-        command.SetAction(r => Execute(r, models, console));
+        wandb.AddTo(command);
+        command.SetAction(r => Execute(r, models, wandb, console));
         return command;
     }
 
@@ -106,7 +108,27 @@ internal static class TrainCommand
 
     internal static Precision ParsePrecision(string? text) => text == "bf16" ? Precision.Bf16 : Precision.Fp32;
 
-    private static int Execute(ParseResult r, ModelOptions models, IAnsiConsole console)
+    private static int Execute(ParseResult r, ModelOptions models, WandbOptions wandbOptions, IAnsiConsole console)
+    {
+        using var wandb = wandbOptions.Connect(r, console);   // a refused key stops here, before any data is loaded
+        int exit = ExitCodes.Failure;
+        try
+        {
+            exit = Execute(r, models, console, listener => WandbOptions.Wrap(listener, wandb));
+            return exit;
+        }
+        catch (Exception e) when (e is BadInputException or OperationCanceledException)
+        {
+            exit = e is BadInputException ? ExitCodes.BadInput : ExitCodes.Interrupted;
+            throw;
+        }
+        finally
+        {
+            WandbOptions.Finish(wandb, exit, console);
+        }
+    }
+
+    private static int Execute(ParseResult r, ModelOptions models, IAnsiConsole console, Func<ITrainingListener, ITrainingListener> track)
     {
         using var cancel = new CancellationTokenSource();
         ConsoleCancelEventHandler onCtrlC = (_, e) =>
@@ -135,16 +157,18 @@ internal static class TrainCommand
                     Precision = Given(r, PrecisionOption) ? ParsePrecision(r.GetValue(PrecisionOption)) : null,
                     AllowDataChange = r.GetValue(AllowDataChange),
                 };
-                result = ConsoleListeners.Run(console, listener => TrainingRun.Resume(options, listener, cancel.Token));
+                result = ConsoleListeners.Run(console, listener => TrainingRun.Resume(options, track(listener), cancel.Token));
             }
             else
             {
                 if (Given(r, ResumeFrom) || r.GetValue(AllowDataChange))
                     throw new BadInputException("--resume-from and --allow-data-change only make sense with --resume DIR.");
                 var config = ToConfig(r, models, DateTimeOffset.Now);
-                result = ConsoleListeners.Run(console, listener => TrainingRun.Train(config, r.GetValue(RunsDir)!, listener, cancel.Token));
+                result = ConsoleListeners.Run(console, listener => TrainingRun.Train(config, r.GetValue(RunsDir)!, track(listener), cancel.Token));
             }
-            return Report(result, console);
+            int exit = Report(result, console);
+            ReportCommand.WriteAfterTraining(result.Directory, console);
+            return exit;
         }
         finally
         {
@@ -177,7 +201,8 @@ internal static class TrainCommand
     private static void WarnIgnoredWithResume(ParseResult r, IAnsiConsole console)
     {
         var ignored = r.CommandResult.Children.OfType<System.CommandLine.Parsing.OptionResult>()
-            .Where(o => !o.Implicit && o.Option.Name is not ("--resume" or "--resume-from" or "--allow-data-change" or "--epochs" or "--device" or "--threads" or "--data" or "--precision"))
+            .Where(o => !o.Implicit && o.Option.Name is not ("--resume" or "--resume-from" or "--allow-data-change" or "--epochs" or "--device" or "--threads" or "--data" or "--precision")
+                        && !o.Option.Name.StartsWith("--wandb", StringComparison.Ordinal))
             .Select(o => o.Option.Name).ToList();
         if (ignored.Count > 0)
             console.MarkupLineInterpolated($"[yellow]--resume continues with the run's stored settings; ignoring {string.Join(", ", ignored)}[/]");

@@ -1,0 +1,322 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using SkiaSharp;
+using VaeKit.Tracking.Wandb;
+
+namespace VaeKit.Tests.Tracking;
+
+/// <summary>
+/// The W&amp;B client against the fake server without a model: the protocol, the spool, and faults. A "training loop"
+/// logs rows and images the way <see cref="WandbListener"/> does, with intervals short enough for a test.
+/// </summary>
+public class WandbClientTests(Xunit.Abstractions.ITestOutputHelper log)
+{
+    internal const string Key = "vaekit_test_key_0123456789abcdefghijklmnopqrstuv";
+
+    /// <summary>
+    /// The stated bound: the training thread spends at most this long in one tracker call, whatever the server does
+    /// (measured: under 10 ms for an image, which is hashed and written to the spool; microseconds for a row). Loose
+    /// because the test machine is shared; a blocked network call would take the 400 ms request timeout or longer.
+    /// </summary>
+    private static readonly TimeSpan CallBound = TimeSpan.FromMilliseconds(250);
+
+    internal static readonly WandbTiming Fast = new()
+    {
+        TransmitInterval = TimeSpan.FromMilliseconds(50), HeartbeatInterval = TimeSpan.FromMilliseconds(150),
+        RequestTimeout = TimeSpan.FromMilliseconds(400), MinBackoff = TimeSpan.FromMilliseconds(50),
+        MaxBackoff = TimeSpan.FromMilliseconds(200), FinishTimeout = TimeSpan.FromSeconds(10),
+    };
+
+    private static WandbSettings Settings(FakeWandbServer server, WandbTiming? timing = null) => new()
+    {
+        BaseUrl = server.BaseUrl, ApiKey = Key, Project = "vae-tests", Tags = ["test"], Timing = timing ?? Fast,
+    };
+
+    [Fact]
+    public void Settings_come_from_flags_environment_and_netrc_and_never_print_the_key()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir[".netrc"], "machine example.org login a password other\nmachine api.wandb.ai\n  login user\n  password " + Key + "\ndefault login x password fallback\n");
+        var env = new Dictionary<string, string> { ["HOME"] = dir.Path, ["WANDB_PROJECT"] = "env-project" };
+        var settings = WandbSettings.Resolve(n => env.GetValueOrDefault(n), entity: "team");
+        Assert.Equal(Key, settings.ApiKey);
+        Assert.Equal("fallback", Netrc.Password(dir[".netrc"], "self-hosted.example"));
+        Assert.Null(Netrc.Password(dir["no-such-netrc"], "api.wandb.ai"));
+        Assert.Equal(("env-project", "team", WandbMode.Online), (settings.Project, settings.Entity, settings.Mode));
+        Assert.DoesNotContain(Key, settings.ToString());
+        Assert.Equal("https://wandb.ai/team/p/runs/abc", settings.RunUrl("team", "p", "abc"));
+
+        env["WANDB_API_KEY"] = "from-env"; env["WANDB_MODE"] = "offline"; env["WANDB_BASE_URL"] = "http://localhost:8080/";
+        settings = WandbSettings.Resolve(n => env.GetValueOrDefault(n), project: "flag-project");
+        Assert.Equal(("from-env", "flag-project", WandbMode.Offline, "http://localhost:8080"), (settings.ApiKey, settings.Project, settings.Mode, settings.BaseUrl));
+        env["WANDB_MODE"] = "sometimes";
+        Assert.Throws<BadInputException>(() => WandbSettings.Resolve(n => env.GetValueOrDefault(n)));
+    }
+
+    [Fact]
+    public void Non_finite_values_are_bare_tokens_and_config_keys_are_wrapped()
+    {
+        string line = WandbJson.Line([new("_step", 3L), new("a", double.NaN), new("b", double.PositiveInfinity), new("c", double.NegativeInfinity), new("d", 0.5)]);
+        Assert.Equal("""{"_step":3,"a":NaN,"b":Infinity,"c":-Infinity,"d":0.5}""", line);
+        Assert.Equal("""{"lr":{"value":0.001},"model":{"value":{"latent":16}}}""",
+                     WandbJson.ConfigString(new JsonObject { ["lr"] = 0.001, ["model"] = new JsonObject { ["latent"] = 16 } }));
+    }
+
+    [Fact]
+    public void The_spool_survives_a_torn_last_line_and_reads_back_in_byte_budgets()
+    {
+        using var dir = new TempDir();
+        var info = new WandbSpoolInfo { Id = "abcd1234", Project = "p", DisplayName = "d" };
+        using (var spool = WandbSpool.OpenOrCreate(dir.Path, () => info))
+            for (int i = 0; i < 5; i++) spool.AppendLine($"{{\"_step\":{i},\"x\":\"{new string('a', 100)}\"}}");
+        File.AppendAllText(Path.Combine(dir.Path, "history.jsonl"), "{\"_step\":5,\"x\":");   // killed mid-write
+        using var reopened = WandbSpool.Open(dir.Path);
+        Assert.Equal(5, reopened.LineCount);
+        Assert.Equal("abcd1234", reopened.Info.Id);
+        Assert.Equal(2, reopened.ReadLines(1, 10, maxBytes: 250).Count);     // whole lines within the budget
+        Assert.Single(reopened.ReadLines(4, 10, maxBytes: 1));               // but always at least one
+        reopened.AppendLine("{\"_step\":5}");
+        Assert.Equal("{\"_step\":5}", reopened.ReadLines(5, 10, long.MaxValue).Single());
+        Assert.Throws<BadInputException>(() => WandbSpool.Open(dir["elsewhere"]));
+    }
+
+    [Fact]
+    public void A_run_sends_config_history_images_summary_and_complete()
+    {
+        using var server = new FakeWandbServer(Key);
+        using var dir = new TempDir();
+        using (var run = WandbRun.Connect(Settings(server))!)
+        {
+            run.Start(dir.Path, "demo", new JsonObject { ["train"] = new JsonObject { ["learning_rate"] = 0.001 }, ["parameters"] = 1234 });
+            FakeTraining(run, dir, steps: 12, stepsPerEpoch: 4, nanAt: 5);
+            Assert.True(run.Finish(0));
+            Assert.Contains(run.DrainMessages(), m => m.Contains($"{server.BaseUrl}/fake-entity/vae-tests/runs/{server.RunName}"));
+        }
+
+        Assert.Empty(server.Violations);
+        Assert.Empty(server.ImageProblems());
+        Assert.Equal(0.001, server.Config!["train"]!["learning_rate"]!.GetValue<double>());
+        Assert.Equal(["test"], server.Tags);
+        var rows = server.Rows();
+        Assert.Equal(Enumerable.Range(1, 12).Select(i => (long)i), rows.Select(r => r["_step"]!.GetValue<long>()));
+        Assert.Contains("\"train/loss\":NaN", server.History[4]);   // step 5: written bare, as W&B expects
+        Assert.Equal(3, rows.Count(r => r["images/samples"] is JsonObject));
+        Assert.Equal("image-file", rows[3]["images/samples"]!["_type"]!.GetValue<string>());
+        var summary = FakeWandbServer.ParseLine(server.Summary!);
+        Assert.Equal(12, summary["_step"]!.GetValue<long>());
+        Assert.Equal(0.5, summary["val/best_loss"]!.GetValue<double>());
+        Assert.True(server.Complete);
+        Assert.Equal(0, server.ExitCode);
+    }
+
+    [Fact]
+    public void An_idle_run_sends_heartbeats()
+    {
+        using var server = new FakeWandbServer(Key);
+        using var dir = new TempDir();
+        using var run = WandbRun.Connect(Settings(server))!;
+        run.Start(dir.Path, "idle", new JsonObject());
+        run.Log(1, [new("train/loss", 1.0)]);
+        Thread.Sleep(900);   // a long validation pass, say
+        Assert.True(server.Heartbeats >= 2, $"{server.Heartbeats} heartbeat(s)");
+        Assert.True(run.Finish(0));
+    }
+
+    [Theory]
+    [InlineData("500")]
+    [InlineData("429")]
+    [InlineData("refused")]
+    [InlineData("hang")]
+    public void Faults_do_not_slow_training_and_every_row_arrives_exactly_once(string fault)
+    {
+        using var server = new FakeWandbServer(Key);
+        using var dir = new TempDir();
+        using var run = WandbRun.Connect(Settings(server))!;
+        run.Start(dir.Path, "faulty", new JsonObject { ["seed"] = 1 });
+        FakeTraining(run, dir, steps: 10, stepsPerEpoch: 10);
+        WaitFor(() => server.HistoryCount == 9);   // step 10 stays open for values of the same step
+
+        var faultStart = Stopwatch.StartNew();
+        switch (fault)
+        {
+            case "500": server.FailNext(6, 500); break;
+            case "429": server.FailNext(1, 429, TimeSpan.FromSeconds(1)); break;
+            case "refused": server.StopListening(); break;
+            case "hang": server.Hang = true; break;
+        }
+        var slowest = FakeTraining(run, dir, steps: 30, stepsPerEpoch: 10, firstStep: 11);
+        Assert.True(slowest < CallBound, $"a tracker call took {slowest.TotalMilliseconds:F0} ms during '{fault}'");
+        // The sender has met the fault (not merely slept through it) before the server comes back.
+        var messages = new List<string>();
+        WaitFor(() =>
+        {
+            messages.AddRange(run.DrainMessages());
+            return fault switch
+            {
+                "hang" => server.Held > 0,
+                "refused" => messages.Any(m => m.Contains("training goes on")),
+                _ => server.Injected > 0,
+            };
+        });
+        if (fault == "refused") server.StartListening();
+        if (fault == "hang") server.Hang = false;
+
+        var finish = Stopwatch.StartNew();
+        Assert.True(run.Finish(0), string.Join("\n", server.Log.TakeLast(20)));
+        Assert.True(finish.Elapsed < Fast.FinishTimeout, $"finish took {finish.Elapsed}");
+        log.WriteLine($"{fault}: slowest tracker call {slowest.TotalMilliseconds:F2} ms, finish {finish.Elapsed.TotalMilliseconds:F0} ms");
+        if (fault == "429")
+            Assert.True(faultStart.Elapsed >= TimeSpan.FromSeconds(1), "Retry-After was not honoured");
+        if (fault is "500" or "429") Assert.Equal(fault == "500" ? 6 : 1, server.Injected);   // the fault really happened
+        if (fault == "hang") Assert.True(server.Held > 0);
+
+        Assert.Empty(server.Violations);
+        Assert.Empty(server.ImageProblems());
+        Assert.Equal(Enumerable.Range(1, 40).Select(i => (long)i), server.Rows().Select(r => r["_step"]!.GetValue<long>()));
+        Assert.True(server.Complete);
+    }
+
+    [Fact]
+    public void A_server_that_hangs_from_the_start_delays_the_start_by_at_most_the_start_timeout()
+    {
+        using var server = new FakeWandbServer(Key) { Hang = true };
+        using var dir = new TempDir();
+        var timing = Fast with { StartTimeout = TimeSpan.FromMilliseconds(500) };
+        var start = Stopwatch.StartNew();
+        using var run = WandbRun.Connect(Settings(server, timing))!;
+        run.Start(dir.Path, "hung", new JsonObject { ["seed"] = 1 });
+        Assert.True(start.Elapsed < timing.StartTimeout + TimeSpan.FromSeconds(1), $"start took {start.Elapsed}");
+        Assert.True(server.Held > 0);
+        Assert.Contains(run.DrainMessages(), m => m.Contains("cannot check the API key now"));
+
+        var slowest = FakeTraining(run, dir, steps: 20, stepsPerEpoch: 10);
+        Assert.True(slowest < CallBound, $"a tracker call took {slowest.TotalMilliseconds:F0} ms");
+        server.Hang = false;
+        WaitFor(() => run.DrainMessages().Any(m => m.StartsWith("W&B run: http")));   // the URL, once the server answers
+        Assert.True(run.Finish(0), string.Join("\n", server.Log.TakeLast(20)));
+        Assert.Empty(server.Violations);
+        Assert.Empty(server.ImageProblems());
+        Assert.Equal(Enumerable.Range(1, 20).Select(i => (long)i), server.Rows().Select(r => r["_step"]!.GetValue<long>()));
+        Assert.True(server.Complete);
+    }
+
+    [Fact]
+    public void When_the_server_stays_away_the_run_is_spooled_and_sync_sends_each_row_once()
+    {
+        using var server = new FakeWandbServer(Key);
+        using var dir = new TempDir();
+        var timing = Fast with { FinishTimeout = TimeSpan.FromSeconds(1) };
+        using (var run = WandbRun.Connect(Settings(server, timing))!)
+        {
+            run.Start(dir.Path, "away", new JsonObject { ["seed"] = 1 });
+            FakeTraining(run, dir, steps: 8, stepsPerEpoch: 4);
+            WaitFor(() => server.HistoryCount == 7);
+            server.StopListening();
+            FakeTraining(run, dir, steps: 12, stepsPerEpoch: 4, firstStep: 9);
+            var finish = Stopwatch.StartNew();
+            Assert.False(run.Finish(3));
+            Assert.True(finish.Elapsed < timing.FinishTimeout + TimeSpan.FromSeconds(3), $"finish took {finish.Elapsed}");
+            Assert.Contains(run.DrainMessages(), m => m.Contains("vae wandb sync"));
+        }
+        Assert.Equal(7, server.HistoryCount);
+        Assert.False(server.Complete);
+
+        server.StartListening();
+        var result = WandbSync.Sync(dir.Path, Settings(server, timing), TimeSpan.FromSeconds(20), _ => { });
+        Assert.Equal((7L, 13L, 20L, true, (int?)3), (result.RowsOnServerBefore, result.RowsSent, result.RowsInSpool, result.Completed, result.ExitCode));
+        Assert.Empty(server.Violations);
+        Assert.Empty(server.ImageProblems());
+        Assert.Equal(Enumerable.Range(1, 20).Select(i => (long)i), server.Rows().Select(r => r["_step"]!.GetValue<long>()));
+        Assert.True(server.Complete);
+        Assert.Equal(3, server.ExitCode);
+
+        int posts = server.FileStreamPosts, puts = server.Put.Count;
+        var again = WandbSync.Sync(dir.Path, Settings(server, timing), TimeSpan.FromSeconds(20), _ => { });
+        Assert.Equal(0, again.RowsSent);
+        Assert.Equal(20, server.History.Count);
+        Assert.Equal(puts, server.Put.Count);
+        Assert.True(server.FileStreamPosts - posts <= 1, "a second sync only refreshes the summary");
+    }
+
+    [Fact]
+    public void A_refused_key_is_bad_input_and_the_message_holds_no_key()
+    {
+        using var server = new FakeWandbServer("the-right-key-0123456789012345678901234567890");
+        var e = Assert.Throws<BadInputException>(() => WandbRun.Connect(Settings(server)));
+        Assert.Contains("refused the API key", e.Message);
+        Assert.DoesNotContain(Key, e.Message);
+        Assert.Equal(1, server.RefusedKeys);
+    }
+
+    [Fact]
+    public void A_tracking_failure_is_reported_once_and_training_goes_on()
+    {
+        using var server = new FakeWandbServer(Key);
+        using var dir = new TempDir();
+        using var run = WandbRun.Connect(Settings(server))!;
+        var console = new RecordingListener();
+        var listener = new WandbListener(console, run);
+        listener.RunStarted(new VaeKit.Training.RunStart("broken", dir.Path, "cpu", 1, 10,
+            new VaeKit.Data.DatasetDescription
+            {
+                Source = "synthetic", Kind = "synthetic", ImageSize = 32, Channels = 3, TrainCount = 8, ValidationCount = 0, Decoded = 8,
+                Skipped = 0, SkippedExamples = [], Fingerprint = "f", ValidationFraction = 0, FromCache = false,
+            }, 4, 8, 0, false));
+        var metrics = new VaeKit.Training.StepMetrics(1, 1, 1, 0, 0.1, 10, 1, 0.001, 1);
+        listener.StepCompleted(new VaeKit.Training.StepReport(1, 1, metrics, 100, null));
+        // The grids are missing: logging the epoch fails, and must not throw into the training loop.
+        listener.EpochCompleted(new VaeKit.Training.EpochReport(1, 2, 1, 1, 1, 0, null, true, 1, dir["missing.png"], dir["missing2.png"]));
+        listener.StepCompleted(new VaeKit.Training.StepReport(2, 1, metrics with { Step = 2 }, 100, null));
+        Assert.Single(console.Messages, m => m.StartsWith("W&B: tracking stopped (FileNotFoundException"));
+        Assert.DoesNotContain(console.Messages, m => m.Contains(Key));
+    }
+
+    private sealed class RecordingListener : VaeKit.Training.ITrainingListener
+    {
+        public List<string> Messages { get; } = [];
+        public void Message(string text) => Messages.Add(text);
+    }
+
+    /// <summary>
+    /// Logs steps [firstStep, firstStep + steps) like the listener (a grid pair at each epoch end, val/loss 0.5 at
+    /// the first one); <paramref name="nanAt"/> logs a NaN loss. Returns the slowest tracker call.
+    /// </summary>
+    internal static TimeSpan FakeTraining(WandbRun run, TempDir dir, int steps, int stepsPerEpoch, int firstStep = 1, int? nanAt = null)
+    {
+        string png = dir["grid.png"];
+        if (!File.Exists(png)) WritePng(png);
+        var slowest = TimeSpan.Zero;
+        var clock = new Stopwatch();
+        for (int step = firstStep; step < firstStep + steps; step++)
+        {
+            Thread.Sleep(3);   // the step's compute
+            clock.Restart();
+            run.Log(step, [new("epoch", (step - 1) / stepsPerEpoch + 1), new("train/loss", step == nanAt ? double.NaN : 100.0 / step)]);
+            if (step % stepsPerEpoch == 0)
+            {
+                run.Log(step, [new("val/loss", 0.5 + step), new("images/samples", run.Image("samples", png, step))]);
+                if (step == stepsPerEpoch) run.SetSummary("val/best_loss", 0.5);
+            }
+            if (clock.Elapsed > slowest) slowest = clock.Elapsed;
+        }
+        return slowest;
+    }
+
+    internal static void WritePng(string path)
+    {
+        using var bitmap = new SKBitmap(16, 8);
+        bitmap.Erase(SKColors.CornflowerBlue);
+        using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
+        File.WriteAllBytes(path, data.ToArray());
+    }
+
+    internal static void WaitFor(Func<bool> condition, int seconds = 10)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition())
+        {
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(seconds), "timed out waiting for the fake server");
+            Thread.Sleep(20);
+        }
+    }
+}

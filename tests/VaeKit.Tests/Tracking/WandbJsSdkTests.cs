@@ -1,0 +1,69 @@
+using System.Diagnostics;
+
+namespace VaeKit.Tests.Tracking;
+
+/// <summary>
+/// Keeps the fake server honest: the official W&amp;B JavaScript SDK (npm @wandb/sdk 0.5.1, tests/wandb-js) logs a run
+/// to it, and the fake must accept every request and record what that client meant to send.
+/// </summary>
+public class WandbJsSdkTests(Xunit.Abstractions.ITestOutputHelper log)
+{
+    [FactRequiringWandbJs]
+    public void The_official_js_sdk_logs_a_run_the_fake_server_accepts()
+    {
+        using var server = new FakeWandbServer(WandbClientTests.Key) { StrictConfig = false };   // wandb-js sends config unwrapped
+        var start = new ProcessStartInfo("node", "log-run.mjs")
+        {
+            WorkingDirectory = FactRequiringWandbJsAttribute.Directory!,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            Environment = { ["WANDB_BASE_URL"] = server.BaseUrl, ["WANDB_API_KEY"] = WandbClientTests.Key, ["WANDB_MODE"] = "online" },
+        };
+        start.Environment.Remove("WANDB_ENTITY");
+        start.Environment.Remove("WANDB_PROJECT");
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        Assert.True(process.WaitForExit(TimeSpan.FromSeconds(60)), "the JS SDK did not finish");
+        string output = stdout.Result + stderr.Result;
+        Assert.True(process.ExitCode == 0, output);
+        foreach (var line in server.Log) log.WriteLine(line);
+
+        Assert.True(server.Violations.Count == 0, string.Join("\n", server.Violations) + "\n" + output);
+        Assert.Equal("js-sdk-check", server.Project);
+        Assert.Equal(0.001, server.Config!["lr"]!.GetValue<double>());
+        var rows = server.Rows();
+        Assert.Equal([0L, 1, 2, 3, 4], rows.Select(r => r["_step"]!.GetValue<long>()));
+        Assert.Equal(2.0, rows[4]["train/loss"]!.GetValue<double>());
+        Assert.NotNull(server.Summary);
+        Assert.True(server.Complete);
+        Assert.Equal(0, server.ExitCode);
+        Assert.Contains($"/runs/{server.RunName}", output);
+    }
+}
+
+/// <summary>Skips, with the reason in the test output, where Node.js or tests/wandb-js/node_modules is missing.</summary>
+public sealed class FactRequiringWandbJsAttribute : FactAttribute
+{
+    public static readonly string? Directory = FindDirectory();
+
+    public FactRequiringWandbJsAttribute()
+    {
+        if (!OnPath("node"))
+            Skip = "Node.js (node) is not installed; .ci/run installs it (apt-get install nodejs npm).";
+        else if (Directory is null || !System.IO.Directory.Exists(Path.Combine(Directory, "node_modules", "@wandb", "sdk")))
+            Skip = "tests/wandb-js/node_modules is missing; run 'npm ci' in tests/wandb-js (.ci/run does).";
+    }
+
+    private static string? FindDirectory()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "VaeKit.slnx")))
+                return Path.Combine(dir.FullName, "tests", "wandb-js");
+        return null;
+    }
+
+    internal static bool OnPath(string tool) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Any(p => File.Exists(Path.Combine(p, tool)));
+}

@@ -17,6 +17,7 @@ public sealed class FlatAdamW : IDisposable
     private readonly Tensor _m;            // (P) first moment
     private readonly Tensor _v;            // (P) second moment
 
+    /// <param name="decayMask">(P) 1 where weight decay applies, else 0; the optimizer owns (disposes) it.</param>
     public FlatAdamW(FlatParameters flat, Tensor decayMask, double beta1, double beta2, double weightDecay, double eps = 1e-8)
     {
         _flat = flat;

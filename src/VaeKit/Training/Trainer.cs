@@ -69,8 +69,7 @@ public sealed class Trainer : IDisposable
 
         // Decoupled weight decay on conv/linear weights only: decaying norm scales and biases toward zero fights
         // normalisation and buys nothing.
-        using (var mask = _flat.Mask(slot => slot.Parameter.dim() > 1))
-            _optimizer = new FlatAdamW(_flat, mask.alias(), config.Beta1, config.Beta2, config.WeightDecay);
+        _optimizer = new FlatAdamW(_flat, _flat.Mask(slot => slot.Parameter.dim() > 1), config.Beta1, config.Beta2, config.WeightDecay);
 
         ChannelsLast = precision == Precision.Bf16 && (channelsLast ?? _onGpu);
         if (precision == Precision.Bf16)

@@ -85,7 +85,17 @@ public sealed class TrainingRun : IDisposable
         // On a GPU the host queues work ahead of the device; reading the loss back every step would stall that queue.
         _readbackEvery = config.Runtime.ReadbackEvery ?? (device.type == DeviceType.CUDA ? DeviceReadbackEvery : 1);
         if (device.type == DeviceType.CUDA)
-            _deviceTrain = data.Train.To(device);
+        {
+            try
+            {
+                _deviceTrain = data.Train.To(device);
+            }
+            catch (System.Runtime.InteropServices.ExternalException e)
+            {
+                // Too large for the device next to the model: batches then cross from host memory each step.
+                listener.Message($"the training images ({data.Train.ByteLength >> 20} MB) stay in host memory: {e.Message.Split('\n')[0]}");
+            }
+        }
     }
 
     /// <summary>Steps between reads of the loss on a GPU; also the delay before a NaN is noticed there.</summary>

@@ -79,8 +79,7 @@ public class FlatOptimizerTests
         manual_seed(5);
         using var model = new AutoEncoder(Small);
         using var flat = new FlatParameters(model.named_parameters().ToList());
-        using var mask = flat.Mask(_ => true);
-        using var adam = new FlatAdamW(flat, mask, 0.9, 0.999, 0);
+        using var adam = new FlatAdamW(flat, flat.Mask(_ => true), 0.9, 0.999, 0);
         using (no_grad()) flat.Grads.copy_(randn(flat.Count) * 10);
         double before = flat.Grads.norm(2f).item<float>();
         using var reported = adam.ClipGradNorm(1.0);

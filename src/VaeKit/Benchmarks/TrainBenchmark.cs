@@ -46,14 +46,20 @@ public sealed record BenchResult
     public int TimedSteps { get; init; }
     public double StepMs { get; init; }
     public double TrainImagesPerSecond { get; init; }
+    /// <summary>Analytic work of one image's training step (<see cref="FlopCount"/>), GFLOP.</summary>
     public double TrainGflopPerImage { get; init; }
     public double AchievedGflops { get; init; }
+    /// <summary>This machine's square-matmul rate in the benchmark's precision (8192³ on a GPU, 2048³ on a CPU).</summary>
     public double MatmulPeakGflops { get; init; }
     public double PeakFraction { get; init; }
+    /// <summary>Share of step time spent on data: CPU, waiting for the prefetch thread; GPU, the extra median step
+    /// time of fresh batches over one reused batch (host time means nothing there: the host blocks wherever the
+    /// launch queue is full).</summary>
     public double DataWaitFraction { get; init; }
     public double InferenceImagesPerSecond { get; init; }
     public double SamplingImagesPerSecond { get; init; }
     public long? PeakRssBytes { get; init; }
+    /// <summary>Device memory in use per the driver (NVML), caching allocator included; null off NVIDIA GPUs.</summary>
     public long? GpuMemoryUsedBytes { get; init; }
     public double FinalLoss { get; init; }
     public required IReadOnlyDictionary<string, string> Versions { get; init; }
@@ -114,7 +120,7 @@ public static class TrainBenchmark
             }
 
             for (int i = 0; i < warmupSteps; i++)
-                lastLoss = Step(trainer, NextBatch, gpu, 1).Loss;
+                lastLoss = Step(trainer, NextBatch, gpu, 1);
             Machine.Synchronize(device);
 
             for (int w = 0; w < windows; w++)
@@ -122,9 +128,10 @@ public static class TrainBenchmark
                 var prefetchBefore = prefetch;
                 var waitBefore = prefetch?.Waited ?? TimeSpan.Zero;
                 var clock = Stopwatch.StartNew();
-                var (loss, _) = Step(trainer, NextBatch, gpu, window);
+                double loss = Step(trainer, NextBatch, gpu, window);
                 double seconds = clock.Elapsed.TotalSeconds;
-                // On the CPU a window is one step; a new epoch's prefetcher starts from zero.
+                // CPU: time blocked on the prefetcher (a window is one step; a new epoch's prefetcher starts at
+                // zero). GPU: measured below.
                 double wait = prefetch is null ? 0
                     : ReferenceEquals(prefetch, prefetchBefore) ? (prefetch.Waited - waitBefore).TotalSeconds
                     : prefetch.Waited.TotalSeconds;
@@ -194,27 +201,22 @@ public static class TrainBenchmark
 
     /// <summary>
     /// <paramref name="count"/> training steps the way <c>vae train</c> takes them: on the CPU each step is read back
-    /// at once, on a GPU the window is queued and read back together. Returns the last loss and the host time spent
-    /// making batches.
+    /// at once, on a GPU the window is queued and read back together. Returns the last loss.
     /// </summary>
-    private static (double Loss, double DataSeconds) Step(Trainer trainer, Func<Tensor> nextBatch, bool deferred, int count)
+    private static double Step(Trainer trainer, Func<Tensor> nextBatch, bool deferred, int count)
     {
         var pending = new List<PendingStep>(count);
-        double dataSeconds = 0;
         try
         {
             for (int i = 0; i < count; i++)
             {
                 using var scope = NewDisposeScope();
-                var data = Stopwatch.StartNew();
                 using var x = nextBatch();
-                dataSeconds += data.Elapsed.TotalSeconds;
-                if (deferred)
-                    pending.Add(trainer.BatchUpdateDeferred(x));
-                else
-                    return (trainer.BatchUpdate(x).Loss, dataSeconds);
+                if (!deferred)
+                    return trainer.BatchUpdate(x).Loss;
+                pending.Add(trainer.BatchUpdateDeferred(x));
             }
-            return (trainer.Resolve(pending)[^1].Loss, dataSeconds);
+            return trainer.Resolve(pending)[^1].Loss;
         }
         finally
         {

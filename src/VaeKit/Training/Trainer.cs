@@ -66,8 +66,9 @@ public sealed class Trainer : IDisposable
         foreach (var group in _optimizer.ParamGroups)
             group.LearningRate = lr;
 
+        double klWeight = KlSchedule.At(Config, Step, TotalSteps);   // effective: after --kl-schedule
         var output = Model.call(x);
-        var terms = Losses.Compute(output, x, Config.KlWeight);
+        var terms = Losses.Compute(output, x, klWeight, Config.FreeBits);
         Model.zero_grad();
         terms.Loss.backward();
 
@@ -82,7 +83,7 @@ public sealed class Trainer : IDisposable
         _optimizer.step();
         Step++;
         double mse = host[1] / PixelsPerImage(x);
-        return new StepMetrics(Step, host[0], host[1], host[2], mse, Losses.Psnr(mse), Config.KlWeight, lr, gradNorm);
+        return new StepMetrics(Step, host[0], host[1], host[2], mse, Losses.Psnr(mse), klWeight, lr, gradNorm);
     }
 
     /// <summary>

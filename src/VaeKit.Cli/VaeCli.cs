@@ -15,6 +15,9 @@ public static class VaeCli
             SampleCommand.Create(console),
             ReconstructCommand.Create(console),
             InterpolateCommand.Create(console),
+            TraverseCommand.Create(console),
+            EvalCommand.Create(console),
+            SweepCommand.Create(console),
             InfoCommand.Create(console),
         };
 

@@ -70,3 +70,25 @@ public class KlScheduleTests
         Assert.Equal(plain, floored, 4);
     }
 }
+
+public class KlScheduleTrainerTests
+{
+    [Fact]
+    public void Each_step_reports_the_effective_kl_weight_of_the_schedule()
+    {
+        var model = new ModelConfig { ImageSize = 16, Widths = [4, 8], Blocks = 1, Latent = 4 };
+        var train = new TrainConfig { BatchSize = 8, KlWeight = 3, KlSchedule = "linear-warmup:4", Seed = 2 };
+        manual_seed(3);
+        using var images = new VaeKit.Data.DecodedImages(randint(0, 256, [8, 16, 16, 3]).to_type(ScalarType.Byte));
+        using var net = new AutoEncoder(model);
+        using var trainer = new Trainer(net, train, totalSteps: 6);
+        var weights = new List<double>();
+        for (int step = 0; step < 6; step++)
+        {
+            using var scope = NewDisposeScope();
+            using var plan = new EpochPlan(images, 8, train.Seed, epoch: step, flip: false);
+            weights.Add(trainer.BatchUpdate(plan.Batch(0, CPU)).KlWeight);
+        }
+        Assert.Equal([0.75, 1.5, 2.25, 3, 3, 3], weights);
+    }
+}

@@ -114,7 +114,7 @@ public static class Sweep
             var config = plan.ConfigFor(entry);
             var run = new RunDirectory(Path.Combine(dir.Runs, entry.RunName));
             string report = Evaluator.ReportPath(run);
-            if (File.Exists(report))
+            if (File.Exists(report) && IsSweepEvaluation(EvalReport.Load(report), run, plan.Eval))
             {
                 message($"run {i + 1} of {entries.Count}: {entry.Label} — finished earlier, not redone ({run.Path})");
                 rows.Add(Row(entry, run, EvalReport.Load(report), "completed"));
@@ -164,6 +164,16 @@ public static class Sweep
             FrechetAggregate = e.FrechetAggregate,
         };
     }
+
+    /// <summary>
+    /// eval.json counts as the sweep's own when it measured the last checkpoint on the validation split with the
+    /// sweep's settings; a later <c>vae eval --data …</c> of the run overwrites it, and then it is measured again.
+    /// </summary>
+    private static bool IsSweepEvaluation(EvalReport report, RunDirectory run, EvalOptions options) =>
+        report.Split == "validation" && report.Checkpoint == run.Last &&
+        (report.ImportanceSamples is null || report.ImportanceSamples == options.ImportanceSamples) &&
+        (report.DecoderVariance is null || report.DecoderVariance == options.DecoderVariance) &&
+        File.Exists(run.Last) && Checkpoint.ReadHeader(run.Last).Step == report.Step;
 
     /// <summary>A run whose metrics.jsonl ends with a "completed" stop row needs no more training.</summary>
     private static bool Completed(RunDirectory run)

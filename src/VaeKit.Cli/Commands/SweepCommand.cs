@@ -17,6 +17,7 @@ internal static class SweepCommand
     };
     private static readonly Option<bool> WithAe = new("--with-ae") { Description = "Add a plain AE run (no KL term) as a reference row" };
     private static readonly Option<string> SweepsDir = new("--sweeps-dir") { Description = "Where sweeps are written", DefaultValueFactory = _ => "sweeps" };
+    private static readonly Option<int?> EvalLimit = new("--eval-limit") { Description = "Evaluate each run on the first N validation images only (Fashion-MNIST has 10,000) [default: all]" };
     private static readonly Option<int> Samples = new("--eval-samples") { Description = "Posterior samples k per image for the ELBO and NLL bound", DefaultValueFactory = _ => new EvalOptions().ImportanceSamples };
 
     public static Command Create(IAnsiConsole console)
@@ -33,6 +34,7 @@ internal static class SweepCommand
             command.Options.Add(option);
         command.Options.Add(SweepsDir);
         command.Options.Add(Samples);
+        command.Options.Add(EvalLimit);
         command.SetAction(r => Execute(r, models, console));
         return command;
     }
@@ -51,7 +53,7 @@ internal static class SweepCommand
         return new SweepPlan
         {
             Name = config.Name, Base = config, KlWeights = weights, IncludeAe = r.GetValue(WithAe),
-            Eval = new EvalOptions { ImportanceSamples = r.GetValue(Samples) },
+            Eval = new EvalOptions { ImportanceSamples = r.GetValue(Samples), Limit = r.GetValue(EvalLimit) },
         }.Validate();
     }
 

@@ -64,11 +64,13 @@ public sealed class TrainedModel : IDisposable
     }
 
     /// <summary>
-    /// Rows of a linear walk in latent space between the codes (posterior means) of image pairs:
+    /// Rows of a walk in latent space between the codes (posterior means) of image pairs:
     /// row r goes from image 2r to image 2r+1 in <paramref name="steps"/> decoded points, endpoints included.
-    /// Result: (pairs · steps, C, s, s), row by row.
+    /// Linear, or spherical (<paramref name="spherical"/>, Shoemake 1985; White 2016 "Sampling generative networks"):
+    /// a straight line between two typical draws of N(0, I) passes near the origin, where the prior has few codes
+    /// of that norm; slerp keeps the norm in between. Result: (pairs · steps, C, s, s), row by row.
     /// </summary>
-    public Tensor Interpolate(DecodedImages images, int pairs, int steps)
+    public Tensor Interpolate(DecodedImages images, int pairs, int steps, bool spherical = false)
     {
         if (pairs <= 0 || steps < 2) throw new BadInputException("--pairs must be positive and --steps at least 2.");
         if (images.Count < 2 * pairs) throw new BadInputException($"Interpolating {pairs} pairs needs {2 * pairs} images; the data has {images.Count}.");
@@ -79,8 +81,26 @@ public sealed class TrainedModel : IDisposable
         var t = linspace(0, 1, steps, device: Device).view(1, steps, 1);       // (1, T, 1)
         var start = mu[.., 0..1, ..];                                          // (P, 1, z)
         var end = mu[.., 1..2, ..];
-        var path = start + t * (end - start);                                  // (P, T, z)
+        var path = spherical ? Slerp(start, end, t) : start + t * (end - start);   // (P, T, z)
         return Model.Decode(path.view(pairs * steps, -1)).cpu().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Spherical interpolation: a (P, 1, z), b (P, 1, z), t (1, T, 1) → (P, T, z) =
+    /// sin((1−t)Ω)/sin Ω · a + sin(tΩ)/sin Ω · b, Ω the angle between a and b; nearly parallel pairs fall back to
+    /// the straight line, where slerp tends to it anyway.
+    /// </summary>
+    public static Tensor Slerp(Tensor a, Tensor b, Tensor t)
+    {
+        using var scope = NewDisposeScope();
+        var cosine = nn.functional.cosine_similarity(a, b, dim: 2).clamp(-1, 1).unsqueeze(2);   // (P, 1, 1)
+        var omega = cosine.acos();
+        var sine = omega.sin();
+        var parallel = sine.abs().lt(1e-4);
+        var safe = where(parallel, ones_like(sine), sine);
+        var spherical = ((1 - t) * omega).sin() / safe * a + (t * omega).sin() / safe * b;
+        var linear = a + t * (b - a);
+        return where(parallel, linear, spherical).MoveToOuterDisposeScope();
     }
 
     /// <summary>Loads the run's data (or other data) decoded at this model's size and channels.</summary>

@@ -28,7 +28,9 @@ public static class Losses
     /// <summary>mu, logvar (B, z) → (B) KL per image.</summary>
     public static Tensor KlPerImage(Tensor mu, Tensor logVar) => KlPerDimension(mu, logVar).sum(1);
 
-    public static LossTerms Compute(ModelOutput output, Tensor target, double klWeight)
+    /// <param name="freeBits">Free bits (Kingma et al. 2016, §C.8): the KL in the loss is Σ_latent max(F, batch-mean KL
+    /// of that dimension); 0 = the plain KL. <see cref="LossTerms.Kl"/> always reports the true KL.</param>
+    public static LossTerms Compute(ModelOutput output, Tensor target, double klWeight, double freeBits = 0)
     {
         var reconstruction = SquaredErrorPerImage(output.Reconstruction, target);    // (B)
         if (output.LogVar is null)
@@ -36,7 +38,13 @@ public static class Losses
             var loss = reconstruction.mean();
             return new LossTerms(loss, loss, zeros_like(loss));
         }
-        var kl = KlPerImage(output.Mu, output.LogVar);                                 // (B)
+        var klPerDim = KlPerDimension(output.Mu, output.LogVar);                      // (B, z)
+        var kl = klPerDim.sum(1);                                                      // (B)
+        if (freeBits > 0)
+        {
+            var floored = klPerDim.mean([0]).clamp_min(freeBits).sum();                // Σ_z max(F, mean_B KL_z)
+            return new LossTerms(reconstruction.mean() + klWeight * floored, reconstruction.mean(), kl.mean());
+        }
         return new LossTerms((reconstruction + klWeight * kl).mean(), reconstruction.mean(), kl.mean());
     }
 

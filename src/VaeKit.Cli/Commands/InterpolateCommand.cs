@@ -13,8 +13,10 @@ internal static class InterpolateCommand
         var data = new Option<string?>("--data") { Description = "Images to take the pairs from [default: the run's validation split]" };
         var pairs = new Option<int>("--pairs") { Description = "Number of image pairs (one row each)", DefaultValueFactory = _ => 8 };
         var steps = new Option<int>("--steps") { Description = "Images per row, both ends included", DefaultValueFactory = _ => 10 };
+        var mode = new Option<string>("--mode") { Description = "linear, or slerp (spherical: keeps the code's norm, as prior samples have)", HelpName = "linear|slerp", DefaultValueFactory = _ => "linear" };
+        mode.AcceptOnlyFromAmong("linear", "slerp");
 
-        var command = new Command("interpolate", "Decode straight lines between the latent codes of image pairs.") { data, pairs, steps };
+        var command = new Command("interpolate", "Decode straight lines (or great-circle arcs) between the latent codes of image pairs.") { data, pairs, steps, mode };
         shared.AddTo(command);
         command.SetAction(r =>
         {
@@ -22,11 +24,11 @@ internal static class InterpolateCommand
             string? source = r.GetValue(data);
             using var loaded = model.LoadData(source);
             var images = TrainedModel.Showcase(loaded, runData: source is null, needed: 2 * r.GetValue(pairs));
-            using var path = model.Interpolate(images, r.GetValue(pairs), r.GetValue(steps));
+            using var path = model.Interpolate(images, r.GetValue(pairs), r.GetValue(steps), spherical: r.GetValue(mode) == "slerp");
             using var grid = ImageGrid.Make(path, r.GetValue(steps), scale: shared.Scale(r));
             string file = shared.OutPath(r, model, "interpolation");
             ImageGrid.SavePng(grid, file);
-            console.MarkupLineInterpolated($"wrote {r.GetValue(pairs)} interpolations of {r.GetValue(steps)} steps → {file}");
+            console.MarkupLineInterpolated($"wrote {r.GetValue(pairs)} {r.GetValue(mode)} interpolations of {r.GetValue(steps)} steps → {file}");
             return ExitCodes.Ok;
         });
         return command;

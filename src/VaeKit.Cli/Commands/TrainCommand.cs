@@ -20,6 +20,8 @@ internal static class TrainCommand
     private static readonly Option<int> BatchSize = new("--batch-size") { Description = "Images per step", DefaultValueFactory = _ => TrainDefaults.BatchSize };
     private static readonly Option<double> Lr = new("--lr") { Description = "Peak AdamW learning rate", DefaultValueFactory = _ => TrainDefaults.LearningRate };
     private static readonly Option<double> KlWeight = new("--kl-weight") { Description = "Weight of the KL term (VAE)", DefaultValueFactory = _ => TrainDefaults.KlWeight };
+    private static readonly Option<string> KlScheduleOption = new("--kl-schedule") { Description = "KL weight over the run: constant, linear-warmup:STEPS or cyclical:CYCLES[:RATIO]", DefaultValueFactory = _ => TrainDefaults.KlSchedule };
+    private static readonly Option<double> FreeBits = new("--free-bits") { Description = "Per-dimension KL floor in nats (free bits; 0 = off)", DefaultValueFactory = _ => TrainDefaults.FreeBits };
     private static readonly Option<double> WeightDecay = new("--weight-decay") { Description = "AdamW decoupled weight decay on conv/linear weights", DefaultValueFactory = _ => TrainDefaults.WeightDecay };
     private static readonly Option<string> Schedule = new Option<string>("--schedule") { Description = "Learning rate after warm-up", HelpName = "cosine|constant", DefaultValueFactory = _ => "cosine" }.AcceptOnlyFromAmong("cosine", "constant");
     private static readonly Option<int> Warmup = new("--warmup") { Description = "Linear warm-up steps", DefaultValueFactory = _ => TrainDefaults.WarmupSteps };
@@ -60,13 +62,19 @@ internal static class TrainCommand
         foreach (var option in new Option[] { Data })
             command.Options.Add(option);
         models.AddTo(command);
-        foreach (var option in new Option[] { Epochs, BatchSize, Lr, KlWeight, WeightDecay, Schedule, Warmup, GradClip, Seed, MaxSteps, LogEvery,
-                                              ValFraction, Flip, Channels, CacheDir, NoCache, Device, Threads, PrecisionOption, ChannelsLastOption, NoTf32, Name, RunsDir, Resume, ResumeFrom, AllowDataChange })
+        foreach (var option in ExperimentOptions.Concat([RunsDir, Resume, ResumeFrom, AllowDataChange]))
             command.Options.Add(option);
         wandb.AddTo(command);
         command.SetAction(r => Execute(r, models, wandb, console));
         return command;
     }
+
+    internal static Option DataOption => Data;
+
+    /// <summary>The flags <see cref="ToConfig"/> reads besides --data and the model's (<c>vae sweep</c> takes them too).</summary>
+    internal static Option[] ExperimentOptions =>
+        [Epochs, BatchSize, Lr, KlWeight, KlScheduleOption, FreeBits, WeightDecay, Schedule, Warmup, GradClip, Seed, MaxSteps, LogEvery,
+         ValFraction, Flip, Channels, CacheDir, NoCache, Device, Threads, PrecisionOption, ChannelsLastOption, NoTf32, Name];
 
     /// <summary>Flags → the run's configuration (pure; unit-tested).</summary>
     internal static RunConfig ToConfig(ParseResult r, ModelOptions models, DateTimeOffset now)
@@ -75,7 +83,7 @@ internal static class TrainCommand
         var train = new TrainConfig
         {
             Epochs = r.GetValue(Epochs), BatchSize = r.GetValue(BatchSize), LearningRate = r.GetValue(Lr),
-            KlWeight = r.GetValue(KlWeight), WeightDecay = r.GetValue(WeightDecay), Schedule = r.GetValue(Schedule) == "constant" ? LrSchedule.Constant : LrSchedule.Cosine,
+            KlWeight = r.GetValue(KlWeight), KlSchedule = r.GetValue(KlScheduleOption)!, FreeBits = r.GetValue(FreeBits), WeightDecay = r.GetValue(WeightDecay), Schedule = r.GetValue(Schedule) == "constant" ? LrSchedule.Constant : LrSchedule.Cosine,
             WarmupSteps = r.GetValue(Warmup), GradClip = r.GetValue(GradClip), Seed = r.GetValue(Seed),
             MaxSteps = r.GetValue(MaxSteps), LogEvery = r.GetValue(LogEvery),
         };

@@ -21,6 +21,14 @@ public sealed record TrainConfig
     /// <summary>Multiplier of the KL term; 1 is the plain VAE. Ignored by the AE.</summary>
     public double KlWeight { get; init; } = 1.0;
 
+    /// <summary>How the KL weight moves over the run: constant, linear-warmup:STEPS or cyclical:CYCLES[:RATIO]
+    /// (see <see cref="Training.KlSchedule"/>); kl_weight is the value it reaches.</summary>
+    public string KlSchedule { get; init; } = "constant";
+
+    /// <summary>Free bits (Kingma et al. 2016): each latent dimension's batch-mean KL counts in the loss as at least
+    /// this many nats, so the optimizer gains nothing by pushing it lower. 0 = off.</summary>
+    public double FreeBits { get; init; }
+
     public LrSchedule Schedule { get; init; } = LrSchedule.Cosine;
 
     /// <summary>Linear warm-up from 0 to the peak learning rate over this many optimizer steps.</summary>
@@ -47,6 +55,8 @@ public sealed record TrainConfig
         if (BatchSize <= 1) throw new BadInputException($"--batch-size must be at least 2, BatchNorm needs more than one image (got {BatchSize}).");
         if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new BadInputException($"--lr must be a positive number (got {LearningRate}).");
         if (!(KlWeight >= 0) || double.IsInfinity(KlWeight)) throw new BadInputException($"--kl-weight must be 0 or more (got {KlWeight}).");
+        Training.KlSchedule.Parse(KlSchedule);
+        if (!(FreeBits >= 0) || double.IsInfinity(FreeBits)) throw new BadInputException($"--free-bits must be 0 or more nats (got {FreeBits}).");
         if (!(WeightDecay >= 0) || double.IsInfinity(WeightDecay)) throw new BadInputException($"--weight-decay must be 0 or more (got {WeightDecay}).");
         if (!(Beta1 is >= 0 and < 1) || !(Beta2 is >= 0 and < 1)) throw new BadInputException($"AdamW betas must be in [0, 1) (got {Beta1}, {Beta2}).");
         if (WarmupSteps < 0) throw new BadInputException($"--warmup must be 0 or more (got {WarmupSteps}).");

@@ -66,19 +66,25 @@ public sealed class ImageDecoder : IDisposable
         var result = codec.GetPixels(_source.Info, _source.GetPixels());
         if (result != SKCodecResult.Success) { error = Describe(result); return false; }
 
-        using var whole = _source.PeekPixels();
+        using var whole = _source.PeekPixels()!;
         int side = Math.Min(dims.Width, dims.Height);
-        using var square = whole.ExtractSubset(SKRectI.Create((dims.Width - side) / 2, (dims.Height - side) / 2, side, side));
-        using var target = _target.PeekPixels();
-        // High = bicubic when upscaling, mipmaps when downscaling: a fine checkerboard averages to grey instead of
-        // aliasing (tested). At 1:1 copy instead, since the bicubic (Mitchell) filter would blur slightly.
-        bool ok = side == Size ? square.ReadPixels(target) : square.ScalePixels(target, SKFilterQuality.High);
+        using var square = whole.ExtractSubset(SKRectI.Create((dims.Width - side) / 2, (dims.Height - side) / 2, side, side))!;
+        using var target = _target.PeekPixels()!;
+        // At 1:1 copy, since the bicubic (Mitchell) filter would blur slightly.
+        bool ok = side == Size ? square.ReadPixels(target) : square.ScalePixels(target, Sampling(side));
         if (!ok) { error = "could not be resized"; return false; }
 
         WriteOutput(_target.GetPixelSpan(), Size, codec.EncodedOrigin, Channels, dest);
         error = null;
         return true;
     }
+
+    /// <summary>
+    /// What SkiaSharp 2.88's FilterQuality.High did: mipmaps when downscaling, so a fine checkerboard averages to grey
+    /// instead of aliasing (tested), and bicubic (Mitchell) when upscaling.
+    /// </summary>
+    private SKSamplingOptions Sampling(int side) =>
+        side > Size ? new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear) : new SKSamplingOptions(SKCubicResampler.Mitchell);
 
     /// <summary>
     /// Center-crops and resizes a raw gray image (width×height bytes, row-major) into <paramref name="dest"/>
@@ -101,10 +107,10 @@ public sealed class ImageDecoder : IDisposable
             }
             _grayTarget ??= new SKBitmap(new SKImageInfo(Size, Size, SKColorType.Gray8, SKAlphaType.Opaque));
             gray.CopyTo(Writable(_graySource));
-            using var whole = _graySource.PeekPixels();
-            using var square = whole.ExtractSubset(SKRectI.Create((width - side) / 2, (height - side) / 2, side, side));
-            using var target = _grayTarget.PeekPixels();
-            bool ok = side == Size ? square.ReadPixels(target) : square.ScalePixels(target, SKFilterQuality.High);
+            using var whole = _graySource.PeekPixels()!;
+            using var square = whole.ExtractSubset(SKRectI.Create((width - side) / 2, (height - side) / 2, side, side))!;
+            using var target = _grayTarget.PeekPixels()!;
+            bool ok = side == Size ? square.ReadPixels(target) : square.ScalePixels(target, Sampling(side));
             if (!ok) throw new InvalidOperationException("Skia could not resize a gray image");
             sized = _grayTarget.GetPixelSpan();
         }

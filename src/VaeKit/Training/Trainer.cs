@@ -117,7 +117,7 @@ public sealed class Trainer : IDisposable
     {
         using var scope = NewDisposeScope();
         double lr = LearningRate.At(Config, Step, TotalSteps);
-        double klWeight = Config.KlWeight;
+        double klWeight = KlSchedule.At(Config, Step, TotalSteps);   // effective: after --kl-schedule
         var model = _twin ?? Model;
         model.train();
         SeedNoise();
@@ -129,7 +129,7 @@ public sealed class Trainer : IDisposable
         if (_twin is not null)
             output = new ModelOutput(output.Reconstruction.to(ScalarType.Float32), output.Mu.to(ScalarType.Float32),
                                      output.LogVar?.to(ScalarType.Float32), output.Z);
-        var terms = Losses.Compute(output, x, klWeight);
+        var terms = Losses.Compute(output, x, klWeight, Config.FreeBits);
 
         _optimizer.ZeroGrad();
         _twinFlat?.Grads.zero_();

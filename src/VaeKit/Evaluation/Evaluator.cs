@@ -1,0 +1,261 @@
+using System.Text.Json;
+using TorchSharp;
+using VaeKit.Data;
+using VaeKit.Training;
+using static TorchSharp.torch;
+
+namespace VaeKit.Evaluation;
+
+/// <summary>How <see cref="Evaluator"/> measures; every number it prints depends on these, so they go into eval.json.</summary>
+public sealed record EvalOptions
+{
+    /// <summary>Posterior samples per image for the ELBO and the importance-weighted bound (Burda et al. 2016).</summary>
+    public int ImportanceSamples { get; init; } = 16;
+
+    /// <summary>
+    /// σ² of the Gaussian decoder p(x|z) = N(x̂, σ²·I) under which the likelihood is measured. ½ makes
+    /// −log p(x|z) = Σ(x − x̂)² + D/2·log π, so the training loss at kl_weight 1 is exactly −ELBO − D/2·log π.
+    /// </summary>
+    public double DecoderVariance { get; init; } = 0.5;
+
+    /// <summary>Images per forward pass (the importance samples multiply it).</summary>
+    public int BatchSize { get; init; } = 128;
+
+    /// <summary>Seed of the posterior samples, so two evaluations of one model agree.</summary>
+    public int Seed { get; init; }
+
+    /// <summary>Evaluate only the first N images; null = all.</summary>
+    public int? Limit { get; init; }
+
+    public EvalOptions Validate()
+    {
+        if (ImportanceSamples < 1) throw new BadInputException($"--samples must be at least 1 (got {ImportanceSamples}).");
+        if (!(DecoderVariance > 0) || double.IsInfinity(DecoderVariance)) throw new BadInputException($"--decoder-variance must be positive (got {DecoderVariance}).");
+        if (BatchSize < 1) throw new BadInputException($"--batch-size must be positive (got {BatchSize}).");
+        if (Limit is < 1) throw new BadInputException($"--limit must be positive (got {Limit}).");
+        return this;
+    }
+}
+
+/// <summary>
+/// What <c>vae eval</c> measures, written as <c>runs/NAME/eval.json</c>. Reconstruction numbers decode the posterior
+/// mean. Likelihood numbers (VAE only) are per image in nats and, divided by D·ln 2, in bits per dimension
+/// (D = pixels × channels); they are densities of [0, 1]-valued pixels under a Gaussian decoder, so they can be
+/// negative and compare only between models measured with the same decoder variance.
+/// </summary>
+public sealed record EvalReport
+{
+    public string? Run { get; init; }
+    public string? Checkpoint { get; init; }
+    public long? Step { get; init; }
+    public string? Data { get; init; }
+    public string? Split { get; init; }
+    public required string Model { get; init; }
+    public double? KlWeight { get; init; }
+    public int Images { get; init; }
+    public int Dimensions { get; init; }
+    public int Latent { get; init; }
+
+    /// <summary>Mean per-pixel squared error on the [0, 1] scale.</summary>
+    public double Mse { get; init; }
+    /// <summary>dB, from <see cref="Mse"/> (the split's mean), as in training.</summary>
+    public double Psnr { get; init; }
+    /// <summary>Mean SSIM per image (11×11 Gaussian window, σ = 1.5).</summary>
+    public double Ssim { get; init; }
+
+    /// <summary>Mean KL(q(z|x) ‖ N(0, I)) per image, nats (VAE).</summary>
+    public double? Kl { get; init; }
+    /// <summary>Mean KL of each latent dimension, nats (VAE).</summary>
+    public double[]? KlPerDimension { get; init; }
+    /// <summary>Dimensions whose code varies over the data with variance above 0.01.</summary>
+    public int ActiveUnits { get; init; }
+    /// <summary>Variance over the data of each dimension's code (the posterior mean for a VAE).</summary>
+    public double[] CodeVariance { get; init; } = [];
+
+    public int? ImportanceSamples { get; init; }
+    public double? DecoderVariance { get; init; }
+    /// <summary>Evidence lower bound per image: E_q[log p(x|z)] − KL, nats (VAE).</summary>
+    public double? ElboNats { get; init; }
+    /// <summary>Importance-weighted upper bound on −log p(x) with k samples, nats per image (VAE).</summary>
+    public double? NllNats { get; init; }
+    public double? ElboBitsPerDim { get; init; }
+    public double? NllBitsPerDim { get; init; }
+
+    /// <summary>Fréchet distance between N(0, I) and a Gaussian fitted to the codes of the data.</summary>
+    public double Frechet { get; init; }
+    /// <summary>
+    /// VAE: the same distance for the Gaussian fit of the aggregate posterior q(z) = mean_x q(z|x), whose covariance
+    /// is Cov(mu) + mean diag(σ²). The means alone leave out the posterior noise, so a collapsed dimension (mu ≈ 0,
+    /// σ ≈ 1, a perfect match to the prior) counts as a miss in <see cref="Frechet"/> and as a match here.
+    /// </summary>
+    public double? FrechetAggregate { get; init; }
+    /// <summary>‖mean code‖, one of the things that move the Fréchet distance.</summary>
+    public double CodeMeanNorm { get; init; }
+
+    public double Seconds { get; init; }
+
+    public void Save(string path) => Json.WriteAllTextAtomic(path, JsonSerializer.Serialize(this, Json.Indented) + "\n");
+
+    public static EvalReport Load(string path) =>
+        JsonSerializer.Deserialize<EvalReport>(File.ReadAllText(path), Json.Indented) ?? throw new InvalidDataException($"{path} is empty");
+}
+
+/// <summary>
+/// Measures a trained model on a set of images in evaluation mode without gradients: reconstruction (MSE, PSNR,
+/// SSIM), KL per image and per dimension, active units, the ELBO and the importance-weighted NLL bound, and the
+/// Fréchet distance of the encoded data to the prior.
+/// </summary>
+/// <remarks>
+/// With z_j = mu + ε_j·σ (j = 1..k) from q(z|x): log w_j = log p(x|z_j) + log p(z_j) − log q(z_j|x);
+/// ELBO = mean_j log p(x|z_j) − KL (analytic KL); the IWAE bound log p(x) ≥ log (1/k Σ_j w_j) (Burda, Grosse and
+/// Salakhutdinov 2016) gives NLL ≤ −that. log p(x|z) = −D/2·log(2πσ²) − ‖x − x̂‖²/(2σ²).
+/// </remarks>
+public static class Evaluator
+{
+    /// <summary>eval.json inside a run directory.</summary>
+    public static string ReportPath(RunDirectory run) => Path.Combine(run.Path, "eval.json");
+
+    /// <summary>
+    /// Loads a run's checkpoint and data, evaluates on its validation split (or on all of <paramref name="data"/>
+    /// when given), and writes the report to runs/NAME/eval.json.
+    /// </summary>
+    public static EvalReport EvaluateRun(string runDirectory, string? data, EvalOptions options, string checkpoint = "best", string device = "auto",
+                                         IProgress<DecodeProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        options.Validate();
+        using var trained = TrainedModel.Load(runDirectory, checkpoint, device);
+        using var loaded = trained.LoadData(data, progress, cancellationToken);
+        bool validation = data is null && loaded.Validation.Count >= 2;
+        var images = validation ? loaded.Validation : loaded.Train;
+        var report = Evaluate(trained.Model, images, trained.Device, options) with
+        {
+            Run = trained.Run.Path,
+            Checkpoint = trained.CheckpointPath,
+            Step = trained.Header.Step,
+            Data = loaded.Description.Source,
+            Split = validation ? "validation" : "all",
+            KlWeight = trained.Model.IsVariational ? trained.Config.Train.KlWeight : null,
+        };
+        report.Save(ReportPath(trained.Run));
+        return report;
+    }
+
+    public static EvalReport Evaluate(AutoEncoder model, DecodedImages images, Device device, EvalOptions options)
+    {
+        options.Validate();
+        int count = Math.Min(images.Count, options.Limit ?? int.MaxValue);
+        if (count < 2) throw new BadInputException($"Evaluation needs at least 2 images; the data has {images.Count}.");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        bool variational = model.IsVariational;
+        int k = options.ImportanceSamples;
+        double variance = options.DecoderVariance;
+        int latent = model.Config.Latent;
+        long dims = (long)images.Size * images.Size * images.Channels;
+
+        model.eval();
+        using var noGrad = no_grad();
+        using var noise = new Generator((ulong)options.Seed + 0xE7A1UL);
+        var codes = new List<Tensor>();                       // (B, z) float64 on the CPU, one per batch
+        double mseSum = 0, ssimSum = 0, klSum = 0, elboSum = 0, nllSum = 0;
+        using var klPerDim = zeros(latent, dtype: ScalarType.Float64);
+        using var posteriorVariance = zeros(latent, dtype: ScalarType.Float64);    // Σ_x σ²(x) per dimension
+        try
+        {
+            for (int start = 0; start < count; start += options.BatchSize)
+            {
+                using var scope = NewDisposeScope();
+                int b = Math.Min(options.BatchSize, count - start);
+                var x = EpochPlan.ToModelInput(images.Pixels.narrow(0, start, b), device);   // (B, C, s, s)
+                var (mu, logVar) = model.Encode(x);                                           // (B, z) each
+                var reconstruction = model.Decode(mu);                                        // evaluation decodes mu
+                var sums = new List<Tensor>
+                {
+                    Losses.SquaredErrorPerImage(reconstruction, x).sum() / dims,
+                    ImageQuality.Ssim(reconstruction, x).sum(),
+                };
+                if (logVar is not null)
+                {
+                    var klDim = Losses.KlPerDimension(mu, logVar);                            // (B, z)
+                    klPerDim.add_(klDim.sum([0]).to_type(ScalarType.Float64).cpu());
+                    posteriorVariance.add_(logVar.exp().sum([0]).to_type(ScalarType.Float64).cpu());
+                    var (elbo, nll) = LikelihoodBounds(model, x, mu, logVar, klDim.sum(1), k, variance, noise);
+                    sums.Add(klDim.sum());
+                    sums.Add(elbo.sum());
+                    sums.Add(nll.sum());
+                }
+                var host = stack(sums.Select(t => t.to_type(ScalarType.Float64)).ToArray()).cpu().data<double>().ToArray();
+                mseSum += host[0];
+                ssimSum += host[1];
+                if (logVar is not null) { klSum += host[2]; elboSum += host[3]; nllSum += host[4]; }
+                codes.Add(mu.to_type(ScalarType.Float64).cpu().DetachFromDisposeScope());
+            }
+
+            using var all = cat(codes, 0);                                                    // (N, z)
+            using var variances = LatentStatistics.CodeVariance(all);
+            using var meanCode = all.mean([0]);
+            double mse = mseSum / count;
+            double bitsPerNat = 1 / (dims * Math.Log(2));
+            return new EvalReport
+            {
+                Model = variational ? "vae" : "ae",
+                Images = count,
+                Dimensions = (int)dims,
+                Latent = latent,
+                Mse = mse,
+                Psnr = Losses.Psnr(mse),
+                Ssim = ssimSum / count,
+                Kl = variational ? klSum / count : null,
+                KlPerDimension = variational ? klPerDim.data<double>().Select(v => v / count).ToArray() : null,
+                ActiveUnits = LatentStatistics.ActiveUnits(all),
+                CodeVariance = variances.data<double>().ToArray(),
+                ImportanceSamples = variational ? k : null,
+                DecoderVariance = variational ? variance : null,
+                ElboNats = variational ? elboSum / count : null,
+                NllNats = variational ? nllSum / count : null,
+                ElboBitsPerDim = variational ? -elboSum / count * bitsPerNat : null,
+                NllBitsPerDim = variational ? nllSum / count * bitsPerNat : null,
+                Frechet = LatentStatistics.FrechetToStandardNormal(all),
+                FrechetAggregate = variational ? AggregateFrechet(all, posteriorVariance / count) : null,
+                CodeMeanNorm = meanCode.norm().item<double>(),
+                Seconds = clock.Elapsed.TotalSeconds,
+            };
+        }
+        finally
+        {
+            foreach (var c in codes) c.Dispose();
+        }
+    }
+
+    private static double AggregateFrechet(Tensor codes, Tensor meanPosteriorVariance)
+    {
+        using var scope = NewDisposeScope();
+        var mean = codes.mean([0]);
+        var centred = codes - mean;
+        var covariance = centred.T.matmul(centred) / (codes.shape[0] - 1) + meanPosteriorVariance.diag();
+        return LatentStatistics.FrechetToStandardNormal(mean, covariance);
+    }
+
+    /// <summary>
+    /// x (B, C, s, s), mu and logvar (B, z), kl (B) → per image the ELBO and the k-sample importance-weighted NLL
+    /// bound, both in nats, (B) each.
+    /// </summary>
+    internal static (Tensor Elbo, Tensor Nll) LikelihoodBounds(AutoEncoder model, Tensor x, Tensor mu, Tensor logVar, Tensor kl,
+                                                               int k, double decoderVariance, Generator noise)
+    {
+        long b = x.shape[0], latent = mu.shape[1];
+        double dims = x.shape[1] * x.shape[2] * x.shape[3];
+        // TorchSharp's generators are CPU-only: draw there, then move (evaluation, not a hot path).
+        var eps = randn([k, b, latent], dtype: mu.dtype, generator: noise).to(mu.device);        // (k, B, z)
+        var z = mu + eps * (0.5 * logVar).exp();                                                 // (k, B, z)
+        var decoded = model.Decode(z.view(k * b, latent)).view(k, b, x.shape[1], x.shape[2], x.shape[3]);
+        var squared = (decoded - x).square().flatten(2).sum(2).to_type(ScalarType.Float64);    // (k, B)
+        var logPx = -0.5 * dims * Math.Log(2 * Math.PI * decoderVariance) - squared / (2 * decoderVariance);
+        double logTwoPi = Math.Log(2 * Math.PI);
+        var logPz = (-0.5 * (z.square() + logTwoPi)).sum(2).to_type(ScalarType.Float64);         // (k, B) under N(0, I)
+        var logQz = (-0.5 * (eps.square() + logTwoPi + logVar)).sum(2).to_type(ScalarType.Float64); // (k, B) under q(z|x)
+        var logW = logPx + logPz - logQz;                                                        // (k, B)
+        var elbo = logPx.mean([0]) - kl.to_type(ScalarType.Float64);
+        var nll = -(logW.logsumexp(0) - Math.Log(k));
+        return (elbo, nll);
+    }
+}

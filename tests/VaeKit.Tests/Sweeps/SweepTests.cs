@@ -1,0 +1,76 @@
+using System.Text.Json;
+using SkiaSharp;
+using VaeKit.Tests.Cli;
+
+namespace VaeKit.Tests.Sweeps;
+
+/// <summary>The lab's question end to end: what does kl_weight do? Three short tiny-preset runs on synthetic faces.</summary>
+[Trait("Category", "Slow")]
+public class SweepTests
+{
+    [Fact]
+    public void A_sweep_moves_along_the_rate_distortion_curve_and_a_rerun_redoes_nothing()
+    {
+        using var dir = new TempDir();
+        string[] args = ["sweep", "--kl-weights", "0.1,1,10", "--preset", "tiny", "--data", "synthetic:640", "--val-fraction", "0.2",
+                         "--batch-size", "32", "--epochs", "4", "--max-steps", "64", "--eval-samples", "4",
+                         "--name", "s", "--sweeps-dir", dir["sweeps"], "--cache-dir", dir["cache"]];
+        var (exit, output, error) = CliRunner.Run(args);
+        Assert.True(exit == 0, output + error);
+        Assert.Contains("run 1 of 3", output);
+        Assert.Contains("run 3 of 3", output);
+
+        string sweep = dir["sweeps/s"];
+        foreach (var file in new[] { "summary.csv", "summary.json", "rate_distortion.png", "overview.png", "index.html",
+                                     "grids/kl-0.1.png", "grids/kl-1.png", "grids/kl-10.png", "runs/kl-1/eval.json" })
+            Assert.True(File.Exists(Path.Combine(sweep, file)), file);
+        using (var plot = SKBitmap.Decode(Path.Combine(sweep, "rate_distortion.png")))
+            Assert.True(plot.Width > 300 && plot.Height > 200);
+        string html = File.ReadAllText(Path.Combine(sweep, "index.html"));
+        Assert.Contains("data:image/png;base64,", html);
+        Assert.DoesNotContain("src=\"grids/", html);   // self-contained
+
+        // The textbook direction: more weight on the KL buys a smaller KL (rate) with a larger MSE (distortion).
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(sweep, "summary.json")));
+        var rows = summary.RootElement.GetProperty("rows").EnumerateArray()
+            .Select(r => (Weight: r.GetProperty("kl_weight").GetDouble(), Kl: r.GetProperty("kl").GetDouble(), Mse: r.GetProperty("mse").GetDouble()))
+            .ToList();
+        Assert.Equal([0.1, 1, 10], rows.Select(r => r.Weight));
+        string table = string.Join("; ", rows.Select(r => $"β {r.Weight}: kl {r.Kl:F2} mse {r.Mse:F5}"));
+        Assert.True(rows[0].Kl > rows[1].Kl && rows[1].Kl > rows[2].Kl, table);
+        Assert.True(rows[0].Mse < rows[1].Mse && rows[1].Mse < rows[2].Mse, table);
+        Assert.Equal(3, File.ReadAllLines(Path.Combine(sweep, "summary.csv")).Length - 1);
+
+        // Running the same sweep again trains nothing; other settings under the same name are refused.
+        long steps = File.ReadAllLines(Path.Combine(sweep, "runs/kl-1/metrics.jsonl")).Length;
+        var (again, againOut, againErr) = CliRunner.Run(args);
+        Assert.True(again == 0, againOut + againErr);
+        Assert.Equal(3, againOut.Split("finished earlier, not redone").Length - 1);
+        Assert.Equal(steps, File.ReadAllLines(Path.Combine(sweep, "runs/kl-1/metrics.jsonl")).Length);
+        var (other, _, otherErr) = CliRunner.Run([.. args.Select(a => a == "0.1,1,10" ? "0.1,1" : a)]);
+        Assert.Equal(2, other);
+        Assert.Contains("other settings", otherErr);
+
+        // The runs are ordinary runs: eval, traverse and spherical interpolation work on them.
+        string run = Path.Combine(sweep, "runs/kl-1");
+        var (evalExit, evalOut, evalErr) = CliRunner.Run("eval", "--run", run, "--json", "--samples", "2", "--limit", "64");
+        Assert.True(evalExit == 0, evalOut + evalErr);
+        using (var report = JsonDocument.Parse(evalOut))
+        {
+            Assert.Equal(64, report.RootElement.GetProperty("images").GetInt32());
+            Assert.Equal(32, report.RootElement.GetProperty("kl_per_dimension").GetArrayLength());
+            Assert.True(report.RootElement.GetProperty("nll_bits_per_dim").GetDouble() > 0);
+        }
+        var (tableExit, tableOut, _) = CliRunner.Run("eval", "--run", run, "--samples", "2", "--limit", "64");
+        Assert.Equal(0, tableExit);
+        Assert.Contains("active units", tableOut);
+
+        var (travExit, travOut, travErr) = CliRunner.Run("traverse", "--run", run, "--dims", "3", "--steps", "7", "--out", dir["t.png"], "--scale", "1");
+        Assert.True(travExit == 0, travOut + travErr);
+        using (var bitmap = SKBitmap.Decode(dir["t.png"]))
+            Assert.Equal((7 * 34 + 2, 3 * 34 + 2), (bitmap.Width, bitmap.Height));   // 32 px tiles, 2 px padding
+        var (slerpExit, slerpOut, slerpErr) = CliRunner.Run("interpolate", "--run", run, "--mode", "slerp", "--pairs", "2", "--out", dir["i.png"]);
+        Assert.True(slerpExit == 0, slerpOut + slerpErr);
+        Assert.Contains("slerp", slerpOut);
+    }
+}

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using Spectre.Console;
 using VaeKit.Evaluation;
 using VaeKit.Sweeps;
@@ -60,32 +59,16 @@ internal static class SweepCommand
     private static int Execute(ParseResult r, ModelOptions models, IAnsiConsole console)
     {
         var plan = ToPlan(r, models, DateTimeOffset.Now);
-        using var cancel = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCtrlC = (_, e) =>
+        using var stop = new StopSignals();
+        var result = Sweep.Run(plan, r.GetValue(SweepsDir)!, work => ConsoleListeners.Run(console, work),
+                               line => console.MarkupLineInterpolated($"[bold]{line}[/]"), stop.Token);
+        if (result.Outcome == RunOutcome.Interrupted)
         {
-            if (cancel.IsCancellationRequested) return;
-            e.Cancel = true;
-            cancel.Cancel();
-            Console.Error.WriteLine("Ctrl-C: finishing the current step and saving (press again to abort)…");
-        };
-        Console.CancelKeyPress += onCtrlC;
-        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => { context.Cancel = true; cancel.Cancel(); });
-        try
-        {
-            var result = Sweep.Run(plan, r.GetValue(SweepsDir)!, work => ConsoleListeners.Run(console, work),
-                                   line => console.MarkupLineInterpolated($"[bold]{line}[/]"), cancel.Token);
-            if (result.Outcome == RunOutcome.Interrupted)
-            {
-                console.MarkupLineInterpolated($"[yellow]{result.Message}[/]");
-                return ExitCodes.Interrupted;
-            }
-            PrintSummary(console, result);
-            return ExitCodes.Ok;
+            console.MarkupLineInterpolated($"[yellow]{result.Message}[/]");
+            return ExitCodes.Interrupted;
         }
-        finally
-        {
-            Console.CancelKeyPress -= onCtrlC;
-        }
+        PrintSummary(console, result);
+        return ExitCodes.Ok;
     }
 
     private static void PrintSummary(IAnsiConsole console, SweepResult result)

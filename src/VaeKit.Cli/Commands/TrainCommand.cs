@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using Spectre.Console;
 using VaeKit.Config;
 using VaeKit.Training;
@@ -138,50 +137,34 @@ internal static class TrainCommand
 
     private static int Execute(ParseResult r, ModelOptions models, IAnsiConsole console, Func<ITrainingListener, ITrainingListener> track)
     {
-        using var cancel = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCtrlC = (_, e) =>
+        using var stop = new StopSignals();
+        RunResult result;
+        if (r.GetValue(Resume) is string resume)
         {
-            if (cancel.IsCancellationRequested) return;   // a second Ctrl-C ends the process; checkpoints are written atomically
-            e.Cancel = true;
-            cancel.Cancel();
-            Console.Error.WriteLine("Ctrl-C: finishing the current step and saving (press again to abort)…");
-        };
-        Console.CancelKeyPress += onCtrlC;
-        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => { context.Cancel = true; cancel.Cancel(); });
-        try
-        {
-            RunResult result;
-            if (r.GetValue(Resume) is string resume)
+            WarnIgnoredWithResume(r, console);
+            var options = new ResumeOptions
             {
-                WarnIgnoredWithResume(r, console);
-                var options = new ResumeOptions
-                {
-                    RunDirectory = resume,
-                    Data = r.GetValue(Data),
-                    From = r.GetValue(ResumeFrom)!,
-                    Epochs = Given(r, Epochs) ? r.GetValue(Epochs) : null,
-                    Device = Given(r, Device) ? r.GetValue(Device) : null,
-                    Threads = r.GetValue(Threads),
-                    Precision = Given(r, PrecisionOption) ? ParsePrecision(r.GetValue(PrecisionOption)) : null,
-                    AllowDataChange = r.GetValue(AllowDataChange),
-                };
-                result = ConsoleListeners.Run(console, listener => TrainingRun.Resume(options, track(listener), cancel.Token));
-            }
-            else
-            {
-                if (Given(r, ResumeFrom) || r.GetValue(AllowDataChange))
-                    throw new BadInputException("--resume-from and --allow-data-change only make sense with --resume DIR.");
-                var config = ToConfig(r, models, DateTimeOffset.Now);
-                result = ConsoleListeners.Run(console, listener => TrainingRun.Train(config, r.GetValue(RunsDir)!, track(listener), cancel.Token));
-            }
-            int exit = Report(result, console);
-            ReportCommand.WriteAfterTraining(result.Directory, console);
-            return exit;
+                RunDirectory = resume,
+                Data = r.GetValue(Data),
+                From = r.GetValue(ResumeFrom)!,
+                Epochs = Given(r, Epochs) ? r.GetValue(Epochs) : null,
+                Device = Given(r, Device) ? r.GetValue(Device) : null,
+                Threads = r.GetValue(Threads),
+                Precision = Given(r, PrecisionOption) ? ParsePrecision(r.GetValue(PrecisionOption)) : null,
+                AllowDataChange = r.GetValue(AllowDataChange),
+            };
+            result = ConsoleListeners.Run(console, listener => TrainingRun.Resume(options, track(listener), stop.Token));
         }
-        finally
+        else
         {
-            Console.CancelKeyPress -= onCtrlC;
+            if (Given(r, ResumeFrom) || r.GetValue(AllowDataChange))
+                throw new BadInputException("--resume-from and --allow-data-change only make sense with --resume DIR.");
+            var config = ToConfig(r, models, DateTimeOffset.Now);
+            result = ConsoleListeners.Run(console, listener => TrainingRun.Train(config, r.GetValue(RunsDir)!, track(listener), stop.Token));
         }
+        int exit = Report(result, console);
+        ReportCommand.WriteAfterTraining(result.Directory, console);
+        return exit;
     }
 
     private static int Report(RunResult result, IAnsiConsole console)

@@ -113,14 +113,14 @@ public static class TrainBenchmark
                     plan = new EpochPlan(images, options.Batch, seed: 1, epoch++, flip: true);
                     next = 0;
                     var current = plan;
-                    prefetch = gpu ? null : new BatchPrefetcher(i => current.Batch(i, device), 0, current.StepsPerEpoch);
+                    prefetch = gpu || !BatchPrefetcher.Useful ? null : new BatchPrefetcher(i => current.Batch(i, device), 0, current.StepsPerEpoch);
                 }
                 int index = next++;
                 return prefetch is not null ? prefetch.Next() : plan.Batch(index, device);
             }
 
             for (int i = 0; i < warmupSteps; i++)
-                lastLoss = Step(trainer, NextBatch, gpu, 1);
+                lastLoss = Step(trainer, NextBatch, gpu, 1).Loss;
             Machine.Synchronize(device);
 
             for (int w = 0; w < windows; w++)
@@ -128,11 +128,11 @@ public static class TrainBenchmark
                 var prefetchBefore = prefetch;
                 var waitBefore = prefetch?.Waited ?? TimeSpan.Zero;
                 var clock = Stopwatch.StartNew();
-                double loss = Step(trainer, NextBatch, gpu, window);
+                var (loss, dataSeconds) = Step(trainer, NextBatch, gpu, window);
                 double seconds = clock.Elapsed.TotalSeconds;
                 // CPU: time blocked on the prefetcher (a window is one step; a new epoch's prefetcher starts at
-                // zero). GPU: measured below.
-                double wait = prefetch is null ? 0
+                // zero), or spent making the batch without one. GPU: measured below.
+                double wait = prefetch is null ? dataSeconds
                     : ReferenceEquals(prefetch, prefetchBefore) ? (prefetch.Waited - waitBefore).TotalSeconds
                     : prefetch.Waited.TotalSeconds;
                 stepTimes.Add(seconds / window);
@@ -201,22 +201,26 @@ public static class TrainBenchmark
 
     /// <summary>
     /// <paramref name="count"/> training steps the way <c>vae train</c> takes them: on the CPU each step is read back
-    /// at once, on a GPU the window is queued and read back together. Returns the last loss.
+    /// at once, on a GPU the window is queued and read back together. Returns the last loss and the time spent
+    /// getting batches.
     /// </summary>
-    private static double Step(Trainer trainer, Func<Tensor> nextBatch, bool deferred, int count)
+    private static (double Loss, double DataSeconds) Step(Trainer trainer, Func<Tensor> nextBatch, bool deferred, int count)
     {
         var pending = new List<PendingStep>(count);
+        var data = new Stopwatch();
         try
         {
             for (int i = 0; i < count; i++)
             {
                 using var scope = NewDisposeScope();
+                data.Start();
                 using var x = nextBatch();
+                data.Stop();
                 if (!deferred)
-                    return trainer.BatchUpdate(x).Loss;
+                    return (trainer.BatchUpdate(x).Loss, data.Elapsed.TotalSeconds);
                 pending.Add(trainer.BatchUpdateDeferred(x));
             }
-            return trainer.Resolve(pending)[^1].Loss;
+            return (trainer.Resolve(pending)[^1].Loss, data.Elapsed.TotalSeconds);
         }
         finally
         {

@@ -239,9 +239,9 @@ public sealed class TrainingRun : IDisposable
             {
                 int from = _position.BatchInEpoch;
                 int to = (int)Math.Min(plan.StepsPerEpoch, from + (totalSteps - _trainer.Step));
-                // CPU: batches are assembled on a worker thread while the step runs. GPU: the images already live on
-                // the device and a batch is two kernels queued behind the step, so there is nothing to overlap.
-                using var prefetch = _device.type == DeviceType.CPU && from < to
+                // CPU with a core to spare: batches are assembled on a worker thread while the step runs. GPU: the
+                // images already live on the device and a batch is two kernels queued behind the step.
+                using var prefetch = _device.type == DeviceType.CPU && from < to && BatchPrefetcher.Useful
                     ? new BatchPrefetcher(i => plan.Batch(i, _device), from, to)
                     : null;
                 for (int batch = from; batch < to; batch++)

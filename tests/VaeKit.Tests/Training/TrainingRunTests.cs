@@ -251,6 +251,10 @@ public class TrainingRunTests
             Rss.Add(self.WorkingSet64);
             // Process-wide: batches are made on the prefetch thread and disposed on this one, so a thread's own
             // statistics drift by one per batch without anything leaking.
+            // Tensors that earlier code dropped without disposing are counted until their finalizers run: run them.
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            GC.Collect();
             LiveTensors.Add(TorchSharp.torch.Tensor.TotalCount);
         }
     }

@@ -12,9 +12,11 @@ namespace VaeKit;
 /// <remarks>
 /// TorchSharp's native shim (libLibTorchSharp.so) links against libtorch by soname. Loading that install's libc10,
 /// libtorch_cpu, libc10_cuda, libtorch_cuda and libtorch by full path first makes the dynamic loader bind the shim to
-/// them (an already loaded library satisfies a later dependency with the same soname), and a DllImport resolver
-/// answers TorchSharp's own by-name probes for torch_cpu / torch_cuda with those handles, so the package's CPU
-/// copies are never loaded beside them. Must run before the first TorchSharp call of the process.
+/// them: an already loaded library satisfies a later dependency, or a by-name load, with the same soname. That
+/// includes TorchSharp's own probes for torch_cpu / torch_cuda, as long as the application folder has no copy of its
+/// own for .NET's probing to find first (a DllImport resolver does not intercept those probes: tried, and the
+/// bundled copy still loaded). Hence the external build (<c>-p:LibTorch=external</c>) and the refusal below. Must run
+/// before the first TorchSharp call of the process.
 /// </remarks>
 public static class LibTorchLocation
 {
@@ -37,7 +39,6 @@ public static class LibTorchLocation
                 $"--libtorch {location}: this VaeKit build carries its own CPU libtorch ({bundled}), and TorchSharp would load " +
                 "it beside the one asked for, which libtorch does not survive. Build or publish VaeKit with " +
                 "-p:LibTorch=external to leave the bundled copy out (README, \"GPU\").");
-        var handles = new Dictionary<string, IntPtr>();
         foreach (var file in Order)
         {
             string path = Path.Combine(dir, file);
@@ -48,26 +49,12 @@ public static class LibTorchLocation
             }
             try
             {
-                handles[file] = NativeLibrary.Load(path);
+                NativeLibrary.Load(path);   // kept loaded for the life of the process
             }
             catch (DllNotFoundException e)
             {
                 throw new BadInputException($"--libtorch {location}: cannot load {path}: {e.Message.Split('\n')[0]}", e);
             }
-        }
-
-        try
-        {
-            NativeLibrary.SetDllImportResolver(typeof(TorchSharp.torch).Assembly, (name, _, _) => name switch
-            {
-                "torch_cpu" or "libtorch_cpu" or "libtorch_cpu.so" => handles["libtorch_cpu.so"],
-                "torch_cuda" or "libtorch_cuda" or "libtorch_cuda.so" => handles.GetValueOrDefault("libtorch_cuda.so"),
-                _ => IntPtr.Zero,   // LibTorchSharp and the rest: the normal search
-            });
-        }
-        catch (InvalidOperationException)
-        {
-            // Someone registered a resolver first; the preloaded sonames still win for the shim's dependencies.
         }
         Loaded = dir;
     }

@@ -102,8 +102,8 @@ public sealed class Trainer : IDisposable
     /// <exception cref="DivergedException">the loss or the gradient norm is not finite.</exception>
     public StepMetrics BatchUpdate(Tensor x)
     {
-        using var pending = Update(x, checkFirst: true);
-        return Resolve([pending])[0];
+        using var pending = Update(x, checkFirst: true, out var host);
+        return Metrics(pending, host!);
     }
 
     /// <summary>
@@ -111,10 +111,12 @@ public sealed class Trainer : IDisposable
     /// one computes. A non-finite loss is found only when the step is resolved, after later steps were taken: a caller
     /// must resolve (<c>Resolve</c>) before it saves anything. The caller owns (disposes) the result.
     /// </summary>
-    public PendingStep BatchUpdateDeferred(Tensor x) => Update(x, checkFirst: false);
+    public PendingStep BatchUpdateDeferred(Tensor x) => Update(x, checkFirst: false, out _);
 
-    private PendingStep Update(Tensor x, bool checkFirst)
+    /// <param name="host">With <paramref name="checkFirst"/>: the step's numbers, already read back to check them.</param>
+    private PendingStep Update(Tensor x, bool checkFirst, out float[]? host)
     {
+        host = null;
         using var scope = NewDisposeScope();
         double lr = LearningRate.At(Config, Step, TotalSteps);
         double klWeight = KlSchedule.At(Config, Step, TotalSteps);   // effective: after --kl-schedule
@@ -141,7 +143,7 @@ public sealed class Trainer : IDisposable
 
         if (checkFirst)
         {
-            var host = values.cpu().data<float>().ToArray();
+            host = values.cpu().data<float>().ToArray();
             if (!float.IsFinite(host[0]) || !float.IsFinite(host[3]))
                 throw Diverged(Step + 1, host[0], host[3]);
         }
@@ -177,17 +179,22 @@ public sealed class Trainer : IDisposable
         var result = new List<StepMetrics>(steps.Count);
         for (int i = 0; i < steps.Count; i++)
         {
-            var s = steps[i];
-            double loss = host[4 * i], reconstruction = host[4 * i + 1], kl = host[4 * i + 2], gradNorm = host[4 * i + 3];
-            if (!double.IsFinite(loss) || !double.IsFinite(gradNorm))
+            var values = host.AsSpan(4 * i, 4);
+            if (!float.IsFinite(values[0]) || !float.IsFinite(values[3]))
             {
-                divergence = Diverged(s.Step, loss, gradNorm);
+                divergence = Diverged(steps[i].Step, values[0], values[3]);
                 break;
             }
-            double mse = reconstruction / s.PixelsPerImage;
-            result.Add(new StepMetrics(s.Step, loss, reconstruction, kl, mse, Losses.Psnr(mse), s.KlWeight, s.LearningRate, gradNorm));
+            result.Add(Metrics(steps[i], values));
         }
         return result;
+    }
+
+    /// <summary>A step's host numbers: values = loss, reconstruction, KL, gradient norm.</summary>
+    private static StepMetrics Metrics(PendingStep s, ReadOnlySpan<float> values)
+    {
+        double mse = values[1] / s.PixelsPerImage;
+        return new StepMetrics(s.Step, values[0], values[1], values[2], mse, Losses.Psnr(mse), s.KlWeight, s.LearningRate, values[3]);
     }
 
     private DivergedException Diverged(long step, double loss, double gradNorm) => new(

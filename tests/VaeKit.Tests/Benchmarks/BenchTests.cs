@@ -97,19 +97,8 @@ public class BenchTests
 [Trait("Category", "Slow")]
 public class LibTorchLocationTests
 {
-    private static (int Exit, string Out, string Err) Vae(params string[] args)
-    {
-        string vae = Path.ChangeExtension(typeof(VaeCli).Assembly.Location, ".dll");
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(vae);
-        foreach (var a in args) start.ArgumentList.Add(a);
-        start.Environment.Remove("VAEKIT_LIBTORCH");
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        string error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, output.Result, error);
-    }
+    private static (int Exit, string Out, string Err) Vae(params string[] args) =>
+        VaeProcess.Run(args, new Dictionary<string, string?> { ["VAEKIT_LIBTORCH"] = null });
 
     [Fact]
     public void The_libtorch_folder_named_is_the_one_the_process_runs_on()

@@ -1,0 +1,74 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using VaeKit.Cli;
+
+namespace VaeKit.Tests.Cli;
+
+/// <summary>
+/// The built <c>vae</c> as a separate process, for what an in-process run cannot show: real signals, and process-wide
+/// state such as which libtorch is loaded.
+/// </summary>
+internal sealed class VaeProcess : IDisposable
+{
+    [DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int signal);
+
+    private const int SigInt = 2;
+
+    private readonly Process _process;
+    private readonly Task<string> _output;
+    private readonly Task<string> _error;
+
+    private VaeProcess(IEnumerable<string> args, IReadOnlyDictionary<string, string?>? environment)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(Path.ChangeExtension(typeof(VaeCli).Assembly.Location, ".dll"));
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null) start.Environment.Remove(name);
+            else start.Environment[name] = value;
+        }
+        _process = Process.Start(start)!;
+        _output = _process.StandardOutput.ReadToEndAsync();
+        _error = _process.StandardError.ReadToEndAsync();
+    }
+
+    /// <param name="environment">Variables to set (a null value removes one).</param>
+    public static VaeProcess Start(IEnumerable<string> args, IReadOnlyDictionary<string, string?>? environment = null) => new(args, environment);
+
+    /// <summary>Runs to the end: exit code, stdout, stderr.</summary>
+    public static (int Exit, string Out, string Err) Run(IEnumerable<string> args, IReadOnlyDictionary<string, string?>? environment = null)
+    {
+        using var vae = Start(args, environment);
+        vae._process.WaitForExit();
+        return (vae._process.ExitCode, vae._output.Result, vae._error.Result);
+    }
+
+    /// <summary>Waits until training is under way: <paramref name="rows"/> lines in the run's metrics.jsonl.</summary>
+    public async Task WaitForMetricRows(string metricsPath, int rows)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!(File.Exists(metricsPath) && File.ReadLines(metricsPath).Count() >= rows))
+        {
+            if (_process.HasExited) Assert.Fail($"vae exited early: {await _output}{await _error}");
+            Assert.True(clock.Elapsed < TimeSpan.FromMinutes(2), "training did not start");
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>Sends SIGINT (Ctrl-C) and waits up to a minute for the exit: exit code, stdout, stderr.</summary>
+    public async Task<(int Exit, string Out, string Err)> Interrupt()
+    {
+        Assert.Equal(0, kill(_process.Id, SigInt));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        await _process.WaitForExitAsync(timeout.Token);
+        return (_process.ExitCode, await _output, await _error);
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+        _process.Dispose();
+    }
+}

@@ -157,8 +157,9 @@ public static class Evaluator
         using var noise = new Generator((ulong)options.Seed + 0xE7A1UL);
         var codes = new List<Tensor>();                       // (B, z) float64 on the CPU, one per batch
         double mseSum = 0, ssimSum = 0, klSum = 0, elboSum = 0, nllSum = 0;
-        using var klPerDim = zeros(latent, dtype: ScalarType.Float64);
-        using var posteriorVariance = zeros(latent, dtype: ScalarType.Float64);    // Σ_x σ²(x) per dimension
+        // Per-dimension sums stay on the model's device: one read-back per batch (the scalar sums), not three.
+        using var klPerDim = zeros(latent, dtype: ScalarType.Float64, device: device);
+        using var posteriorVariance = zeros(latent, dtype: ScalarType.Float64, device: device);    // Σ_x σ²(x) per dimension
         try
         {
             for (int start = 0; start < count; start += options.BatchSize)
@@ -176,8 +177,8 @@ public static class Evaluator
                 if (logVar is not null)
                 {
                     var klDim = Losses.KlPerDimension(mu, logVar);                            // (B, z)
-                    klPerDim.add_(klDim.sum([0]).to_type(ScalarType.Float64).cpu());
-                    posteriorVariance.add_(logVar.exp().sum([0]).to_type(ScalarType.Float64).cpu());
+                    klPerDim.add_(klDim.sum([0]).to_type(ScalarType.Float64));
+                    posteriorVariance.add_(logVar.exp().sum([0]).to_type(ScalarType.Float64));
                     var (elbo, nll) = LikelihoodBounds(model, x, mu, logVar, klDim.sum(1), k, variance, noise);
                     sums.Add(klDim.sum());
                     sums.Add(elbo.sum());
@@ -193,6 +194,8 @@ public static class Evaluator
             using var all = cat(codes, 0);                                                    // (N, z)
             using var variances = LatentStatistics.CodeVariance(all);
             using var meanCode = all.mean([0]);
+            using var klPerDimHost = klPerDim.cpu();
+            using var posteriorVarianceHost = posteriorVariance.cpu();
             double mse = mseSum / count;
             double bitsPerNat = 1 / (dims * Math.Log(2));
             return new EvalReport
@@ -205,7 +208,7 @@ public static class Evaluator
                 Psnr = Losses.Psnr(mse),
                 Ssim = ssimSum / count,
                 Kl = variational ? klSum / count : null,
-                KlPerDimension = variational ? klPerDim.data<double>().Select(v => v / count).ToArray() : null,
+                KlPerDimension = variational ? klPerDimHost.data<double>().Select(v => v / count).ToArray() : null,
                 ActiveUnits = LatentStatistics.ActiveUnits(all),
                 CodeVariance = variances.data<double>().ToArray(),
                 ImportanceSamples = variational ? k : null,
@@ -215,7 +218,7 @@ public static class Evaluator
                 ElboBitsPerDim = variational ? -elboSum / count * bitsPerNat : null,
                 NllBitsPerDim = variational ? nllSum / count * bitsPerNat : null,
                 Frechet = LatentStatistics.FrechetToStandardNormal(all),
-                FrechetAggregate = variational ? AggregateFrechet(all, posteriorVariance / count) : null,
+                FrechetAggregate = variational ? AggregateFrechet(all, posteriorVarianceHost / count) : null,
                 CodeMeanNorm = meanCode.norm().item<double>(),
                 Seconds = clock.Elapsed.TotalSeconds,
             };

@@ -52,7 +52,8 @@ public sealed class TrainingRun : IDisposable
     private readonly TorchSharp.Modules.SummaryWriter _tensorBoard;
     private readonly Tensor _sampleZ;       // fixed z ~ N(0, I): the same faces every epoch
     private readonly Tensor _gridImages;    // fixed images for the reconstruction grid
-    private readonly DecodedImages? _deviceTrain;   // the training images uploaded once to the GPU (uint8)
+    private readonly DecodedImages? _deviceTrain;       // the images uploaded once to the GPU (uint8), when they fit
+    private readonly DecodedImages? _deviceValidation;
     private readonly int _readbackEvery;            // steps between host reads of the step numbers
 
     private CheckpointHeader _position;
@@ -86,15 +87,23 @@ public sealed class TrainingRun : IDisposable
         _readbackEvery = config.Runtime.ReadbackEvery ?? (device.type == DeviceType.CUDA ? DeviceReadbackEvery : 1);
         if (device.type == DeviceType.CUDA)
         {
-            try
-            {
-                _deviceTrain = data.Train.To(device);
-            }
-            catch (System.Runtime.InteropServices.ExternalException e)
-            {
-                // Too large for the device next to the model: batches then cross from host memory each step.
-                listener.Message($"the training images ({data.Train.ByteLength >> 20} MB) stay in host memory: {e.Message.Split('\n')[0]}");
-            }
+            _deviceTrain = Upload(data.Train, "training", device, listener);
+            _deviceValidation = Upload(data.Validation, "validation", device, listener);
+        }
+    }
+
+    /// <summary>The images on the GPU, or null (with a message) when they do not fit beside the model: batches then
+    /// cross from host memory each step.</summary>
+    private static DecodedImages? Upload(DecodedImages images, string what, Device device, ITrainingListener listener)
+    {
+        try
+        {
+            return images.To(device);
+        }
+        catch (System.Runtime.InteropServices.ExternalException e)
+        {
+            listener.Message($"the {what} images ({images.ByteLength >> 20} MB) stay in host memory: {e.Message.Split('\n')[0]}");
+            return null;
         }
     }
 
@@ -338,7 +347,7 @@ public sealed class TrainingRun : IDisposable
     {
         int n = Math.Max(1, _position.EpochSteps);
         double trainLoss = _position.EpochLossSum / n;
-        EvalMetrics? validation = _data.Validation.Count > 0 ? Evaluate(_data.Validation) : null;
+        EvalMetrics? validation = _data.Validation.Count > 0 ? Evaluate(_deviceValidation ?? _data.Validation) : null;
         double score = validation?.Loss ?? trainLoss;
         bool isBest = _position.EpochSteps > 0 && (_position.BestLoss is not double best || score < best);
 
@@ -541,6 +550,7 @@ public sealed class TrainingRun : IDisposable
         _sampleZ.Dispose();
         _gridImages.Dispose();
         _deviceTrain?.Dispose();
+        _deviceValidation?.Dispose();
         _trainer.Model.Dispose();
         _trainer.Dispose();
         _data.Dispose();

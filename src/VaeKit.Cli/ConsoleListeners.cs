@@ -8,7 +8,7 @@ namespace VaeKit.Cli;
 /// <summary>Renders a run: a live progress bar on a terminal, plain periodic lines when output is redirected.</summary>
 internal static class ConsoleListeners
 {
-    public static T Run<T>(IAnsiConsole console, Func<ITrainingListener, T> work)
+    public static T Run<T>(IAnsiConsole console, Func<IRunCallback, T> work)
     {
         if (!console.Profile.Capabilities.Interactive)
             return work(new PlainListener(console));
@@ -50,7 +50,7 @@ internal static class ConsoleListeners
     internal static string Describe(StepReport r) =>
         $"epoch {r.Epoch} loss {r.Metrics.Loss:F1} kl {r.Metrics.Kl:F1} psnr {r.Metrics.Psnr:F1} {r.ImagesPerSecond:F0} img/s";
 
-    private sealed class LiveListener(IAnsiConsole console, ProgressContext context) : ITrainingListener
+    private sealed class LiveListener(IAnsiConsole console, ProgressContext context) : IRunCallback
     {
         private ProgressTask? _decode, _train;
 
@@ -83,7 +83,7 @@ internal static class ConsoleListeners
         public void Message(string text) => console.MarkupLineInterpolated($"{text}");
     }
 
-    private sealed class PlainListener(IAnsiConsole console) : ITrainingListener
+    private sealed class PlainListener(IAnsiConsole console) : IRunCallback
     {
         private readonly Stopwatch _sinceLine = Stopwatch.StartNew();
         private long _totalSteps;

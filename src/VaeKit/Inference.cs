@@ -1,6 +1,8 @@
 using TorchSharp;
 using VaeKit.Config;
 using VaeKit.Data;
+using VaeKit.Evaluation;
+using VaeKit.Models;
 using VaeKit.Training;
 using static TorchSharp.torch;
 
@@ -12,7 +14,7 @@ namespace VaeKit;
 /// </summary>
 public sealed class TrainedModel : IDisposable
 {
-    private TrainedModel(RunDirectory run, CheckpointHeader header, AutoEncoder model, Device device, string checkpoint)
+    private TrainedModel(RunDirectory run, CheckpointHeader header, VaeModel model, Device device, string checkpoint)
     {
         Run = run;
         Header = header;
@@ -24,7 +26,8 @@ public sealed class TrainedModel : IDisposable
     public RunDirectory Run { get; }
     public CheckpointHeader Header { get; }
     public RunConfig Config => Header.Config;
-    public AutoEncoder Model { get; }
+    /// <summary>The model, in evaluation mode, on <see cref="Device"/>.</summary>
+    public VaeModel Model { get; }
     public Device Device { get; }
     public string CheckpointPath { get; }
 
@@ -40,22 +43,49 @@ public sealed class TrainedModel : IDisposable
         return new TrainedModel(run, header, model, dev, path);
     }
 
-    /// <summary>Decodes z ~ N(0, T²·I) for n draws from a generator seeded by <paramref name="seed"/>.</summary>
+    /// <summary>Decodes n draws from the model's prior at <paramref name="temperature"/> (N(0, T²·I) for the Gaussian
+    /// families), from a generator seeded by <paramref name="seed"/>.</summary>
     public Tensor Sample(int n, double temperature, int seed)
     {
-        if (n <= 0) throw new BadInputException($"--n must be positive (got {n}).");
-        if (!(temperature >= 0)) throw new BadInputException($"--temperature must be 0 or more (got {temperature}).");
+        if (n <= 0) throw new BadInputException($"sample.n must be positive (got {n}).");
+        if (!(temperature >= 0)) throw new BadInputException($"sample.temperature must be 0 or more (got {temperature}).");
+        Require(ModelOperation.Sample);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         using var generator = new Generator((ulong)seed);
-        var z = randn([n, Config.Model.Latent], generator: generator).mul(temperature).to(Device);
-        return Model.Decode(z).cpu().MoveToOuterDisposeScope();
+        return Model.Decode(Model.SamplePrior(n, temperature, generator, Device)).cpu().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Codes (posterior modes) of images (N, C, s, s) in [0, 1] on any device → (N, z) on the CPU.</summary>
+    public Tensor Encode(Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        return Model.Encode(images.to(Device)).Mode.cpu().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Codes (N, z) on any device → images (N, C, s, s) in [0, 1] on the CPU.</summary>
+    public Tensor Decode(Tensor codes)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        return Model.Decode(codes.to(ScalarType.Float32).to(Device)).cpu().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The <see cref="Evaluator"/>'s measurements on <paramref name="images"/>.</summary>
+    public EvalReport Evaluate(DecodedImages images, EvalOptions? options = null) =>
+        Evaluator.Evaluate(Model, images, Device, options ?? new EvalOptions());
+
+    /// <summary>Throws <see cref="BadInputException"/> when the model's family cannot do <paramref name="operation"/>.</summary>
+    public void Require(ModelOperation operation)
+    {
+        if (Model.Unsupported(operation) is string why) throw new BadInputException(why);
     }
 
     /// <summary>The first n images of a set and their reconstructions (decoded from the posterior mean).</summary>
     public (Tensor Originals, Tensor Reconstructions) Reconstruct(DecodedImages images, int n)
     {
-        if (n <= 0) throw new BadInputException($"--n must be positive (got {n}).");
+        if (n <= 0) throw new BadInputException($"reconstruct.n must be positive (got {n}).");
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var x = EpochPlan.ToModelInput(images.Pixels.narrow(0, 0, Math.Min(n, images.Count)), Device);
@@ -72,12 +102,13 @@ public sealed class TrainedModel : IDisposable
     /// </summary>
     public Tensor Interpolate(DecodedImages images, int pairs, int steps, bool spherical = false)
     {
-        if (pairs <= 0 || steps < 2) throw new BadInputException("--pairs must be positive and --steps at least 2.");
+        if (pairs <= 0 || steps < 2) throw new BadInputException("interpolate.pairs must be positive and interpolate.steps at least 2.");
+        Require(ModelOperation.Interpolate);
         if (images.Count < 2 * pairs) throw new BadInputException($"Interpolating {pairs} pairs needs {2 * pairs} images; the data has {images.Count}.");
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var x = EpochPlan.ToModelInput(images.Pixels.narrow(0, 0, 2 * pairs), Device);
-        var mu = Model.Encode(x).Mu.view(pairs, 2, -1);                        // (P, 2, z)
+        var mu = Model.Encode(x).Mode.view(pairs, 2, -1);                        // (P, 2, z)
         var t = linspace(0, 1, steps, device: Device).view(1, steps, 1);       // (1, T, 1)
         var start = mu[.., 0..1, ..];                                          // (P, 1, z)
         var end = mu[.., 1..2, ..];

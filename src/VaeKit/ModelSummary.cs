@@ -13,9 +13,8 @@ public sealed record ModelSummary(ModelConfig Config, long Parameters, IReadOnly
 {
     public static ModelSummary Of(ModelConfig config)
     {
-        config.Validate();
         using var scope = NewDisposeScope();
-        using var model = new AutoEncoder(config);
+        using var model = Models.ModelFactory.Create(config);
         var fired = new List<(string Name, nn.Module<Tensor, Tensor> Module, long[] Shape)>();   // in execution order
         var removers = new List<Action>();
 

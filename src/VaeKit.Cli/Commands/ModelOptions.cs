@@ -12,17 +12,23 @@ internal sealed class ModelOptions
         Description = $"Architecture preset: {string.Join(", ", Presets.All.Keys)}",
         DefaultValueFactory = _ => "tiny",
     };
-    public readonly Option<string?> Model = new Option<string?>("--model") { Description = "ae or vae [default: vae]", HelpName = "ae|vae" }.AcceptOnlyFromAmong("ae", "vae");
+    public readonly Option<string?> Model = new("--model") { Description = $"Model family: {string.Join(", ", Models.ModelFactory.Registered.Keys.Order())} [default: vae]", HelpName = "KIND" };
     public readonly Option<string?> Widths = new("--widths") { Description = "Stage widths, comma separated, e.g. 32,64,128 [default: from preset]" };
     public readonly Option<int?> Blocks = new("--blocks") { Description = "Residual blocks per stage [default: from preset]" };
     public readonly Option<int?> Latent = new("--latent") { Description = "Latent size z [default: from preset]" };
     public readonly Option<int?> ImageSize = new("--image-size") { Description = "Image side in pixels [default: from preset]" };
     public readonly Option<string?> Norm = new Option<string?>("--norm") { Description = "Normalisation in the blocks [default: batch]", HelpName = "batch|group" }.AcceptOnlyFromAmong("batch", "group");
     public readonly Option<int?> Groups = new("--groups") { Description = "GroupNorm groups with --norm group [default: 8]" };
+    public readonly Option<string[]> ModelOption = new("--model-option")
+    {
+        Description = "A model family's own setting, KEY=VALUE, repeatable (e.g. sigma=learned for sigma-vae, codebook=512 for vq-vae)",
+        HelpName = "KEY=VALUE",
+        AllowMultipleArgumentsPerToken = false,
+    };
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { Preset, Model, Widths, Blocks, Latent, ImageSize, Norm, Groups })
+        foreach (var option in new Option[] { Preset, Model, Widths, Blocks, Latent, ImageSize, Norm, Groups, ModelOption })
             command.Options.Add(option);
     }
 
@@ -31,14 +37,33 @@ internal sealed class ModelOptions
     {
         string preset = r.GetValue(Preset)!;
         var config = Presets.Get(preset);
-        if (r.GetValue(Model) is string kind) config = config with { Kind = kind == "ae" ? ModelKind.Ae : ModelKind.Vae };
+        if (r.GetValue(Model) is string kind) config = config with { Kind = kind };
         if (r.GetValue(Widths) is string widths) config = config with { Widths = ParseWidths(widths) };
         if (r.GetValue(Blocks) is int blocks) config = config with { Blocks = blocks };
         if (r.GetValue(Latent) is int latent) config = config with { Latent = latent };
         if (r.GetValue(ImageSize) is int size) config = config with { ImageSize = size };
         if (r.GetValue(Norm) is string norm) config = config with { Norm = norm == "group" ? NormKind.Group : NormKind.Batch };
         if (r.GetValue(Groups) is int groups) config = config with { Groups = groups };
+        if (r.GetValue(ModelOption) is { Length: > 0 } pairs) config = config with { Options = ParseOptions(pairs) };
         return (preset, config);
+    }
+
+    /// <summary>KEY=VALUE pairs → the family options object: numbers and true/false become JSON numbers and booleans,
+    /// the rest strings; keys are written as given (snake_case, like config.json).</summary>
+    internal static System.Text.Json.Nodes.JsonObject ParseOptions(IEnumerable<string> pairs)
+    {
+        var options = new System.Text.Json.Nodes.JsonObject();
+        foreach (var pair in pairs)
+        {
+            int eq = pair.IndexOf('=');
+            if (eq <= 0 || eq == pair.Length - 1)
+                throw new BadInputException($"--model-option '{pair}' is not KEY=VALUE (e.g. codebook=512).");
+            string key = pair[..eq].Trim().Replace('-', '_'), value = pair[(eq + 1)..].Trim();
+            options[key] = double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double number)
+                ? (Math.Abs(number) < long.MaxValue && number == Math.Floor(number) && !value.Contains('.') ? System.Text.Json.Nodes.JsonValue.Create((long)number) : System.Text.Json.Nodes.JsonValue.Create(number))
+                : bool.TryParse(value, out bool flag) ? System.Text.Json.Nodes.JsonValue.Create(flag) : System.Text.Json.Nodes.JsonValue.Create(value);
+        }
+        return options;
     }
 
     internal static int[] ParseWidths(string text)

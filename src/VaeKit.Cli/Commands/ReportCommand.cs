@@ -26,19 +26,4 @@ internal static class ReportCommand
         });
         return command;
     }
-
-    /// <summary>The end of every <c>vae train</c>: RUN/report.html. A failure here must not fail the training run.</summary>
-    internal static void WriteAfterTraining(string runDirectory, IAnsiConsole console)
-    {
-        string output = Path.Combine(runDirectory, "report.html");
-        try
-        {
-            HtmlReport.Write([runDirectory], output);
-            console.MarkupLineInterpolated($"  report: {output}");
-        }
-        catch (Exception e) when (e is BadInputException or IOException or UnauthorizedAccessException)
-        {
-            console.MarkupLineInterpolated($"[yellow]warning: no HTML report ({e.Message})[/]");
-        }
-    }
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Spectre.Console;
+using VaeKit.Config;
 using VaeKit.Imaging;
 
 namespace VaeKit.Cli.Commands;
@@ -20,7 +21,7 @@ internal static class SampleCommand
         command.SetAction(r =>
         {
             using var model = shared.Load(r);
-            if (!model.Model.IsVariational)
+            if (model.Model.Config.Kind == ModelKinds.Ae)
                 console.MarkupLine("[yellow]note:[/] this is an AE: its codes were never pulled toward N(0, I), so prior samples show how far its latent space is from the prior.");
             using var images = model.Sample(r.GetValue(n), r.GetValue(temperature), r.GetValue(seed));
             string path = shared.OutPath(r, model, "samples");

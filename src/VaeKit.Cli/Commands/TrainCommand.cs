@@ -94,9 +94,8 @@ internal static class TrainCommand
             Flip = r.GetValue(Flip),
             CacheDirectory = r.GetValue(NoCache) ? "" : r.GetValue(CacheDir),
         };
-        string name = r.GetValue(Name) ?? $"{preset}-{model.Kind.ToString().ToLowerInvariant()}-{now:yyyyMMdd-HHmmss}";
-        if (name.Length == 0 || name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 || name is "." or "..")
-            throw new BadInputException($"--name '{name}' cannot be a directory name; use letters, digits, '-' and '_'.");
+        string name = r.GetValue(Name) ?? $"{preset}-{model.Kind}-{now:yyyyMMdd-HHmmss}";
+        RunStore.ValidateName(name);
         return new RunConfig
         {
             Name = name, Preset = preset, Model = model, Train = train.Validate(), Data = data.Validate(),
@@ -121,7 +120,7 @@ internal static class TrainCommand
         int exit = ExitCodes.Failure;
         try
         {
-            exit = Execute(r, models, console, listener => WandbOptions.Wrap(listener, wandb));
+            exit = Execute(r, models, console, listener => WandbOptions.Callbacks(listener, wandb));
             return exit;
         }
         catch (Exception e) when (e is BadInputException or OperationCanceledException)
@@ -135,7 +134,7 @@ internal static class TrainCommand
         }
     }
 
-    private static int Execute(ParseResult r, ModelOptions models, IAnsiConsole console, Func<ITrainingListener, ITrainingListener> track)
+    private static int Execute(ParseResult r, ModelOptions models, IAnsiConsole console, Func<IRunCallback, IReadOnlyList<IRunCallback>> track)
     {
         using var stop = new StopSignals();
         RunResult result;
@@ -153,17 +152,18 @@ internal static class TrainCommand
                 Precision = Given(r, PrecisionOption) ? ParsePrecision(r.GetValue(PrecisionOption)) : null,
                 AllowDataChange = r.GetValue(AllowDataChange),
             };
-            result = ConsoleListeners.Run(console, listener => TrainingRun.Resume(options, track(listener), stop.Token));
+            result = ConsoleListeners.Run(console, listener => TrainingRun.Resume(options, new TrainOptions { Callbacks = track(listener) }, stop.Token));
         }
         else
         {
             if (Given(r, ResumeFrom) || r.GetValue(AllowDataChange))
                 throw new BadInputException("--resume-from and --allow-data-change only make sense with --resume DIR.");
             var config = ToConfig(r, models, DateTimeOffset.Now);
-            result = ConsoleListeners.Run(console, listener => TrainingRun.Train(config, r.GetValue(RunsDir)!, track(listener), stop.Token));
+            result = ConsoleListeners.Run(console, listener => TrainingRun.Train(config, new TrainOptions { RunsDirectory = r.GetValue(RunsDir)!, Callbacks = track(listener) }, stop.Token));
         }
         int exit = Report(result, console);
-        ReportCommand.WriteAfterTraining(result.Directory, console);
+        string report = Path.Combine(result.Directory, "report.html");
+        if (File.Exists(report)) console.MarkupLineInterpolated($"  report: {report}");
         return exit;
     }
 
@@ -179,7 +179,7 @@ internal static class TrainCommand
                 console.MarkupLineInterpolated($"  images: {Path.Combine(result.Directory, "images")}   TensorBoard: tensorboard --logdir {Path.Combine(result.Directory, "tensorboard")}");
                 return ExitCodes.Ok;
             case RunOutcome.Interrupted:
-                console.MarkupLineInterpolated($"[yellow]{result.Message}[/]");
+                console.MarkupLineInterpolated($"[yellow]{result.Message} Continue with: vae train --resume {result.Directory}[/]");
                 return ExitCodes.Interrupted;
             default:
                 console.MarkupLineInterpolated($"[red]{result.Message}[/]");

@@ -46,7 +46,7 @@ internal sealed class WandbOptions
         return run;
     }
 
-    public static ITrainingListener Wrap(ITrainingListener listener, WandbRun? run) => run is null ? listener : new WandbListener(listener, run);
+    public static IReadOnlyList<IRunCallback> Callbacks(IRunCallback console, WandbRun? run) => run is null ? [console] : [console, new WandbListener(run)];
 
     /// <summary>Ends the W&amp;B run with the process's exit code; a failure here never changes that exit code.</summary>
     public static void Finish(WandbRun? run, int exitCode, IAnsiConsole console)

@@ -15,7 +15,7 @@ public static class FlopCount
     public static double ForwardPerImage(ModelConfig config)
     {
         using var scope = NewDisposeScope();
-        using var model = new AutoEncoder(config);
+        using var model = Models.ModelFactory.Create(config);
         double flops = 0;
         var removers = new List<Action>();
         foreach (var (_, module) in model.named_modules())

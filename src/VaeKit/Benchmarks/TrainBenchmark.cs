@@ -86,7 +86,7 @@ public static class TrainBenchmark
 
         manual_seed(0);
         using var images = RandomImages(Math.Max(4 * options.Batch, 256), model.ImageSize, model.InChannels, gpu ? device : CPU);
-        using var net = new AutoEncoder(model);
+        using var net = Models.ModelFactory.Create(model);
         net.to(device);
         var train = new TrainConfig { BatchSize = options.Batch, WarmupSteps = 0, Schedule = LrSchedule.Constant, LearningRate = 1e-4 };
         int window = gpu ? GpuWindow : 1;
@@ -229,7 +229,7 @@ public static class TrainBenchmark
     }
 
     /// <summary>Encode+decode and prior-sampling rates (evaluation mode, no gradients), median of timed runs.</summary>
-    private static (double Inference, double Sampling) Inference(AutoEncoder model, int batch, Device device)
+    private static (double Inference, double Sampling) Inference(Models.VaeModel model, int batch, Device device)
     {
         using var noGrad = no_grad();
         model.eval();

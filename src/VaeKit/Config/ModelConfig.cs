@@ -1,20 +1,40 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 
 namespace VaeKit.Config;
 
-/// <summary>Which model <see cref="AutoEncoder"/> builds: a deterministic AE or a VAE with a Gaussian posterior.</summary>
-public enum ModelKind { Ae, Vae }
+/// <summary>The built-in model kinds (<see cref="ModelConfig.Kind"/>); a user family adds its own.</summary>
+public static class ModelKinds
+{
+    /// <summary>Deterministic AutoEncoder.</summary>
+    public const string Ae = "ae";
+    /// <summary>The lab's VAE: Gaussian posterior, N(0, I) prior, squared-error reconstruction.</summary>
+    public const string Vae = "vae";
+    /// <summary>σ-VAE: the VAE with a calibrated Gaussian decoder (Rybkin et al. 2021).</summary>
+    public const string SigmaVae = "sigma-vae";
+    /// <summary>VQ-VAE: a vector-quantised code (van den Oord et al. 2017).</summary>
+    public const string VqVae = "vq-vae";
+}
 
 /// <summary>Normalisation inside residual blocks and before the heads.</summary>
 public enum NormKind { Batch, Group }
 
 /// <summary>
-/// Architecture of the symmetric residual CNN (see README "Model"). Serialised as the "model" part of
-/// <c>config.json</c> and inside every checkpoint, so a run directory describes itself.
+/// Which model a run trains: its family (<see cref="Kind"/>), the shape of the symmetric residual CNN the built-in
+/// families share (see README "Model"), and family options. Serialised as the "model" part of <c>config.json</c> and
+/// inside every checkpoint, so a run directory describes itself; <see cref="Models.ModelFactory"/> builds from it.
 /// </summary>
 public sealed record ModelConfig
 {
-    public ModelKind Kind { get; init; } = ModelKind.Vae;
+    /// <summary>The model family: ae, vae, sigma-vae, vq-vae, or a registered user family.</summary>
+    public string Kind { get; init; } = ModelKinds.Vae;
+
+    /// <summary>Family options beyond the shared shape (e.g. a VQ-VAE's codebook), as the family defines them.</summary>
+    public JsonObject? Options { get; init; }
+
+    /// <summary>Where a user family's assembly lives, so another process (<c>vae sample --run</c>) can build the model.</summary>
+    public string? Assembly { get; init; }
 
     /// <summary>Input/output channels: 3 for colour, 1 for grey. Set from the data, not by the user.</summary>
     public int InChannels { get; init; } = 3;
@@ -42,8 +62,18 @@ public sealed record ModelConfig
     /// <summary>Flattened encoder features: c[L-1] · side².</summary>
     [JsonIgnore] public int FlatFeatures => Widths[^1] * BottleneckSide * BottleneckSide;
 
-    /// <summary>Throws <see cref="BadInputException"/> naming the offending value; returns this for chaining.</summary>
-    public ModelConfig Validate()
+    /// <summary>The family options as <typeparamref name="T"/> (defaults where absent).</summary>
+    public T OptionsAs<T>() where T : new() =>
+        Options is null ? new T() : Options.Deserialize<T>(Json.Compact) ?? new T();
+
+    /// <summary>A copy with <paramref name="options"/> as the family options.</summary>
+    public ModelConfig WithOptions<T>(T options) => this with { Options = JsonSerializer.SerializeToNode(options, Json.Compact)!.AsObject() };
+
+    /// <summary>Checks the config with its family (<see cref="Models.ModelFactory.Validate"/>); returns the completed config.</summary>
+    public ModelConfig Validate() => Models.ModelFactory.Validate(this);
+
+    /// <summary>The checks of the shared residual CNN: throws <see cref="BadInputException"/> naming the offending value.</summary>
+    public ModelConfig ValidateConvolutional()
     {
         if (InChannels is not (1 or 3))
             throw new BadInputException($"Images must have 1 (grey) or 3 (colour) channels, not {InChannels}.");

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using TorchSharp;
 using VaeKit.Data;
+using VaeKit.Models;
 using VaeKit.Training;
 using static TorchSharp.torch;
 
@@ -13,7 +14,8 @@ public sealed record EvalOptions
     public int ImportanceSamples { get; init; } = 16;
 
     /// <summary>
-    /// σ² of the Gaussian decoder p(x|z) = N(x̂, σ²·I) under which the likelihood is measured. ½ makes
+    /// σ² of the Gaussian decoder p(x|z) = N(x̂, σ²·I) under which the likelihood is measured, for models without a
+    /// decoder variance of their own (σ-VAE has one: <see cref="VaeModel.DecoderVariance"/>). ½ makes
     /// −log p(x|z) = Σ(x − x̂)² + D/2·log π, so the training loss at kl_weight 1 is exactly −ELBO − D/2·log π.
     /// </summary>
     public double DecoderVariance { get; init; } = 0.5;
@@ -92,6 +94,10 @@ public sealed record EvalReport
     /// <summary>‖mean code‖, one of the things that move the Fréchet distance.</summary>
     public double CodeMeanNorm { get; init; }
 
+    /// <summary>The objective's named terms (<see cref="MetricNames"/> and the family's own, e.g. a VQ-VAE's code
+    /// usage), means over the images, decoded from the posterior mode.</summary>
+    public IReadOnlyDictionary<string, double>? Terms { get; init; }
+
     public double Seconds { get; init; }
 
     public void Save(string path) => Json.WriteAllTextAtomic(path, JsonSerializer.Serialize(this, Json.Indented) + "\n");
@@ -140,22 +146,23 @@ public static class Evaluator
         return report;
     }
 
-    public static EvalReport Evaluate(AutoEncoder model, DecodedImages images, Device device, EvalOptions options)
+    public static EvalReport Evaluate(VaeModel model, DecodedImages images, Device device, EvalOptions options)
     {
         options.Validate();
         int count = Math.Min(images.Count, options.Limit ?? int.MaxValue);
         if (count < 2) throw new BadInputException($"Evaluation needs at least 2 images; the data has {images.Count}.");
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        bool variational = model.IsVariational;
+        bool variational = false;   // set once a Gaussian posterior is seen
         int k = options.ImportanceSamples;
-        double variance = options.DecoderVariance;
-        int latent = model.Config.Latent;
+        double variance = model.DecoderVariance ?? options.DecoderVariance;
+        int latent = model.Latent;
         long dims = (long)images.Size * images.Size * images.Channels;
 
         model.eval();
         using var noGrad = no_grad();
         using var noise = new Generator((ulong)options.Seed + 0xE7A1UL);
         var codes = new List<Tensor>();                       // (B, z) float64 on the CPU, one per batch
+        var terms = new MetricSums();
         double mseSum = 0, ssimSum = 0, klSum = 0, elboSum = 0, nllSum = 0;
         // Per-dimension sums stay on the model's device: one read-back per batch (the scalar sums), not three.
         using var klPerDim = zeros(latent, dtype: ScalarType.Float64, device: device);
@@ -167,19 +174,24 @@ public static class Evaluator
                 using var scope = NewDisposeScope();
                 int b = Math.Min(options.BatchSize, count - start);
                 var x = EpochPlan.ToModelInput(images.Pixels.narrow(0, start, b), device);   // (B, C, s, s)
-                var (mu, logVar) = model.Encode(x);                                           // (B, z) each
-                var reconstruction = model.Decode(mu);                                        // evaluation decodes mu
+                var posterior = model.Encode(x);                                              // q(z|x) over (B, z)
+                var mu = posterior.Mode;
+                var reconstruction = model.Decode(mu);                                        // evaluation decodes the mode
+                var objective = model.Objective(new ModelOutput(reconstruction, posterior, mu), x, new LossContext(1.0, Training: false));
                 var sums = new List<Tensor>
                 {
                     Losses.SquaredErrorPerImage(reconstruction, x).sum() / dims,
                     ImageQuality.Ssim(reconstruction, x).sum(),
                 };
-                if (logVar is not null)
+                sums.AddRange(objective.Terms.Select(t => t.Value));
+                var gaussian = posterior as GaussianPosterior;
+                if (gaussian is not null)
                 {
-                    var klDim = Losses.KlPerDimension(mu, logVar);                            // (B, z)
+                    variational = true;
+                    var klDim = gaussian.KlPerDimension();                                    // (B, z)
                     klPerDim.add_(klDim.sum([0]).to_type(ScalarType.Float64));
-                    posteriorVariance.add_(logVar.exp().sum([0]).to_type(ScalarType.Float64));
-                    var (elbo, nll) = LikelihoodBounds(model, x, mu, logVar, klDim.sum(1), k, variance, noise);
+                    posteriorVariance.add_(gaussian.LogVar.exp().sum([0]).to_type(ScalarType.Float64));
+                    var (elbo, nll) = LikelihoodBounds(model, x, gaussian, klDim.sum(1), k, variance, noise);
                     sums.Add(klDim.sum());
                     sums.Add(elbo.sum());
                     sums.Add(nll.sum());
@@ -187,7 +199,9 @@ public static class Evaluator
                 var host = stack(sums.Select(t => t.to_type(ScalarType.Float64)).ToArray()).cpu().data<double>().ToArray();
                 mseSum += host[0];
                 ssimSum += host[1];
-                if (logVar is not null) { klSum += host[2]; elboSum += host[3]; nllSum += host[4]; }
+                int afterTerms = 2 + objective.Terms.Count;
+                terms.Add(b, objective.Terms.Select(term => term.Name).ToArray(), host[2..afterTerms]);
+                if (gaussian is not null) { klSum += host[afterTerms]; elboSum += host[afterTerms + 1]; nllSum += host[afterTerms + 2]; }
                 codes.Add(mu.to_type(ScalarType.Float64).cpu().DetachFromDisposeScope());
             }
 
@@ -200,7 +214,7 @@ public static class Evaluator
             double bitsPerNat = 1 / (dims * Math.Log(2));
             return new EvalReport
             {
-                Model = variational ? "vae" : "ae",
+                Model = model.Config.Kind,
                 Images = count,
                 Dimensions = (int)dims,
                 Latent = latent,
@@ -220,6 +234,7 @@ public static class Evaluator
                 Frechet = LatentStatistics.FrechetToStandardNormal(all),
                 FrechetAggregate = variational ? AggregateFrechet(all, posteriorVarianceHost / count) : null,
                 CodeMeanNorm = meanCode.norm().item<double>(),
+                Terms = terms.Result().Values.Where(kv => kv.Key is not (MetricNames.Loss or MetricNames.Psnr)).ToDictionary(),
                 Seconds = clock.Elapsed.TotalSeconds,
             };
         }
@@ -242,17 +257,17 @@ public static class Evaluator
     /// x (B, C, s, s), mu and logvar (B, z), kl (B) → per image the ELBO and the k-sample importance-weighted NLL
     /// bound, both in nats, (B) each.
     /// </summary>
-    internal static (Tensor Elbo, Tensor Nll) LikelihoodBounds(AutoEncoder model, Tensor x, Tensor mu, Tensor logVar, Tensor kl,
+    internal static (Tensor Elbo, Tensor Nll) LikelihoodBounds(VaeModel model, Tensor x, GaussianPosterior posterior, Tensor kl,
                                                                int k, double decoderVariance, Generator noise)
     {
+        var (mu, logVar) = (posterior.Mu, posterior.LogVar);
         long b = x.shape[0], latent = mu.shape[1];
-        double dims = x.shape[1] * x.shape[2] * x.shape[3];
         // TorchSharp's generators are CPU-only: draw there, then move (evaluation, not a hot path).
         var eps = randn([k, b, latent], dtype: mu.dtype, generator: noise).to(mu.device);        // (k, B, z)
         var z = mu + eps * (0.5 * logVar).exp();                                                 // (k, B, z)
-        var decoded = model.Decode(z.view(k * b, latent)).view(k, b, x.shape[1], x.shape[2], x.shape[3]);
-        var squared = (decoded - x).square().flatten(2).sum(2).to_type(ScalarType.Float64);    // (k, B)
-        var logPx = -0.5 * dims * Math.Log(2 * Math.PI * decoderVariance) - squared / (2 * decoderVariance);
+        var decoded = model.Decode(z.view(k * b, latent));                                       // (k·B, C, s, s)
+        var repeated = x.unsqueeze(0).expand(k, -1, -1, -1, -1).reshape(decoded.shape);
+        var logPx = model.LogLikelihood(decoded, repeated, decoderVariance).view(k, b);          // (k, B) float64
         double logTwoPi = Math.Log(2 * Math.PI);
         var logPz = (-0.5 * (z.square() + logTwoPi)).sum(2).to_type(ScalarType.Float64);         // (k, B) under N(0, I)
         var logQz = (-0.5 * (eps.square() + logTwoPi + logVar)).sum(2).to_type(ScalarType.Float64); // (k, B) under q(z|x)

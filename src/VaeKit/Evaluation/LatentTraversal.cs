@@ -17,18 +17,19 @@ public sealed record Traversal(int[] Dimensions, double[] Scores, Tensor Images)
 public static class LatentTraversal
 {
     /// <summary>
-    /// Encodes up to <paramref name="maxImages"/> images, ranks the dimensions by mean KL (VAE) or code variance
-    /// (AE, which has no KL), and decodes <paramref name="steps"/> points for each of the top <paramref name="dims"/>
+    /// Encodes up to <paramref name="maxImages"/> images, ranks the dimensions by mean KL (a Gaussian posterior) or
+    /// code variance (other codes), and decodes <paramref name="steps"/> points for each of the top <paramref name="dims"/>
     /// around the code of image <paramref name="baseImage"/>. Images: (dims · steps, C, s, s) on the CPU, row by row.
     /// </summary>
     public static Traversal Run(TrainedModel trained, DecodedImages images, int dims, int steps, int baseImage = 0, int maxImages = 1024)
     {
         var model = trained.Model;
-        int latent = model.Config.Latent;
-        if (dims < 1 || dims > latent) throw new BadInputException($"--dims must be between 1 and the latent size {latent} (got {dims}).");
-        if (steps < 2) throw new BadInputException($"--steps must be at least 2 (got {steps}).");
+        int latent = model.Latent;
+        if (dims < 1 || dims > latent) throw new BadInputException($"traverse.dims must be between 1 and the latent size {latent} (got {dims}).");
+        if (steps < 2) throw new BadInputException($"traverse.steps must be at least 2 (got {steps}).");
+        trained.Require(Models.ModelOperation.Traverse);
         if (images.Count < 2) throw new BadInputException($"A traversal needs at least 2 images to measure the codes' spread; the data has {images.Count}.");
-        if (baseImage < 0 || baseImage >= images.Count) throw new BadInputException($"--image must be in [0, {images.Count - 1}] (got {baseImage}).");
+        if (baseImage < 0 || baseImage >= images.Count) throw new BadInputException($"traverse.image must be in [0, {images.Count - 1}] (got {baseImage}).");
 
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -39,9 +40,9 @@ public static class LatentTraversal
         for (int start = 0; start < n; start += 256)
         {
             var x = EpochPlan.ToModelInput(images.Pixels.narrow(0, start, Math.Min(256, n - start)), trained.Device);
-            var (mu, logVar) = model.Encode(x);
-            mus.Add(mu.to_type(ScalarType.Float64).cpu());
-            if (logVar is not null) kls.Add(Losses.KlPerDimension(mu, logVar).sum([0]).to_type(ScalarType.Float64).cpu());
+            var posterior = model.Encode(x);
+            mus.Add(posterior.Mode.to_type(ScalarType.Float64).cpu());
+            if (posterior is Models.GaussianPosterior gaussian) kls.Add(gaussian.KlPerDimension().sum([0]).to_type(ScalarType.Float64).cpu());
         }
         var codes = cat(mus, 0);                                                      // (N, z)
         var std = codes.std(0, unbiased: true);                                       // (z)
@@ -49,7 +50,7 @@ public static class LatentTraversal
         var order = score.argsort(descending: true).narrow(0, 0, dims);               // (K)
 
         var baseCode = EpochPlan.ToModelInput(images.Pixels.narrow(0, baseImage, 1), trained.Device);
-        var center = model.Encode(baseCode).Mu.to_type(ScalarType.Float64).cpu();    // (1, z)
+        var center = model.Encode(baseCode).Mode.to_type(ScalarType.Float64).cpu();    // (1, z)
         var offsets = linspace(-3, 3, steps, dtype: ScalarType.Float64);              // (T)
         var grid = center.repeat(dims * steps, 1).view(dims, steps, latent);          // (K, T, z)
         var picked = order.data<long>().ToArray();

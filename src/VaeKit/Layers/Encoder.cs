@@ -8,7 +8,7 @@ namespace VaeKit.Layers;
 /// <summary>
 /// Image → flat features. (B, C_in, s, s) → (B, c[L-1] · side²) with side = s / 2^(L-1).
 /// conv_in; per stage i: n residual blocks at c[i], then (except after the last stage) a stride-2 4×4 conv
-/// c[i] → c[i+1]; then Norm → SiLU → flatten. The latent projection lives in <see cref="AutoEncoder"/>.
+/// c[i] → c[i+1]; then Norm → SiLU → flatten. The latent projection lives in <see cref="Models.AutoEncoder"/>.
 /// </summary>
 public sealed class Encoder : nn.Module<Tensor, Tensor>
 {

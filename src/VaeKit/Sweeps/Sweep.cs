@@ -32,7 +32,7 @@ public sealed record SweepPlan
     public RunConfig ConfigFor(SweepEntry entry) => Base with
     {
         Name = entry.RunName,
-        Model = Base.Model with { Kind = entry.Model == "ae" ? ModelKind.Ae : ModelKind.Vae },
+        Model = Base.Model with { Kind = entry.Model == "ae" ? ModelKinds.Ae : ModelKinds.Vae },
         Train = Base.Train with { KlWeight = entry.KlWeight ?? Base.Train.KlWeight },
     };
 
@@ -42,7 +42,7 @@ public sealed record SweepPlan
         foreach (var w in KlWeights)
             if (!(w >= 0) || double.IsInfinity(w)) throw new BadInputException($"--kl-weights must be 0 or more (got {w}).");
         if (KlWeights.Distinct().Count() != KlWeights.Count) throw new BadInputException("--kl-weights lists a value twice.");
-        if (Base.Model.Kind != ModelKind.Vae) throw new BadInputException("A sweep over kl_weight trains VAEs; add a plain AE row with --with-ae instead of --model ae.");
+        if (Base.Model.Kind != ModelKinds.Vae) throw new BadInputException("A sweep over kl_weight trains VAEs; add a plain AE row with --with-ae instead of --model ae.");
         Eval.Validate();
         return this;
     }
@@ -98,7 +98,7 @@ public static class Sweep
 {
     /// <param name="host">Runs one training with a listener (the CLI's progress display).</param>
     /// <param name="message">Progress lines ("run 2 of 7: …").</param>
-    public static SweepResult Run(SweepPlan plan, string sweepsRoot, Func<Func<ITrainingListener, RunResult>, RunResult> host,
+    public static SweepResult Run(SweepPlan plan, string sweepsRoot, Func<Func<IRunCallback, RunResult>, RunResult> host,
                                   Action<string> message, CancellationToken cancellationToken)
     {
         plan.Validate();

@@ -1,7 +1,9 @@
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using TorchSharp;
 using VaeKit.Config;
+using VaeKit.Models;
 using static TorchSharp.torch;
 
 namespace VaeKit.Training;
@@ -16,11 +18,17 @@ public sealed record CheckpointHeader
     /// epoch's steps are done but its end (validation, images) is not.</summary>
     public int Epoch { get; init; }
     public int BatchInEpoch { get; init; }
-    /// <summary>Train-loss sums of the epoch in progress, so its mean survives an interruption.</summary>
-    public double EpochLossSum { get; init; }
-    public double EpochReconstructionSum { get; init; }
-    public double EpochKlSum { get; init; }
+    /// <summary>Sums of the epoch in progress by metric name (loss and the objective's terms), so its train means
+    /// survive an interruption.</summary>
+    public IReadOnlyDictionary<string, double>? EpochSums { get; init; }
     public int EpochSteps { get; init; }
+    /// <summary>Format 2 before named terms: read so a resumed old checkpoint keeps its epoch means.</summary>
+    [JsonPropertyName("epoch_loss_sum"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public double LegacyEpochLossSum { get; init; }
+    [JsonPropertyName("epoch_reconstruction_sum"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public double LegacyEpochReconstructionSum { get; init; }
+    [JsonPropertyName("epoch_kl_sum"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public double LegacyEpochKlSum { get; init; }
     public double? BestLoss { get; init; }
     public long? BestStep { get; init; }
     public double ElapsedSeconds { get; init; }
@@ -79,7 +87,7 @@ public static class Checkpoint
             throw new BadInputException(
                 $"{path} was written by an older VaeKit (checkpoint format {version}) whose optimizer state this version " +
                 $"cannot continue; sample, reconstruct and evaluate still read it. Start a new run to keep training.");
-        var model = new AutoEncoder(header.Config.Model);
+        var model = ModelFactory.Create(header.Config.Model);
         model.to(device);
         var trainer = new Trainer(model, train, totalSteps, precision, channelsLast);
         try
@@ -97,11 +105,11 @@ public static class Checkpoint
     }
 
     /// <summary>Loads only the model (for sampling, reconstruction, evaluation): no optimizer is built.</summary>
-    public static (CheckpointHeader Header, AutoEncoder Model) LoadModel(string path)
+    public static (CheckpointHeader Header, VaeModel Model) LoadModel(string path)
     {
         using var reader = Open(path);
         var header = ReadHeader(reader, path, out _);
-        var model = new AutoEncoder(header.Config.Model);
+        var model = ModelFactory.Create(header.Config.Model);
         try
         {
             reader.ReadInt64();   // step: Trainer.SaveState writes it before the model
@@ -172,8 +180,19 @@ public static class Checkpoint
                 throw new BadInputException($"{path} has checkpoint format {version}; this VaeKit reads formats {OldestModelVersion} to {FormatVersion}.");
             int length = reader.ReadInt32();
             if (length is <= 0 or > 16 << 20) throw new InvalidDataException($"implausible header length {length}");
-            return JsonSerializer.Deserialize<CheckpointHeader>(reader.ReadBytes(length), Json.Compact)
-                   ?? throw new BadInputException($"{path} has an empty header.");
+            var header = JsonSerializer.Deserialize<CheckpointHeader>(reader.ReadBytes(length), Json.Compact)
+                         ?? throw new BadInputException($"{path} has an empty header.");
+            if (header.EpochSums is null && header.EpochSteps > 0)
+                header = header with
+                {
+                    EpochSums = new Dictionary<string, double>
+                    {
+                        [MetricNames.Loss] = header.LegacyEpochLossSum,
+                        [MetricNames.Reconstruction] = header.LegacyEpochReconstructionSum,
+                        [MetricNames.Kl] = header.LegacyEpochKlSum,
+                    },
+                };
+            return header;
         }
         catch (Exception e) when (e is JsonException || IsDamage(e))
         {

@@ -1,21 +1,38 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using VaeKit.Config;
+using VaeKit.Models;
 using static TorchSharp.torch;
 
 namespace VaeKit.Training;
 
-/// <summary>Host-side numbers of one training step (batch means; mse is per pixel).</summary>
-public sealed record StepMetrics(
-    long Step, double Loss, double Reconstruction, double Kl, double Mse, double Psnr,
-    double KlWeight, double LearningRate, double GradNorm);
+/// <summary>
+/// Host-side numbers of one training step, by name (<see cref="MetricNames"/>): loss, the objective's terms
+/// (reconstruction, kl, mse, … as the model family names them), psnr, kl_weight, lr and grad_norm.
+/// </summary>
+public sealed record StepMetrics(long Step, IReadOnlyDictionary<string, double> Values)
+{
+    public double Loss => Values[MetricNames.Loss];
+    public double Reconstruction => Values.GetValueOrDefault(MetricNames.Reconstruction);
+    /// <summary>0 for a model without a KL term.</summary>
+    public double Kl => Values.GetValueOrDefault(MetricNames.Kl);
+    public double Mse => Values.GetValueOrDefault(MetricNames.Mse);
+    public double Psnr => Values.GetValueOrDefault(MetricNames.Psnr);
+    public double KlWeight => Values.GetValueOrDefault(MetricNames.KlWeight);
+    public double LearningRate => Values.GetValueOrDefault(MetricNames.LearningRate);
+    public double GradNorm => Values.GetValueOrDefault(MetricNames.GradNorm);
+}
 
 /// <summary>
-/// A step whose numbers are still on the device: (4) float32 = loss, reconstruction, KL, gradient norm. Reading many
-/// at once with <c>Trainer.Resolve</c> costs one host synchronisation instead of one per step.
+/// A step whose numbers are still on the device: <see cref="Values"/> (K + 2) float32 = loss, the K objective terms
+/// named by <see cref="Terms"/>, gradient norm. Reading many at once with <c>Trainer.Resolve</c> costs one host
+/// synchronisation instead of one per step.
 /// </summary>
-public sealed record PendingStep(long Step, double LearningRate, double KlWeight, long PixelsPerImage, Tensor Values) : IDisposable
+public sealed record PendingStep(long Step, double LearningRate, double KlWeight, IReadOnlyList<string> Terms, Tensor Values) : IDisposable
 {
+    /// <summary>The values already read back (a checked step), or null.</summary>
+    internal float[]? Host { get; init; }
+
     public void Dispose() => Values.Dispose();
 }
 
@@ -39,7 +56,7 @@ public sealed class Trainer : IDisposable
     private readonly FlatAdamW _optimizer;
     private readonly Generator _noise;            // CPU noise; on CUDA the device's default generator is seeded instead
     private readonly bool _onGpu;
-    private readonly AutoEncoder? _twin;          // bf16 compute copy (Precision.Bf16 only)
+    private readonly VaeModel? _twin;          // bf16 compute copy (Precision.Bf16 only)
     private readonly FlatParameters? _twinFlat;   // its bf16 weights: a prefix of _flat in the same order
 
     /// <param name="model">Already on its device: the optimizer binds to these parameter tensors.</param>
@@ -47,7 +64,7 @@ public sealed class Trainer : IDisposable
     /// <param name="precision">Arithmetic of the forward and backward passes.</param>
     /// <param name="channelsLast">bf16 only: NHWC conv weights and activations in the twin (cuDNN's tensor-core
     /// layout); null = on for CUDA, off for CPU.</param>
-    public Trainer(AutoEncoder model, TrainConfig config, long totalSteps, Precision precision = Precision.Fp32, bool? channelsLast = null)
+    public Trainer(VaeModel model, TrainConfig config, long totalSteps, Precision precision = Precision.Fp32, bool? channelsLast = null)
     {
         Model = model;
         Config = config.Validate();
@@ -77,7 +94,7 @@ public sealed class Trainer : IDisposable
         RefreshTwin();
     }
 
-    public AutoEncoder Model { get; }
+    public VaeModel Model { get; }
     public TrainConfig Config { get; }
     public long TotalSteps { get; }
     public Precision Precision { get; }
@@ -95,28 +112,26 @@ public sealed class Trainer : IDisposable
     public long Step { get; private set; }
 
     /// <summary>
-    /// One training step on a batch x (B, C, s, s) in [0, 1]: forward (posterior sample), loss, backward, gradient
+    /// One training step on a batch x (B, C, s, s) in [0, 1]: forward (posterior sample), objective, backward, gradient
     /// clipping, AdamW. Reads the step's numbers back to the host before the optimizer step, which is also where a
     /// NaN/Inf loss is caught, so the weights in memory stay finite.
     /// </summary>
     /// <exception cref="DivergedException">the loss or the gradient norm is not finite.</exception>
     public StepMetrics BatchUpdate(Tensor x)
     {
-        using var pending = Update(x, checkFirst: true, out var host);
-        return Metrics(pending, host!);
+        using var pending = BatchUpdateDeferred(x, checkFirst: true);
+        return Resolve([pending])[0];
     }
 
     /// <summary>
-    /// The same step without reading anything back: on a GPU the host runs ahead and queues the next batch while this
-    /// one computes. A non-finite loss is found only when the step is resolved, after later steps were taken: a caller
-    /// must resolve (<c>Resolve</c>) before it saves anything. The caller owns (disposes) the result.
+    /// The same step, its numbers left on the device unless <paramref name="checkFirst"/>: on a GPU the host runs ahead
+    /// and queues the next batch while this one computes. Unchecked, a non-finite loss is found only when the step is
+    /// resolved, after later steps were taken: a caller must resolve (<c>Resolve</c>) before it saves anything.
+    /// Checked, the numbers are read back before the optimizer step, and a non-finite step is not applied (the step
+    /// counter does not move; <c>Resolve</c> reports it). The caller owns (disposes) the result.
     /// </summary>
-    public PendingStep BatchUpdateDeferred(Tensor x) => Update(x, checkFirst: false, out _);
-
-    /// <param name="host">With <paramref name="checkFirst"/>: the step's numbers, already read back to check them.</param>
-    private PendingStep Update(Tensor x, bool checkFirst, out float[]? host)
+    public PendingStep BatchUpdateDeferred(Tensor x, bool checkFirst = false)
     {
-        host = null;
         using var scope = NewDisposeScope();
         double lr = LearningRate.At(Config, Step, TotalSteps);
         double klWeight = KlSchedule.At(Config, Step, TotalSteps);   // effective: after --kl-schedule
@@ -129,29 +144,30 @@ public sealed class Trainer : IDisposable
             input = input.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);   // NCHW shape, NHWC strides
         var output = model.call(input);
         if (_twin is not null)
-            output = new ModelOutput(output.Reconstruction.to(ScalarType.Float32), output.Mu.to(ScalarType.Float32),
-                                     output.LogVar?.to(ScalarType.Float32), output.Z);
-        var terms = Losses.Compute(output, x, klWeight, Config.FreeBits);
+            output = new ModelOutput(output.Reconstruction.to(ScalarType.Float32), output.Posterior.ToFloat32(), output.Z);
+        var objective = model.Objective(output, x, new LossContext(klWeight, Config.FreeBits, Step, Training: true));
 
         _optimizer.ZeroGrad();
         _twinFlat?.Grads.zero_();
-        terms.Loss.backward();
+        objective.Loss.backward();
         if (_twinFlat is not null)
             CopyTwinGradients();
         var gradNorm = _optimizer.ClipGradNorm(Config.GradClip);
-        var values = stack([terms.Loss.detach(), terms.Reconstruction.detach(), terms.Kl.detach(), gradNorm.to(ScalarType.Float32)]);
+        var values = stack([objective.Loss.detach(), .. objective.Terms.Select(t => t.Value.detach().to(ScalarType.Float32)), gradNorm.to(ScalarType.Float32)]);
+        var names = objective.Terms.Select(t => t.Name).ToArray();
 
+        float[]? host = null;
         if (checkFirst)
         {
             host = values.cpu().data<float>().ToArray();
-            if (!float.IsFinite(host[0]) || !float.IsFinite(host[3]))
-                throw Diverged(Step + 1, host[0], host[3]);
+            if (!float.IsFinite(host[0]) || !float.IsFinite(host[^1]))
+                return new PendingStep(Step + 1, lr, klWeight, names, values.DetachFromDisposeScope()) { Host = host };   // not applied
         }
 
         _optimizer.Step(lr);
         RefreshTwin();
         Step++;
-        return new PendingStep(Step, lr, klWeight, PixelsPerImage(x), values.DetachFromDisposeScope());   // owned by the caller
+        return new PendingStep(Step, lr, klWeight, names, values.DetachFromDisposeScope()) { Host = host };   // owned by the caller
     }
 
     /// <summary>
@@ -174,27 +190,37 @@ public sealed class Trainer : IDisposable
         divergence = null;
         if (steps.Count == 0) return [];
         float[] host;
-        using (var scope = NewDisposeScope())
-            host = stack(steps.Select(s => s.Values).ToArray()).cpu().data<float>().ToArray();
+        if (steps.All(s => s.Host is not null))
+            host = steps.SelectMany(s => s.Host!).ToArray();
+        else
+            using (var scope = NewDisposeScope())
+                host = cat(steps.Select(s => s.Values).ToArray()).cpu().data<float>().ToArray();
         var result = new List<StepMetrics>(steps.Count);
-        for (int i = 0; i < steps.Count; i++)
+        int offset = 0;
+        foreach (var step in steps)
         {
-            var values = host.AsSpan(4 * i, 4);
-            if (!float.IsFinite(values[0]) || !float.IsFinite(values[3]))
+            var values = host.AsSpan(offset, step.Terms.Count + 2);
+            offset += values.Length;
+            if (!float.IsFinite(values[0]) || !float.IsFinite(values[^1]))
             {
-                divergence = Diverged(steps[i].Step, values[0], values[3]);
+                divergence = Diverged(step.Step, values[0], values[^1]);
                 break;
             }
-            result.Add(Metrics(steps[i], values));
+            result.Add(Metrics(step, values));
         }
         return result;
     }
 
-    /// <summary>A step's host numbers: values = loss, reconstruction, KL, gradient norm.</summary>
+    /// <summary>A step's host numbers: values = loss, the named terms, gradient norm.</summary>
     private static StepMetrics Metrics(PendingStep s, ReadOnlySpan<float> values)
     {
-        double mse = values[1] / s.PixelsPerImage;
-        return new StepMetrics(s.Step, values[0], values[1], values[2], mse, Losses.Psnr(mse), s.KlWeight, s.LearningRate, values[3]);
+        var named = new Dictionary<string, double>(s.Terms.Count + 5) { [MetricNames.Loss] = values[0] };
+        for (int i = 0; i < s.Terms.Count; i++) named[s.Terms[i]] = values[i + 1];
+        if (named.TryGetValue(MetricNames.Mse, out double mse)) named[MetricNames.Psnr] = Losses.Psnr(mse);
+        named[MetricNames.KlWeight] = s.KlWeight;
+        named[MetricNames.LearningRate] = s.LearningRate;
+        named[MetricNames.GradNorm] = values[^1];
+        return new StepMetrics(s.Step, named);
     }
 
     private DivergedException Diverged(long step, double loss, double gradNorm) => new(
@@ -210,11 +236,21 @@ public sealed class Trainer : IDisposable
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         Model.eval();
-        var output = Model.call(x);
-        var reconstruction = Losses.SquaredErrorPerImage(output.Reconstruction, x);                     // (B)
-        var kl = output.LogVar is null ? zeros_like(reconstruction) : Losses.KlPerImage(output.Mu, output.LogVar);
-        var host = stack([reconstruction.sum(), kl.sum()]).to(float64).cpu().data<double>().ToArray();
-        sums.Add(images: x.shape[0], reconstruction: host[0], kl: host[1], pixelsPerImage: PixelsPerImage(x));
+        var objective = Model.Objective(Model.call(x), x, new LossContext(Config.KlWeight, 0, Step, Training: false));
+        var host = stack([objective.Loss, .. objective.Terms.Select(t => t.Value)]).to(float64).cpu().data<double>().ToArray();
+        sums.Add(x.shape[0], [MetricNames.Loss, .. objective.Terms.Select(t => t.Name)], host);
+    }
+
+    /// <summary>Metrics of a whole split with <see cref="BatchMetrics"/>, in batches of <paramref name="batchSize"/>.</summary>
+    public EvalMetrics Evaluate(Data.DecodedImages images, int batchSize, Device device)
+    {
+        var sums = new MetricSums();
+        for (int start = 0; start < images.Count; start += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            BatchMetrics(EpochPlan.ToModelInput(images.Pixels.narrow(0, start, Math.Min(batchSize, images.Count - start)), device), sums);
+        }
+        return sums.Result();
     }
 
     /// <summary>
@@ -248,9 +284,7 @@ public sealed class Trainer : IDisposable
         else _noise.manual_seed(seed);
     }
 
-    private static long PixelsPerImage(Tensor x) => x.shape[1] * x.shape[2] * x.shape[3];
-
-    private static HashSet<string> NormModuleNames(AutoEncoder model) =>
+    private static HashSet<string> NormModuleNames(VaeModel model) =>
         model.named_modules().Where(m => m.module is BatchNorm2d or GroupNorm).Select(m => m.name).ToHashSet();
 
     private static string Owner(string parameterName) =>
@@ -287,9 +321,9 @@ public sealed class Trainer : IDisposable
             _flat.Slots[i].Parameter.grad!.copy_(_twinFlat.Slots[i].Parameter.grad!);
     }
 
-    private (AutoEncoder, FlatParameters) BuildTwin(AutoEncoder master, HashSet<string> normModules, Device device, bool channelsLast)
+    private (VaeModel, FlatParameters) BuildTwin(VaeModel master, HashSet<string> normModules, Device device, bool channelsLast)
     {
-        var twin = new AutoEncoder(master.Config);
+        var twin = ModelFactory.Create(master.Config);
         twin.to(device);
         foreach (var (name, module) in twin.named_modules())
             if (name.Length > 0 && !normModules.Contains(name) && !module.named_modules().Skip(1).Any())
@@ -327,32 +361,43 @@ public sealed class Trainer : IDisposable
     }
 }
 
-/// <summary>Running sums over a split; per-image and per-pixel means come out at the end.</summary>
+/// <summary>Running sums of named batch means over a split, weighted by batch size; split means come out at the end.</summary>
 public sealed class MetricSums
 {
-    public long Images { get; private set; }
-    public double ReconstructionSum { get; private set; }
-    public double KlSum { get; private set; }
-    public long PixelsPerImage { get; private set; }
+    private readonly Dictionary<string, double> _sums = new();
+    private readonly List<string> _order = new();
 
-    public void Add(long images, double reconstruction, double kl, long pixelsPerImage)
+    public long Images { get; private set; }
+
+    /// <summary>Adds one batch: <paramref name="means"/>[i] is the batch mean of <paramref name="names"/>[i].</summary>
+    public void Add(long images, IReadOnlyList<string> names, IReadOnlyList<double> means)
     {
         Images += images;
-        ReconstructionSum += reconstruction;
-        KlSum += kl;
-        PixelsPerImage = pixelsPerImage;
+        for (int i = 0; i < names.Count; i++)
+        {
+            if (!_sums.ContainsKey(names[i])) _order.Add(names[i]);
+            _sums[names[i]] = _sums.GetValueOrDefault(names[i]) + means[i] * images;
+        }
     }
 
-    public EvalMetrics Result(double klWeight, bool variational)
+    /// <summary>The split's means by name, with psnr from the mean per-pixel mse.</summary>
+    public EvalMetrics Result()
     {
         if (Images == 0) throw new InvalidOperationException("no images were evaluated");
-        double reconstruction = ReconstructionSum / Images;
-        double kl = KlSum / Images;
-        double mse = reconstruction / PixelsPerImage;
-        double loss = reconstruction + (variational ? klWeight * kl : 0);
-        return new EvalMetrics(loss, reconstruction, kl, mse, Losses.Psnr(mse), Images);
+        var values = _order.ToDictionary(name => name, name => _sums[name] / Images);
+        if (values.TryGetValue(MetricNames.Mse, out double mse)) values[MetricNames.Psnr] = Losses.Psnr(mse);
+        return new EvalMetrics(values, Images);
     }
 }
 
-/// <summary>Split-level means: loss and reconstruction/KL per image, mse per pixel, PSNR (dB) from that mse.</summary>
-public sealed record EvalMetrics(double Loss, double Reconstruction, double Kl, double Mse, double Psnr, long Images);
+/// <summary>Split-level means by name (<see cref="MetricNames"/>): loss and the objective's terms per image, mse per
+/// pixel, psnr (dB) from that mse.</summary>
+public sealed record EvalMetrics(IReadOnlyDictionary<string, double> Values, long Images)
+{
+    public double Loss => Values[MetricNames.Loss];
+    public double Reconstruction => Values.GetValueOrDefault(MetricNames.Reconstruction);
+    /// <summary>0 for a model without a KL term.</summary>
+    public double Kl => Values.GetValueOrDefault(MetricNames.Kl);
+    public double Mse => Values.GetValueOrDefault(MetricNames.Mse);
+    public double Psnr => Values.GetValueOrDefault(MetricNames.Psnr);
+}

@@ -16,7 +16,7 @@ public class BenchTests
     public void The_flop_count_matches_a_hand_count_of_a_small_model()
     {
         // 1×8×8 in, one stage of width 4, no blocks, latent 2 (AE: project_latent emits z numbers).
-        var config = new ModelConfig { Kind = ModelKind.Ae, InChannels = 1, ImageSize = 8, Widths = [4], Blocks = 0, Latent = 2 };
+        var config = new ModelConfig { Kind = ModelKinds.Ae, InChannels = 1, ImageSize = 8, Widths = [4], Blocks = 0, Latent = 2 };
         double convIn = 2.0 * (4 * 8 * 8) * (1 * 3 * 3);      // conv_in 1→4, 3×3, on 8×8
         double projectLatent = 2.0 * 2 * 256;                 // 256 → 2
         double project = 2.0 * 256 * 2;                       // 2 → 256

@@ -13,7 +13,7 @@ public class ConfigTests
         {
             Name = "round-trip",
             Preset = "small",
-            Model = Presets.Small with { Kind = ModelKind.Ae, Norm = NormKind.Group, Groups = 4, InChannels = 1 },
+            Model = Presets.Small with { Kind = ModelKinds.Ae, Norm = NormKind.Group, Groups = 4, InChannels = 1 },
             Train = new TrainConfig { Epochs = 7, LearningRate = 3e-4, KlWeight = 0.25, Schedule = LrSchedule.Constant, MaxSteps = 99, GradClip = 0 },
             Data = new DataConfig { Source = "/data/archive.zip", Channels = 1, ValidationFraction = 0.1, Flip = true, Fingerprint = "abc" },
             Runtime = new RuntimeConfig { Device = "cpu", Threads = 2 },

@@ -43,7 +43,7 @@ public class EvaluatorTests
     {
         using var images = Images(12);
         manual_seed(9);
-        using var model = new AutoEncoder(new ModelConfig { Kind = ModelKind.Ae, Widths = [4, 8], ImageSize = 16, Latent = 5 });
+        using var model = new AutoEncoder(new ModelConfig { Kind = ModelKinds.Ae, Widths = [4, 8], ImageSize = 16, Latent = 5 });
         var report = Evaluator.Evaluate(model, images, CPU, new EvalOptions());
         Assert.Equal("ae", report.Model);
         Assert.Null(report.Kl);

@@ -26,10 +26,10 @@ public class AutoEncoderTests
     }
 
     [Theory]
-    [InlineData(ModelKind.Vae, 3, 32, new[] { 8, 16, 32 }, 2)]
-    [InlineData(ModelKind.Ae, 1, 28, new[] { 4, 8, 8 }, 1)]
-    [InlineData(ModelKind.Vae, 3, 64, new[] { 4, 4, 8, 8 }, 0)]
-    public void Forward_shapes_match_the_config(ModelKind kind, int channels, int size, int[] widths, int blocks)
+    [InlineData(ModelKinds.Vae, 3, 32, new[] { 8, 16, 32 }, 2)]
+    [InlineData(ModelKinds.Ae, 1, 28, new[] { 4, 8, 8 }, 1)]
+    [InlineData(ModelKinds.Vae, 3, 64, new[] { 4, 4, 8, 8 }, 0)]
+    public void Forward_shapes_match_the_config(string kind, int channels, int size, int[] widths, int blocks)
     {
         using var scope = NewDisposeScope();
         var config = new ModelConfig { Kind = kind, InChannels = channels, ImageSize = size, Widths = widths, Blocks = blocks, Latent = 6 };
@@ -39,8 +39,8 @@ public class AutoEncoderTests
         var output = model.call(x);
 
         Assert.Equal(x.shape, output.Reconstruction.shape);
-        Assert.Equal(new long[] { 5, 6 }, output.Mu.shape);
-        Assert.Equal(kind == ModelKind.Vae, output.LogVar is not null);
+        Assert.Equal(new long[] { 5, 6 }, output.Code.shape);
+        Assert.Equal(kind == ModelKinds.Vae, output.Posterior is GaussianPosterior);
         Assert.True(output.Reconstruction.min().item<float>() >= 0 && output.Reconstruction.max().item<float>() <= 1);
     }
 
@@ -53,11 +53,11 @@ public class AutoEncoderTests
 
         model.eval();
         var evaluated = model.call(x);
-        Assert.True(evaluated.Z.allclose(evaluated.Mu));
+        Assert.True(evaluated.Z.allclose(evaluated.Code));
 
         model.train();
         var trained = model.call(x);
-        Assert.False(trained.Z.allclose(trained.Mu));
+        Assert.False(trained.Z.allclose(trained.Code));
     }
 
     [Fact]

@@ -29,7 +29,7 @@ public class LossesTests
         manual_seed(3);
         var mu = tensor(new float[] { 0.3f, -1.2f }).unsqueeze(0);
         var logVar = tensor(new float[] { -0.5f, 0.8f }).unsqueeze(0);
-        var z = AutoEncoder.Reparameterize(mu.expand(200_000, 2), logVar.expand(200_000, 2));
+        var z = new GaussianPosterior(mu.expand(200_000, 2), logVar.expand(200_000, 2)).Sample(null);
         // E_q[log q(z) − log p(z)] with both densities in closed form.
         var logQ = -0.5 * ((z - mu).square() / logVar.exp() + logVar).sum(1);
         var logP = -0.5 * z.square().sum(1);
@@ -47,10 +47,10 @@ public class LossesTests
         var logVar = zeros(2, 3);
         mu[1] = full(3, 1f);                                             // KL image 2: 3·½ = 1.5
 
-        var terms = Losses.Compute(new ModelOutput(recon, mu, logVar, mu), target, klWeight: 2.0);
+        var terms = ObjectiveHelper.Compute(ObjectiveHelper.Output(recon, mu, logVar), target, klWeight: 2.0);
 
-        Assert.Equal(2.5, terms.Reconstruction.item<float>(), 5);       // (1 + 4) / 2
-        Assert.Equal(0.75, terms.Kl.item<float>(), 5);                  // (0 + 1.5) / 2
+        Assert.Equal(2.5, terms[MetricNames.Reconstruction]!.item<float>(), 5);       // (1 + 4) / 2
+        Assert.Equal(0.75, terms[MetricNames.Kl]!.item<float>(), 5);                  // (0 + 1.5) / 2
         Assert.Equal(2.5 + 2 * 0.75, terms.Loss.item<float>(), 5);
     }
 
@@ -58,9 +58,9 @@ public class LossesTests
     public void Autoencoder_loss_has_no_kl_term()
     {
         using var scope = NewDisposeScope();
-        var terms = Losses.Compute(new ModelOutput(ones(2, 1, 2, 2), full(2, 3, 5f), null, full(2, 3, 5f)), zeros(2, 1, 2, 2), 10);
+        var terms = ObjectiveHelper.Compute(ObjectiveHelper.Output(ones(2, 1, 2, 2), full(2, 3, 5f), null), zeros(2, 1, 2, 2), 10);
         Assert.Equal(4, terms.Loss.item<float>(), 5);
-        Assert.Equal(0, terms.Kl.item<float>());
+        Assert.Null(terms[MetricNames.Kl]);
     }
 
     [Fact]

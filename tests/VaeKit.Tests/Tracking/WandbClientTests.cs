@@ -254,27 +254,24 @@ public class WandbClientTests(Xunit.Abstractions.ITestOutputHelper log)
         using var server = new FakeWandbServer(Key);
         using var dir = new TempDir();
         using var run = WandbRun.Connect(Settings(server))!;
-        var console = new RecordingListener();
-        var listener = new WandbListener(console, run);
+        var messages = new List<string>();
+        var listener = new WandbListener(run, messages.Add);
         listener.RunStarted(new VaeKit.Training.RunStart("broken", dir.Path, "cpu", 1, 10,
             new VaeKit.Data.DatasetDescription
             {
                 Source = "synthetic", Kind = "synthetic", ImageSize = 32, Channels = 3, TrainCount = 8, ValidationCount = 0, Decoded = 8,
                 Skipped = 0, SkippedExamples = [], Fingerprint = "f", ValidationFraction = 0, FromCache = false,
             }, 4, 8, 0, false));
-        var metrics = new VaeKit.Training.StepMetrics(1, 1, 1, 0, 0.1, 10, 1, 0.001, 1);
+        var metrics = new VaeKit.Training.StepMetrics(1, new Dictionary<string, double> { ["loss"] = 1, ["reconstruction"] = 1, ["mse"] = 0.1, ["lr"] = 0.001 });
         listener.StepCompleted(new VaeKit.Training.StepReport(1, 1, metrics, 100, null));
         // The grids are missing: logging the epoch fails, and must not throw into the training loop.
-        listener.EpochCompleted(new VaeKit.Training.EpochReport(1, 2, 1, 1, 1, 0, null, true, 1, dir["missing.png"], dir["missing2.png"]));
+        var epoch = new VaeKit.Training.EpochReport(1, 2, 1, new Dictionary<string, double> { ["loss"] = 1 }, null, true, 1);
+        epoch.Images["reconstruction"] = dir["missing.png"];
+        epoch.Images["samples"] = dir["missing2.png"];
+        listener.EpochCompleted(epoch);
         listener.StepCompleted(new VaeKit.Training.StepReport(2, 1, metrics with { Step = 2 }, 100, null));
-        Assert.Single(console.Messages, m => m.StartsWith("W&B: tracking stopped (FileNotFoundException"));
-        Assert.DoesNotContain(console.Messages, m => m.Contains(Key));
-    }
-
-    private sealed class RecordingListener : VaeKit.Training.ITrainingListener
-    {
-        public List<string> Messages { get; } = [];
-        public void Message(string text) => Messages.Add(text);
+        Assert.Single(messages, m => m.StartsWith("W&B: tracking stopped (FileNotFoundException"));
+        Assert.DoesNotContain(messages, m => m.Contains(Key));
     }
 
     /// <summary>

@@ -59,12 +59,12 @@ public class FlatOptimizerTests
             using var scope = NewDisposeScope();
             var x = rand([8, 3, 16, 16], generator: generator);
             reference.eval(); flatModel.eval();   // z = mu: both see the same forward pass, no noise to align
-            var loss = Losses.Compute(reference.call(x), x, 1).Loss;
+            var loss = reference.Objective(reference.call(x), x, new LossContext(1)).Loss;
             adam.zero_grad();
             loss.backward();
             adam.step();
             trainer.Parameters.Grads.zero_();
-            Losses.Compute(flatModel.call(x), x, 1).Loss.backward();
+            flatModel.Objective(flatModel.call(x), x, new LossContext(1)).Loss.backward();
             var optimizer = typeof(Trainer).GetField("_optimizer", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(trainer) as FlatAdamW;
             optimizer!.Step(train.LearningRate);
         }

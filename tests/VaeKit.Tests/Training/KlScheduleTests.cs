@@ -56,17 +56,17 @@ public class KlScheduleTests
         var x = zeros(2, 1, 2, 2);
         var mu = zeros(2, 3).requires_grad_(true);
         var logVar = zeros(2, 3);
-        var output = new ModelOutput(x.clone(), mu, logVar, mu);
-        var terms = Losses.Compute(output, x, klWeight: 2, freeBits: 0.5);
+        var output = Model.ObjectiveHelper.Output(x.clone(), mu, logVar);
+        var terms = Model.ObjectiveHelper.Compute(output, x, klWeight: 2, freeBits: 0.5);
         Assert.Equal(2 * 3 * 0.5, terms.Loss.item<float>(), 5);   // KL is 0, counted as 0.5 per dimension
-        Assert.Equal(0, terms.Kl.item<float>(), 6);               // reported: the true KL
+        Assert.Equal(0, terms[MetricNames.Kl]!.item<float>(), 6);               // reported: the true KL
         terms.Loss.backward();
         Assert.Equal(0, mu.grad!.abs().sum().item<float>(), 6);
 
         // Above the floor the loss is the plain one.
         var far = full(2, 3, 2f);
-        var plain = Losses.Compute(new ModelOutput(x.clone(), far, logVar, far), x, klWeight: 2).Loss.item<float>();
-        var floored = Losses.Compute(new ModelOutput(x.clone(), far, logVar, far), x, klWeight: 2, freeBits: 0.5).Loss.item<float>();
+        var plain = Model.ObjectiveHelper.Compute(Model.ObjectiveHelper.Output(x.clone(), far, logVar), x, klWeight: 2).Loss.item<float>();
+        var floored = Model.ObjectiveHelper.Compute(Model.ObjectiveHelper.Output(x.clone(), far, logVar), x, klWeight: 2, freeBits: 0.5).Loss.item<float>();
         Assert.Equal(plain, floored, 4);
     }
 }

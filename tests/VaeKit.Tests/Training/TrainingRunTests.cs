@@ -39,7 +39,7 @@ public class TrainingRunTests
             .ToList();
 
     /// <summary>Cancels (as Ctrl-C does) once a given step has completed.</summary>
-    private sealed class CancelAt(long step, CancellationTokenSource cancel) : ITrainingListener
+    private sealed class CancelAt(long step, CancellationTokenSource cancel) : IRunCallback
     {
         public void StepCompleted(StepReport report)
         {
@@ -58,7 +58,7 @@ public class TrainingRunTests
             var config = SmallRun(name, dir["cache"]);
             return config with { Runtime = config.Runtime with { ReadbackEvery = readbackEvery } };
         }
-        var straight = TrainingRun.Train(Run("straight"), dir["runs"], NullTrainingListener.Instance, CancellationToken.None);
+        var straight = TrainingRun.Train(Run("straight"), dir["runs"], NullCallback.Instance, CancellationToken.None);
         Assert.Equal(RunOutcome.Completed, straight.Outcome);
 
         using var cancel = new CancellationTokenSource();
@@ -68,7 +68,7 @@ public class TrainingRunTests
         Assert.Equal(stopped.Step, Checkpoint.ReadHeader(Path.Combine(stopped.Directory, "checkpoints", "last.ckpt")).Step);
         Assert.Contains("--resume", stopped.Message);
 
-        var resumed = TrainingRun.Resume(new ResumeOptions { RunDirectory = stopped.Directory }, NullTrainingListener.Instance, CancellationToken.None);
+        var resumed = TrainingRun.Resume(new ResumeOptions { RunDirectory = stopped.Directory }, NullCallback.Instance, CancellationToken.None);
         Assert.Equal(RunOutcome.Completed, resumed.Outcome);
 
         Assert.Equal(TrainRows(straight.Directory), TrainRows(resumed.Directory));          // every step once, same losses
@@ -81,14 +81,14 @@ public class TrainingRunTests
     public void Stopping_on_the_last_step_of_an_epoch_still_finishes_that_epoch_on_resume()
     {
         using var dir = new TempDir();
-        var straight = TrainingRun.Train(SmallRun("straight", dir["cache"]), dir["runs"], NullTrainingListener.Instance, CancellationToken.None);
+        var straight = TrainingRun.Train(SmallRun("straight", dir["cache"]), dir["runs"], NullCallback.Instance, CancellationToken.None);
 
         using var cancel = new CancellationTokenSource();
         var stopped = TrainingRun.Train(SmallRun("stopped", dir["cache"]), dir["runs"], new CancelAt(5, cancel), cancel.Token);  // 5 steps per epoch
         Assert.Equal(RunOutcome.Interrupted, stopped.Outcome);
         Assert.Empty(EpochRows(stopped.Directory));                                         // epoch 1 was not closed yet
 
-        TrainingRun.Resume(new ResumeOptions { RunDirectory = stopped.Directory }, NullTrainingListener.Instance, CancellationToken.None);
+        TrainingRun.Resume(new ResumeOptions { RunDirectory = stopped.Directory }, NullCallback.Instance, CancellationToken.None);
         Assert.Equal(EpochRows(straight.Directory), EpochRows(stopped.Directory));
         Assert.Equal(TrainRows(straight.Directory), TrainRows(stopped.Directory));
     }
@@ -107,10 +107,10 @@ public class TrainingRunTests
         File.WriteAllBytes(Path.Combine(images, "new.png"), Data.TestImages.Solid(20, 20, new SkiaSharp.SKColor(1, 2, 3)));
 
         var e = Assert.Throws<BadInputException>(() =>
-            TrainingRun.Resume(new ResumeOptions { RunDirectory = stopped.Directory }, NullTrainingListener.Instance, CancellationToken.None));
+            TrainingRun.Resume(new ResumeOptions { RunDirectory = stopped.Directory }, NullCallback.Instance, CancellationToken.None));
         Assert.Contains("--allow-data-change", e.Message);
 
-        var resumed = TrainingRun.Resume(new ResumeOptions { RunDirectory = stopped.Directory, AllowDataChange = true }, NullTrainingListener.Instance, CancellationToken.None);
+        var resumed = TrainingRun.Resume(new ResumeOptions { RunDirectory = stopped.Directory, AllowDataChange = true }, NullCallback.Instance, CancellationToken.None);
         Assert.Equal(RunOutcome.Completed, resumed.Outcome);
     }
 
@@ -119,7 +119,7 @@ public class TrainingRunTests
     {
         using var dir = new TempDir();
         var first = TrainingRun.Train(SmallRun("diverge", dir["cache"]) with { Train = SmallRun("", "").Train with { Epochs = 1 } },
-                                      dir["runs"], NullTrainingListener.Instance, CancellationToken.None);
+                                      dir["runs"], NullCallback.Instance, CancellationToken.None);
         string last = Path.Combine(first.Directory, "checkpoints/last.ckpt");
         // Rewrite the checkpoint as if the run had been started with an absurd learning rate.
         var header = Checkpoint.ReadHeader(last);
@@ -130,7 +130,7 @@ public class TrainingRunTests
             Checkpoint.Save(last, header with { Config = header.Config with { Train = explosive } }, trainer);
         byte[] good = File.ReadAllBytes(last);
 
-        var result = TrainingRun.Resume(new ResumeOptions { RunDirectory = first.Directory }, NullTrainingListener.Instance, CancellationToken.None);
+        var result = TrainingRun.Resume(new ResumeOptions { RunDirectory = first.Directory }, NullCallback.Instance, CancellationToken.None);
 
         Assert.Equal(RunOutcome.Diverged, result.Outcome);
         Assert.Matches(@"diverged at step (6|7|8|9|10)\b", result.Message);       // after the checkpoint at step 5
@@ -145,17 +145,17 @@ public class TrainingRunTests
     public void Resume_refuses_another_runs_checkpoint_and_a_run_that_is_already_done()
     {
         using var dir = new TempDir();
-        var a = TrainingRun.Train(SmallRun("a", dir["cache"]), dir["runs"], NullTrainingListener.Instance, CancellationToken.None);
+        var a = TrainingRun.Train(SmallRun("a", dir["cache"]), dir["runs"], NullCallback.Instance, CancellationToken.None);
         var b = TrainingRun.Train(SmallRun("b", dir["cache"]) with { Train = SmallRun("", "").Train with { Epochs = 1 } },
-                                  dir["runs"], NullTrainingListener.Instance, CancellationToken.None);
+                                  dir["runs"], NullCallback.Instance, CancellationToken.None);
 
         var foreign = Assert.Throws<BadInputException>(() => TrainingRun.Resume(
             new ResumeOptions { RunDirectory = a.Directory, From = Path.Combine(b.Directory, "checkpoints/last.ckpt"), Epochs = 5 },
-            NullTrainingListener.Instance, CancellationToken.None));
+            NullCallback.Instance, CancellationToken.None));
         Assert.Contains("belongs to run 'b'", foreign.Message);
 
         var done = Assert.Throws<BadInputException>(() => TrainingRun.Resume(
-            new ResumeOptions { RunDirectory = a.Directory }, NullTrainingListener.Instance, CancellationToken.None));
+            new ResumeOptions { RunDirectory = a.Directory }, NullCallback.Instance, CancellationToken.None));
         Assert.Contains("--epochs", done.Message);
     }
 
@@ -167,7 +167,7 @@ public class TrainingRunTests
         var run = TrainingRun.Train(SmallRun("rewind", dir["cache"]), dir["runs"], new CancelAt(3, cancel), cancel.Token);
         string last = Path.Combine(run.Directory, "checkpoints/last.ckpt"), old = Path.Combine(run.Directory, "checkpoints/step3.ckpt");
         File.Copy(last, old);
-        TrainingRun.Resume(new ResumeOptions { RunDirectory = run.Directory }, NullTrainingListener.Instance, CancellationToken.None);
+        TrainingRun.Resume(new ResumeOptions { RunDirectory = run.Directory }, NullCallback.Instance, CancellationToken.None);
         Assert.Equal(15, Checkpoint.ReadHeader(last).Step);
 
         var messages = new MessageLog();
@@ -180,7 +180,7 @@ public class TrainingRunTests
         Assert.Equal(Enumerable.Range(1, 20).Select(i => (long)i), TrainRows(run.Directory).Select(r => r.Step));   // no step twice
     }
 
-    private sealed class MessageLog : ITrainingListener
+    private sealed class MessageLog : IRunCallback
     {
         public List<string> Lines { get; } = [];
         public void Message(string text) => Lines.Add(text);
@@ -195,7 +195,7 @@ public class TrainingRunTests
         using var held = new RunDirectory(run.Directory).Lock();     // as a second `vae train --resume` would hold it
 
         var e = Assert.Throws<BadInputException>(() => TrainingRun.Resume(
-            new ResumeOptions { RunDirectory = run.Directory }, NullTrainingListener.Instance, CancellationToken.None));
+            new ResumeOptions { RunDirectory = run.Directory }, NullCallback.Instance, CancellationToken.None));
         Assert.Contains("Another vae process", e.Message);
     }
 
@@ -240,7 +240,7 @@ public class TrainingRunTests
         Assert.True(growth < 400L << 20, $"RSS grew {growth >> 20} MB from epoch 2 to 5: {string.Join(", ", listener.Rss.Select(r => r >> 20))} MB");
     }
 
-    private sealed class RssProbe : ITrainingListener
+    private sealed class RssProbe : IRunCallback
     {
         public List<long> Rss { get; } = [];
         public List<long> LiveTensors { get; } = [];

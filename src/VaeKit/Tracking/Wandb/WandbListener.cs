@@ -1,27 +1,29 @@
 using System.Text.Json.Nodes;
-using VaeKit.Data;
+using VaeKit.Models;
 using VaeKit.Training;
 
 namespace VaeKit.Tracking.Wandb;
 
 /// <summary>
-/// Puts a training run on W&amp;B and passes every call on to <paramref name="inner"/> (the console). Per step:
-/// train/loss, train/reconstruction, train/kl, train/mse, train/psnr, train/kl_weight, train/lr, train/grad_norm,
-/// train/img_per_sec and epoch; per epoch: epoch/train_*, val/* and the two grids as images. The summary adds
-/// val/best_loss, best_step and parameters. The run's config.json is the W&amp;B config.
+/// Puts a training run on W&amp;B. Per step: train/NAME for every number the step reports (<see cref="MetricNames"/>:
+/// loss, the objective's terms, psnr, kl_weight, lr, grad_norm) plus train/img_per_sec and epoch; per epoch:
+/// epoch/train_NAME, val/NAME and the epoch's images. The summary adds val/best_loss, best_step and parameters. The
+/// run's config.json is the W&amp;B config. When the run ends, the W&amp;B run is finished with the exit code the
+/// outcome maps to (0 completed, 130 interrupted, 1 diverged or failed).
 /// </summary>
+/// <param name="run">The connected W&amp;B run.</param>
+/// <param name="notices">Where notices go when there is no run context (a library caller without a console).</param>
 /// <remarks>Tracking never stops training: a failure here (a full disk under the spool, an unreadable grid) is reported
 /// once and tracking goes quiet for the rest of the run; the training run, its metrics and checkpoints carry on.</remarks>
-public sealed class WandbListener(ITrainingListener inner, WandbRun run) : ITrainingListener
+public sealed class WandbListener(WandbRun run, Action<string>? notices = null) : IRunCallback
 {
+    private RunContext? _context;
     private double? _bestLoss;
     private bool _broken;
 
-    public void DataProgress(DecodeProgress progress) => inner.DataProgress(progress);
-
     public void RunStarted(RunStart start)
     {
-        inner.RunStarted(start);
+        _context = start.Context;
         Guard(() =>
         {
             string configPath = Path.Combine(start.Directory, "config.json");
@@ -33,38 +35,27 @@ public sealed class WandbListener(ITrainingListener inner, WandbRun run) : ITrai
 
     public void StepCompleted(StepReport report)
     {
-        inner.StepCompleted(report);
         var m = report.Metrics;
-        Guard(() => run.Log(m.Step,
-        [
-            new("epoch", report.Epoch),
-            new("train/loss", m.Loss), new("train/reconstruction", m.Reconstruction), new("train/kl", m.Kl),
-            new("train/mse", m.Mse), new("train/psnr", m.Psnr), new("train/kl_weight", m.KlWeight),
-            new("train/lr", m.LearningRate), new("train/grad_norm", m.GradNorm), new("train/img_per_sec", report.ImagesPerSecond),
-        ]));
+        Guard(() =>
+        {
+            var values = new List<KeyValuePair<string, object?>> { new("epoch", report.Epoch) };
+            values.AddRange(m.Values.Select(kv => new KeyValuePair<string, object?>("train/" + kv.Key, kv.Value)));
+            values.Add(new("train/" + MetricNames.ImagesPerSecond, report.ImagesPerSecond));
+            run.Log(m.Step, values);
+        });
     }
 
-    public void EpochCompleted(EpochReport report)
-    {
-        inner.EpochCompleted(report);
-        Guard(() => LogEpoch(report));
-    }
+    public void EpochCompleted(EpochReport report) => Guard(() => LogEpoch(report));
 
     private void LogEpoch(EpochReport report)
     {
-        var values = new List<KeyValuePair<string, object?>>
-        {
-            new("epoch", report.Epoch),
-            new("epoch/train_loss", report.TrainLoss), new("epoch/train_reconstruction", report.TrainReconstruction),
-            new("epoch/train_kl", report.TrainKl), new("epoch/seconds", report.Seconds),
-            new("images/reconstruction", run.Image("reconstruction", report.ReconstructionGrid, report.Step)),
-            new("images/samples", run.Image("samples", report.SampleGrid, report.Step)),
-        };
+        var values = new List<KeyValuePair<string, object?>> { new("epoch", report.Epoch) };
+        values.AddRange(report.Train.Select(kv => new KeyValuePair<string, object?>("epoch/train_" + kv.Key, kv.Value)));
+        values.Add(new("epoch/seconds", report.Seconds));
+        foreach (var (name, path) in report.Images)
+            values.Add(new("images/" + name, run.Image(name, path, report.Step)));
         if (report.Validation is { } v)
-        {
-            values.AddRange([new("val/loss", v.Loss), new("val/reconstruction", v.Reconstruction), new("val/kl", v.Kl),
-                             new("val/mse", v.Mse), new("val/psnr", v.Psnr)]);
-        }
+            values.AddRange(v.Values.Select(kv => new KeyValuePair<string, object?>("val/" + kv.Key, kv.Value)));
         run.Log(report.Step, values);
         if (report.IsBest)
         {
@@ -74,7 +65,11 @@ public sealed class WandbListener(ITrainingListener inner, WandbRun run) : ITrai
         }
     }
 
-    public void Message(string text) => inner.Message(text);
+    public void RunEnded(RunEnd end)
+    {
+        int exitCode = end.Outcome switch { RunOutcome.Completed => 0, RunOutcome.Interrupted => 130, _ => 1 };
+        Guard(() => run.Finish(exitCode));
+    }
 
     private void Guard(Action track)
     {
@@ -84,15 +79,16 @@ public sealed class WandbListener(ITrainingListener inner, WandbRun run) : ITrai
             catch (Exception e)   // deliberately broad: see the remarks
             {
                 _broken = true;
-                inner.Message($"W&B: tracking stopped ({e.GetType().Name}: {run.Redact(e.Message)}); training goes on. What was logged so far is in {run.SpoolDirectory ?? "no spool"}.");
+                Notify($"W&B: tracking stopped ({e.GetType().Name}: {run.Redact(e.Message)}); training goes on. What was logged so far is in {run.SpoolDirectory ?? "no spool"}.");
             }
         }
-        Relay();
+        foreach (var message in run.DrainMessages()) Notify(message);   // the sender's notices, from the training thread
     }
 
-    /// <summary>The sender's notices reach the console from the training thread, between progress updates.</summary>
-    private void Relay()
+    /// <summary>Through the run's callbacks (the console) once the run started; to <c>notices</c> otherwise.</summary>
+    private void Notify(string text)
     {
-        foreach (var message in run.DrainMessages()) inner.Message(message);
+        if (_context is not null) _context.Notify(text);
+        else notices?.Invoke(text);
     }
 }

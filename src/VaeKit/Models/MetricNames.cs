@@ -1,0 +1,29 @@
+namespace VaeKit.Models;
+
+/// <summary>
+/// The names every output uses for the numbers a run reports, declared once. metrics.jsonl writes them as keys (train
+/// rows as is, epoch rows as <c>train_NAME</c> and <c>val_NAME</c>), TensorBoard and W&amp;B as <c>train/NAME</c> and
+/// <c>val/NAME</c>. A model family adds its own terms (e.g. <c>commitment</c>) by naming them in its
+/// <see cref="Objective"/>; they flow through every output without further registration.
+/// </summary>
+public static class MetricNames
+{
+    /// <summary>The minimised objective, per image.</summary>
+    public const string Loss = "loss";
+    /// <summary>The decoder's term per image: Σ_pixels (x − x̂)² for the lab's models, a Gaussian NLL for σ-VAE.</summary>
+    public const string Reconstruction = "reconstruction";
+    /// <summary>KL(q(z|x) ‖ p(z)) per image, nats.</summary>
+    public const string Kl = "kl";
+    /// <summary>Squared error per pixel on the [0, 1] scale.</summary>
+    public const string Mse = "mse";
+    /// <summary>dB, from <see cref="Mse"/>.</summary>
+    public const string Psnr = "psnr";
+    /// <summary>The KL weight in effect (after --kl-schedule).</summary>
+    public const string KlWeight = "kl_weight";
+    /// <summary>Learning rate in effect.</summary>
+    public const string LearningRate = "lr";
+    /// <summary>Global gradient norm before clipping.</summary>
+    public const string GradNorm = "grad_norm";
+    /// <summary>Training throughput, a moving average.</summary>
+    public const string ImagesPerSecond = "img_per_sec";
+}

@@ -1,0 +1,123 @@
+using TorchSharp;
+using VaeKit.Config;
+using static TorchSharp.torch;
+
+namespace VaeKit.Models;
+
+/// <summary>
+/// The contract every model family implements, and what the trainer, checkpoints, evaluation, sampling, sweeps, the
+/// server and the reports talk to: encode an image batch into a <see cref="Posterior"/> over flat codes (B, z),
+/// decode codes into images in [0, 1], sample the prior, and state the objective. Weights and buffers are the
+/// module's own (saved and loaded by name); <see cref="Config"/> is enough to rebuild the module
+/// (<see cref="ModelFactory.Create"/>), so a checkpoint describes itself.
+/// </summary>
+/// <remarks>
+/// A new family is one class deriving from this plus an <see cref="IModelFamily"/> registered with
+/// <see cref="ModelFactory.Register"/>. The defaults give the lab's VAE objective: Σ_pixels (x − x̂)² per image plus
+/// kl_weight times each regulariser the posterior names, a N(0, I) prior, and a Gaussian decoder likelihood.
+/// </remarks>
+public abstract class VaeModel : nn.Module<Tensor, ModelOutput>
+{
+    /// <param name="name">The module's name (shown by <c>vae info</c>).</param>
+    /// <param name="config">Validated architecture; <see cref="ModelConfig.Latent"/> is the code size z.</param>
+    protected VaeModel(string name, ModelConfig config) : base(name)
+    {
+        Config = config;
+    }
+
+    /// <summary>Everything needed to build this module again (kind, shape, family options).</summary>
+    public ModelConfig Config { get; }
+
+    /// <summary>Size z of a flat code.</summary>
+    public int Latent => Config.Latent;
+
+    /// <summary>Whether the posterior is a distribution (a VAE) rather than a point (an AE): decides whether KL-style
+    /// statistics mean anything.</summary>
+    public abstract bool IsVariational { get; }
+
+    /// <summary>Number of trainable parameters (running statistics excluded).</summary>
+    public long ParameterCount => parameters().Sum(p => p.numel());
+
+    /// <summary>(B, C, s, s) in [0, 1] → q(z|x) over (B, z).</summary>
+    public abstract Posterior Encode(Tensor x);
+
+    /// <summary>(B, z) → (B, C, s, s) in [0, 1].</summary>
+    public abstract Tensor Decode(Tensor z);
+
+    /// <summary>
+    /// Source of the posterior noise in training; null = libtorch's global generator of the model's device. The
+    /// trainer seeds it per step, so a resumed run draws the same noise.
+    /// </summary>
+    public Generator? Noise { get; set; }
+
+    /// <summary>n codes (n, z) from the prior at <paramref name="temperature"/>, on <paramref name="device"/>. Default: N(0, T²·I)
+    /// drawn on the CPU from <paramref name="generator"/> (TorchSharp's generators are CPU-only).</summary>
+    public virtual Tensor SamplePrior(long n, double temperature, Generator? generator, Device device) =>
+        randn([n, Latent], generator: generator).mul_(temperature).to(device);
+
+    /// <summary>
+    /// The batch objective. Default: per image Σ_pixels (x − x̂)² + kl_weight · Σ regularisers, averaged over the
+    /// batch; free bits (Kingma et al. 2016, §C.8) floor each latent dimension's batch-mean KL at F nats in the loss.
+    /// Reports reconstruction, each regulariser and the per-pixel MSE.
+    /// </summary>
+    public virtual Objective Objective(ModelOutput output, Tensor x, LossContext context)
+    {
+        var reconstruction = Losses.SquaredErrorPerImage(output.Reconstruction, x);       // (B)
+        var terms = new List<(string, Tensor)> { (MetricNames.Reconstruction, reconstruction.mean()) };
+        var regularisers = output.Posterior.Regularisers();
+        Tensor loss;
+        if (regularisers.Count == 0)
+        {
+            loss = terms[0].Item2;
+        }
+        else if (context.FreeBits > 0 && output.Posterior is GaussianPosterior gaussian)
+        {
+            var floored = gaussian.KlPerDimension().mean([0]).clamp_min(context.FreeBits).sum();   // Σ_z max(F, mean_B KL_z)
+            loss = reconstruction.mean() + context.KlWeight * floored;
+            terms.AddRange(regularisers.Select(r => (r.Name, r.PerImage.mean())));
+        }
+        else
+        {
+            var perImage = reconstruction;
+            foreach (var (_, value) in regularisers) perImage = perImage + context.KlWeight * value;
+            loss = perImage.mean();
+            terms.AddRange(regularisers.Select(r => (r.Name, r.PerImage.mean())));
+        }
+        terms.Add((MetricNames.Mse, terms[0].Item2.detach() / PixelsPerImage(x)));
+        return new Objective(loss, terms);
+    }
+
+    /// <summary>
+    /// log p(x | x̂) per image (B) in nats, for likelihood evaluation. Default: a Gaussian decoder N(x̂, σ²·I) with the
+    /// evaluator's <paramref name="variance"/>; a family with its own decoder variance (σ-VAE) overrides this.
+    /// </summary>
+    public virtual Tensor LogLikelihood(Tensor reconstruction, Tensor x, double variance)
+    {
+        double dims = PixelsPerImage(x);
+        var squared = (reconstruction - x).square().flatten(1).sum(1).to_type(ScalarType.Float64);
+        return -0.5 * dims * Math.Log(2 * Math.PI * variance) - squared / (2 * variance);
+    }
+
+    /// <summary>The decoder variance <see cref="LogLikelihood"/> uses, when the model has its own; null = the evaluator's.</summary>
+    public virtual double? DecoderVariance => null;
+
+    /// <summary>Run callbacks this family needs (e.g. fitting a prior at each epoch end), run before the built-in ones.</summary>
+    public virtual IEnumerable<Training.IRunCallback> Callbacks() => [];
+
+    /// <summary>Refuses an operation a family cannot do, with a message; null when it can.</summary>
+    public virtual string? Unsupported(ModelOperation operation) => null;
+
+    /// <summary>Training mode draws from the posterior; evaluation mode decodes its mode.</summary>
+    public override ModelOutput forward(Tensor x)
+    {
+        var posterior = Encode(x);
+        var z = training ? posterior.Sample(Noise) : posterior.Mode;
+        return new ModelOutput(Decode(z), posterior, z);
+    }
+
+    /// <summary>C·H·W of a batch (B, C, H, W).</summary>
+    protected static long PixelsPerImage(Tensor x) => x.shape[1] * x.shape[2] * x.shape[3];
+}
+
+/// <summary>Operations a command performs on a model, for <see cref="VaeModel.Unsupported"/>.</summary>
+public enum ModelOperation { Interpolate, Traverse, Sample }

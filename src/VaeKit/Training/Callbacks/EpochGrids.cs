@@ -1,0 +1,58 @@
+using VaeKit.Imaging;
+using static TorchSharp.torch;
+
+namespace VaeKit.Training;
+
+/// <summary>
+/// At each epoch end, runs/NAME/images/epoch_NNN_reconstruction.png (32 validation originals above their
+/// reconstructions, the same images every epoch) and epoch_NNN_samples.png (64 decodes of one fixed draw from the
+/// prior); their paths go into <see cref="EpochReport.Images"/> for the callbacks after this one.
+/// </summary>
+public sealed class EpochGrids : IRunCallback, IDisposable
+{
+    private const int Columns = 8;
+    private const int ReconstructionImages = 32;
+    private const int SampleImages = 64;
+
+    private RunContext? _run;
+    private Tensor? _sampleZ;       // fixed prior draw: the same faces every epoch
+    private Tensor? _gridImages;    // fixed images for the reconstruction grid
+
+    public void RunStarted(RunStart start)
+    {
+        _run = start.Context ?? throw new InvalidOperationException("EpochGrids needs a run context");
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        using var generator = new Generator((ulong)_run.Config.Train.Seed + 7919UL);
+        _sampleZ = _run.Model.SamplePrior(SampleImages, 1.0, generator, _run.Device).DetachFromDisposeScope();
+        var source = _run.ValidationImages.Count > 0 ? _run.ValidationImages : _run.TrainImages;
+        _gridImages = EpochPlan.ToModelInput(source.Pixels.narrow(0, 0, Math.Min(ReconstructionImages, source.Count)), _run.Device).DetachFromDisposeScope();
+    }
+
+    public void EpochCompleted(EpochReport report)
+    {
+        if (_run is null) return;
+        string reconstruction = _run.Directory.ReconstructionGrid(report.Epoch), samples = _run.Directory.SampleGrid(report.Epoch);
+        using (var scope = NewDisposeScope())
+        using (var noGrad = no_grad())
+        {
+            var model = _run.Model;
+            model.eval();
+            int scale = Math.Max(1, 64 / _run.Config.Model.ImageSize);   // 32 px faces are drawn 2× so they can be seen
+            var pairs = ImageGrid.Interleave(_gridImages!, model.call(_gridImages!).Reconstruction, Columns);
+            ImageGrid.SavePng(ImageGrid.Make(pairs, Columns, scale: scale), reconstruction);
+            ImageGrid.SavePng(ImageGrid.Make(model.Decode(_sampleZ!), Columns, scale: scale), samples);
+        }
+        report.Images["reconstruction"] = reconstruction;
+        report.Images["samples"] = samples;
+    }
+
+    public void RunEnded(RunEnd end) => Dispose();
+
+    public void Dispose()
+    {
+        _sampleZ?.Dispose();
+        _gridImages?.Dispose();
+        _sampleZ = _gridImages = null;
+    }
+}

@@ -1,0 +1,33 @@
+using VaeKit.Reporting;
+
+namespace VaeKit.Training;
+
+/// <summary>Rewrites runs/NAME/report.html (<see cref="HtmlReport"/>) when the run ends, however it ended; a report
+/// that cannot be written is a notice, not a failed run.</summary>
+public sealed class HtmlReportWriter : IRunCallback
+{
+    private RunContext? _run;
+
+    public void RunStarted(RunStart start) => _run = start.Context;
+
+    /// <summary>Where the report went, once written.</summary>
+    public string? Written { get; private set; }
+
+    public void RunEnded(RunEnd end)
+    {
+        if (_run is null) return;
+        string output = Path.Combine(_run.Directory.Path, "report.html");
+        try
+        {
+            HtmlReport.Write([_run.Directory.Path], output);
+            Written = output;
+        }
+        catch (Exception e) when (e is BadInputException or IOException or UnauthorizedAccessException)
+        {
+            Failure = e.Message;
+        }
+    }
+
+    /// <summary>Why the report could not be written, if it could not.</summary>
+    public string? Failure { get; private set; }
+}

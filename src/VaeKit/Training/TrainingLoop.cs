@@ -1,0 +1,229 @@
+using System.Diagnostics;
+using TorchSharp;
+using VaeKit.Config;
+using VaeKit.Models;
+using static TorchSharp.torch;
+
+namespace VaeKit.Training;
+
+/// <summary>How a run ended.</summary>
+public enum RunOutcome { Completed, Interrupted, Diverged, Failed }
+
+/// <summary>What <c>TrainingRun.Train</c> and <c>Resume</c> return: how the run ended, where, at which step, the last
+/// validation metrics, the best score, and a message for the user (why it stopped, what is saved).</summary>
+public sealed record RunResult(RunOutcome Outcome, string Directory, long Step, EvalMetrics? Validation, double? BestLoss, string? Message);
+
+/// <summary>
+/// The training loop: epochs of <see cref="Trainer"/> steps, validation at each epoch end, and the hooks
+/// (<see cref="IRunCallback"/>) through which every output is written. It guarantees what the outputs rely on: numbers
+/// reach callbacks in step order; a stop (Ctrl-C, <see cref="RunContext.RequestStop"/>) or a checkpoint request is
+/// honoured only once every step taken has been read back, so a checkpoint never holds weights past a NaN; a diverged
+/// run ends before anything saves its weights. On a GPU the step numbers are read back in windows of
+/// <see cref="DeviceReadbackEvery"/> steps, on the CPU after every step (a NaN stops the run before the optimizer
+/// touches the weights).
+/// </summary>
+internal sealed class TrainingLoop
+{
+    /// <summary>Steps between reads of the loss on a GPU; also the delay before a NaN is noticed there.</summary>
+    public const int DeviceReadbackEvery = 20;
+
+    private readonly RunStore _store;
+    private readonly RunConfig _config;
+    private readonly CallbackList _callbacks;
+    private readonly long _totalSteps;
+    private readonly int _readbackEvery;
+    private readonly Stopwatch _runClock = Stopwatch.StartNew();
+    private readonly double _elapsedBefore;
+
+    public TrainingLoop(RunStore store, RunConfig config, Trainer trainer, Device device, Data.LoadedDataset data,
+                        Data.DecodedImages train, Data.DecodedImages validation, CheckpointHeader position,
+                        IEnumerable<IRunCallback> callbacks, bool resumed)
+    {
+        _store = store;
+        _config = config;
+        Trainer = trainer;
+        Position = position;
+        _elapsedBefore = position.ElapsedSeconds;
+        _totalSteps = trainer.TotalSteps;
+        _readbackEvery = config.Runtime.ReadbackEvery ?? (device.type == DeviceType.CUDA ? DeviceReadbackEvery : 1);
+        Context = new RunContext(this, store, config, trainer.Model, device, data, train, validation, resumed)
+        {
+            LastSavedStep = position.Step > 0 ? position.Step : null,
+        };
+        _callbacks = new CallbackList([.. trainer.Model.Callbacks(), .. callbacks]);
+    }
+
+    public Trainer Trainer { get; }
+    public CheckpointHeader Position { get; private set; }
+    public RunContext Context { get; }
+
+    public RunResult Run(CancellationToken cancellationToken)
+    {
+        var train = _config.Train;
+        var data = Context.Data;
+        _callbacks.RunStarted(new RunStart(_config.Name, _store.Directory.Path, Context.Device.ToString(), get_num_threads(),
+            Trainer.Model.ParameterCount, data.Description, EpochPlan.Count(data.Train.Count, train.BatchSize), _totalSteps,
+            Trainer.Step, Context.Resumed) { Context = Context });
+        var rate = new RateMeter();
+        EvalMetrics? validation = null;
+        try
+        {
+            for (int epoch = Position.Epoch; epoch < train.Epochs && Trainer.Step < _totalSteps; epoch++)
+            {
+                var clock = Stopwatch.StartNew();
+                if (TrainEpoch(epoch, rate, validation, cancellationToken) is RunEnd stopped)
+                    return End(stopped);
+                validation = EndEpoch(epoch, clock.Elapsed.TotalSeconds);
+                rate.Reset();   // validation time is not training throughput
+            }
+            return End(new RunEnd(RunOutcome.Completed, Trainer.Step, Position.Epoch, validation, Position.BestLoss, null));
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            _callbacks.RunEnded(new RunEnd(RunOutcome.Failed, Position.Step, Position.Epoch, validation, Position.BestLoss, e.Message));
+            throw;
+        }
+    }
+
+    /// <summary>One epoch's steps; a <see cref="RunEnd"/> when the run stops inside it, null when the epoch ran through.</summary>
+    private RunEnd? TrainEpoch(int epoch, RateMeter rate, EvalMetrics? validation, CancellationToken cancellationToken)
+    {
+        var train = _config.Train;
+        var device = Context.Device;
+        using var plan = new EpochPlan(Context.TrainImages, train.BatchSize, train.Seed, epoch, _config.Data.Flip);
+        int from = Position.BatchInEpoch;
+        int to = (int)Math.Min(plan.StepsPerEpoch, from + (_totalSteps - Trainer.Step));
+        // CPU with a core to spare: batches are assembled on a worker thread while the step runs. GPU: the images
+        // already live on the device and a batch is two kernels queued behind the step.
+        using var prefetch = device.type == DeviceType.CPU && from < to && BatchPrefetcher.Useful
+            ? new BatchPrefetcher(i => plan.Batch(i, device), from, to)
+            : null;
+        var pending = new List<(PendingStep Step, int Batch)>();
+        for (int batch = from; batch < to; batch++)
+        {
+            using (var scope = NewDisposeScope())
+            {
+                using var fetched = prefetch?.Next();             // detached: owned here
+                var x = fetched ?? plan.Batch(batch, device);
+                pending.Add((Trainer.BatchUpdateDeferred(x, checkFirst: _readbackEvery == 1), batch));
+            }
+            bool stopping = cancellationToken.IsCancellationRequested || Context.StopReason is not null;
+            if (pending.Count >= _readbackEvery || batch + 1 == to || stopping || Context.CheckpointRequested)
+            {
+                var divergence = ReadBack(pending, epoch, plan.BatchSize, rate);
+                if (divergence is not null)
+                    return Diverged(divergence, epoch, validation);
+                stopping |= cancellationToken.IsCancellationRequested || Context.StopReason is not null;   // a callback may have asked just now
+            }
+            if (stopping)
+                return new RunEnd(RunOutcome.Interrupted, Trainer.Step, epoch + 1, validation, Position.BestLoss, Context.StopReason);
+            if (Context.CheckpointRequested)
+                Save("last");
+        }
+        return null;
+    }
+
+    /// <summary>Reads pending steps back in one transfer and reports them; the first non-finite step, if any.</summary>
+    private DivergedException? ReadBack(List<(PendingStep Step, int Batch)> pending, int epoch, int batchSize, RateMeter rate)
+    {
+        var steps = Trainer.Resolve(pending.Select(p => p.Step).ToList(), out var divergence);
+        double imagesPerSecond = steps.Count > 0 ? rate.Tick(batchSize * steps.Count, steps.Count) : 0;
+        for (int i = 0; i < steps.Count; i++)
+        {
+            var step = steps[i];
+            var sums = Position.EpochSums is null ? new Dictionary<string, double>() : new Dictionary<string, double>(Position.EpochSums);
+            foreach (var (name, value) in step.Values)
+                if (name is not (MetricNames.Psnr or MetricNames.KlWeight or MetricNames.LearningRate or MetricNames.GradNorm))
+                    sums[name] = sums.GetValueOrDefault(name) + value;
+            Position = Position with { Step = step.Step, Epoch = epoch, BatchInEpoch = pending[i].Batch + 1, EpochSums = sums, EpochSteps = Position.EpochSteps + 1 };
+            TimeSpan? eta = rate.SecondsPerStep is double s ? TimeSpan.FromSeconds(s * (_totalSteps - step.Step)) : null;
+            _callbacks.StepCompleted(new StepReport(epoch + 1, pending[i].Batch + 1, step, imagesPerSecond, eta));
+        }
+        foreach (var (step, _) in pending) step.Dispose();
+        pending.Clear();
+        return divergence;
+    }
+
+    /// <summary>Validation, then the epoch's callbacks (grids, checkpoints, metrics rows, …) with "best" decided.</summary>
+    private EvalMetrics? EndEpoch(int epoch, double seconds)
+    {
+        int n = Math.Max(1, Position.EpochSteps);
+        var trainMeans = (Position.EpochSums ?? new Dictionary<string, double>()).ToDictionary(kv => kv.Key, kv => kv.Value / n);
+        if (trainMeans.TryGetValue(MetricNames.Mse, out double mse)) trainMeans[MetricNames.Psnr] = Losses.Psnr(mse);
+        var images = Context.ValidationImages;
+        EvalMetrics? validation = images.Count > 0 ? Trainer.Evaluate(images, _config.Train.BatchSize, Context.Device) : null;
+        double score = validation?.Loss ?? trainMeans.GetValueOrDefault(MetricNames.Loss);
+        bool isBest = Position.EpochSteps > 0 && (Position.BestLoss is not double best || score < best);
+        Position = Position with
+        {
+            Epoch = epoch + 1, BatchInEpoch = 0, EpochSums = null, EpochSteps = 0,
+            BestLoss = isBest ? score : Position.BestLoss,
+            BestStep = isBest ? Trainer.Step : Position.BestStep,
+        };
+        _callbacks.EpochCompleted(new EpochReport(epoch + 1, _config.Train.Epochs, Trainer.Step, trainMeans, validation, isBest, seconds));
+        return validation;
+    }
+
+    private RunEnd Diverged(DivergedException e, int epoch, EvalMetrics? validation)
+    {
+        string kept = Context.LastSavedStep is long saved
+            ? $" The last good checkpoint is {_store.Directory.Last} (step {saved}); a resume keeps the stored settings, so start a new run to change them."
+            : "";
+        return new RunEnd(RunOutcome.Diverged, Position.Step + 1, epoch + 1, validation, Position.BestLoss, e.Message + kept);
+    }
+
+    private RunResult End(RunEnd end)
+    {
+        _callbacks.RunEnded(end);
+        string? message = end.Outcome switch
+        {
+            RunOutcome.Interrupted => $"{(end.Message is string why ? why + "; i" : "I")}nterrupted at step {Trainer.Step}; " +
+                (Context.LastSavedStep == Trainer.Step ? $"saved {_store.Directory.Last}." : "nothing was saved at that step."),
+            _ => end.Message,
+        };
+        return new RunResult(end.Outcome, _store.Directory.Path, end.Outcome == RunOutcome.Diverged ? Position.Step : Trainer.Step,
+                             end.Validation, Position.BestLoss, message);
+    }
+
+    public void Notify(string text) => _callbacks.Message(text);
+
+    /// <summary>Writes checkpoint <paramref name="which"/> stamped with the current position.</summary>
+    public void Save(string which)
+    {
+        var header = Position with
+        {
+            SavedAt = DateTimeOffset.UtcNow,
+            ElapsedSeconds = _elapsedBefore + _runClock.Elapsed.TotalSeconds,
+            Versions = TorchRuntime.Versions(),
+        };
+        string path = _store.SaveCheckpoint(which, header, Trainer);
+        if (which == "last")
+        {
+            Context.LastSavedStep = Trainer.Step;
+            Context.CheckpointRequested = false;
+        }
+        _callbacks.CheckpointSaved(new CheckpointSaved(which, path, Trainer.Step, Position.Epoch));
+    }
+
+    /// <summary>Images per second as an exponential moving average of step wall time.</summary>
+    private sealed class RateMeter
+    {
+        private readonly Stopwatch _clock = new();
+        private double _imagesPerSecond;
+
+        public double? SecondsPerStep { get; private set; }
+
+        /// <summary>Records <paramref name="steps"/> steps of <paramref name="images"/> images in all since the last tick.</summary>
+        public double Tick(int images, int steps)
+        {
+            if (!_clock.IsRunning) { _clock.Start(); return _imagesPerSecond; }
+            double seconds = _clock.Elapsed.TotalSeconds / steps;
+            _clock.Restart();
+            SecondsPerStep = SecondsPerStep is double s ? 0.9 * s + 0.1 * seconds : seconds;
+            _imagesPerSecond = images / steps / SecondsPerStep.Value;
+            return _imagesPerSecond;
+        }
+
+        public void Reset() => _clock.Reset();
+    }
+}

@@ -5,7 +5,11 @@ using VaeKit.Training;
 
 namespace VaeKit.Cli;
 
-/// <summary>Renders a run: a live progress bar on a terminal, plain periodic lines when output is redirected.</summary>
+/// <summary>
+/// Renders a run: on a terminal, live progress bars (a finished bar is removed, so it is never redrawn under the lines
+/// printed after it); redirected, plain lines: one per event (start, each epoch, notices) and a progress line every
+/// <see cref="PlainProgressSeconds"/> seconds.
+/// </summary>
 internal static class ConsoleListeners
 {
     public static T Run<T>(IAnsiConsole console, Func<IRunCallback, T> work)
@@ -15,12 +19,16 @@ internal static class ConsoleListeners
 
         T result = default!;
         console.Progress()
-            .AutoClear(false)
+            .AutoClear(true)
+            .HideCompleted(true)
             .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
                      new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
             .Start(context => result = work(new LiveListener(console, context)));
         return result;
     }
+
+    /// <summary>Seconds between progress lines in a redirected log.</summary>
+    internal const double PlainProgressSeconds = 30;
 
     internal static void PrintStart(IAnsiConsole console, RunStart s)
     {
@@ -91,7 +99,7 @@ internal static class ConsoleListeners
         public void DataProgress(DecodeProgress p)
         {
             if (IsNotice(p)) { console.WriteLine(p.Stage); return; }
-            if (p.Total > 0 && (p.Done == p.Total || _sinceLine.Elapsed.TotalSeconds >= 5))
+            if (p.Total > 0 && (p.Done == p.Total || _sinceLine.Elapsed.TotalSeconds >= PlainProgressSeconds))
             {
                 console.WriteLine($"{p.Stage}: {p.Done}/{p.Total}");
                 _sinceLine.Restart();
@@ -106,7 +114,7 @@ internal static class ConsoleListeners
 
         public void StepCompleted(StepReport r)
         {
-            if (_sinceLine.Elapsed.TotalSeconds < 10) return;
+            if (_sinceLine.Elapsed.TotalSeconds < PlainProgressSeconds) return;
             _sinceLine.Restart();
             string eta = r.Eta is TimeSpan t ? $" eta {t:hh\\:mm\\:ss}" : "";
             console.WriteLine($"step {r.Metrics.Step}/{_totalSteps} {Describe(r)}{eta}");

@@ -61,7 +61,7 @@ public static class VaeCli
         }
         catch (BadInputException e)
         {
-            error.WriteLine($"error: {e.Message}");
+            error.WriteLine($"error: {SettingFlags.ToFlags(e.Message)}");
             return ExitCodes.BadInput;
         }
         catch (OperationCanceledException)

@@ -179,10 +179,10 @@ internal static class TrainCommand
                 console.MarkupLineInterpolated($"  images: {Path.Combine(result.Directory, "images")}   TensorBoard: tensorboard --logdir {Path.Combine(result.Directory, "tensorboard")}");
                 return ExitCodes.Ok;
             case RunOutcome.Interrupted:
-                console.MarkupLineInterpolated($"[yellow]{result.Message} Continue with: vae train --resume {result.Directory}[/]");
+                console.MarkupLineInterpolated($"[yellow]{SettingFlags.ToFlags(result.Message ?? "")} Continue with: vae train --resume {result.Directory}[/]");
                 return ExitCodes.Interrupted;
             default:
-                console.MarkupLineInterpolated($"[red]{result.Message}[/]");
+                console.MarkupLineInterpolated($"[red]{SettingFlags.ToFlags(result.Message ?? "")}[/]");
                 return ExitCodes.Failure;
         }
     }

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace VaeKit.Benchmarks;
 
 /// <summary>What the machine can do and what the process uses: measured matmul peak, peak RSS, GPU memory.</summary>
-public static class Machine
+internal static class Machine
 {
     /// <summary>
     /// Achieved GFLOP/s of an n×n by n×n matmul in <paramref name="dtype"/> on <paramref name="device"/> (median of

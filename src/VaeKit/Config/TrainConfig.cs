@@ -51,19 +51,19 @@ public sealed record TrainConfig
 
     public TrainConfig Validate()
     {
-        if (Epochs <= 0) throw new BadInputException($"--epochs must be positive (got {Epochs}).");
-        if (BatchSize <= 1) throw new BadInputException($"--batch-size must be at least 2, BatchNorm needs more than one image (got {BatchSize}).");
-        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new BadInputException($"--lr must be a positive number (got {LearningRate}).");
-        if (!(KlWeight >= 0) || double.IsInfinity(KlWeight)) throw new BadInputException($"--kl-weight must be 0 or more (got {KlWeight}).");
+        if (Epochs <= 0) throw new BadInputException($"train.epochs must be positive (got {Epochs}).");
+        if (BatchSize <= 1) throw new BadInputException($"train.batch_size must be at least 2, BatchNorm needs more than one image (got {BatchSize}).");
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new BadInputException($"train.learning_rate must be a positive number (got {LearningRate}).");
+        if (!(KlWeight >= 0) || double.IsInfinity(KlWeight)) throw new BadInputException($"train.kl_weight must be 0 or more (got {KlWeight}).");
         Training.KlSchedule.Parse(KlSchedule);
-        if (!(FreeBits >= 0) || double.IsInfinity(FreeBits)) throw new BadInputException($"--free-bits must be 0 or more nats (got {FreeBits}).");
-        if (!(WeightDecay >= 0) || double.IsInfinity(WeightDecay)) throw new BadInputException($"--weight-decay must be 0 or more (got {WeightDecay}).");
-        if (!(Beta1 is >= 0 and < 1) || !(Beta2 is >= 0 and < 1)) throw new BadInputException($"AdamW betas must be in [0, 1) (got {Beta1}, {Beta2}).");
-        if (WarmupSteps < 0) throw new BadInputException($"--warmup must be 0 or more (got {WarmupSteps}).");
-        if (!(GradClip >= 0)) throw new BadInputException($"--grad-clip must be 0 (off) or positive (got {GradClip}).");
-        if (!(CheckpointMinutes > 0)) throw new BadInputException($"checkpoint_minutes must be positive (got {CheckpointMinutes}).");
-        if (MaxSteps is <= 0) throw new BadInputException($"--max-steps must be positive (got {MaxSteps}).");
-        if (LogEvery <= 0) throw new BadInputException($"--log-every must be positive (got {LogEvery}).");
+        if (!(FreeBits >= 0) || double.IsInfinity(FreeBits)) throw new BadInputException($"train.free_bits must be 0 or more nats (got {FreeBits}).");
+        if (!(WeightDecay >= 0) || double.IsInfinity(WeightDecay)) throw new BadInputException($"train.weight_decay must be 0 or more (got {WeightDecay}).");
+        if (!(Beta1 is >= 0 and < 1) || !(Beta2 is >= 0 and < 1)) throw new BadInputException($"train.beta1 and train.beta2 must be in [0, 1) (got {Beta1}, {Beta2}).");
+        if (WarmupSteps < 0) throw new BadInputException($"train.warmup_steps must be 0 or more (got {WarmupSteps}).");
+        if (!(GradClip >= 0)) throw new BadInputException($"train.grad_clip must be 0 (off) or positive (got {GradClip}).");
+        if (!(CheckpointMinutes > 0)) throw new BadInputException($"train.checkpoint_minutes must be positive (got {CheckpointMinutes}).");
+        if (MaxSteps is <= 0) throw new BadInputException($"train.max_steps must be positive (got {MaxSteps}).");
+        if (LogEvery <= 0) throw new BadInputException($"train.log_every must be positive (got {LogEvery}).");
         return this;
     }
 }
@@ -94,9 +94,9 @@ public sealed record DataConfig
 
     public DataConfig Validate()
     {
-        if (Channels is not (null or 1 or 3)) throw new BadInputException($"--channels must be 1 or 3 (got {Channels}).");
+        if (Channels is not (null or 1 or 3)) throw new BadInputException($"data.channels must be 1 or 3 (got {Channels}).");
         if (!(ValidationFraction >= 0 && ValidationFraction < 1))
-            throw new BadInputException($"--val-fraction must be in [0, 1) (got {ValidationFraction}).");
+            throw new BadInputException($"data.validation_fraction must be in [0, 1) (got {ValidationFraction}).");
         return this;
     }
 }
@@ -127,8 +127,8 @@ public sealed record RuntimeConfig
 
     public RuntimeConfig Validate()
     {
-        if (Threads is <= 0) throw new BadInputException($"--threads must be positive (got {Threads}).");
-        if (ReadbackEvery is <= 0) throw new BadInputException($"readback_every must be positive (got {ReadbackEvery}).");
+        if (Threads is <= 0) throw new BadInputException($"runtime.threads must be positive (got {Threads}).");
+        if (ReadbackEvery is <= 0) throw new BadInputException($"runtime.readback_every must be positive (got {ReadbackEvery}).");
         return this;
     }
 }

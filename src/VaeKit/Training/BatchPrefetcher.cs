@@ -16,7 +16,7 @@ namespace VaeKit.Training;
 /// training measured 296–310 img/s with a prefetcher at libtorch's default thread count, 367–512 with it
 /// single-threaded and 358–516 without one, while assembling a batch there costs about 0.1 % of a step.
 /// </remarks>
-public sealed class BatchPrefetcher : IDisposable
+internal sealed class BatchPrefetcher : IDisposable
 {
     public const int Depth = 2;
 

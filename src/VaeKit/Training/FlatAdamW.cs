@@ -10,7 +10,7 @@ namespace VaeKit.Training;
 /// usual recipe are one buffer and a mask. About ten kernels per step whatever the parameter count, and no host
 /// synchronisation: the step count lives on the host, the gradient norm stays on the device.
 /// </summary>
-public sealed class FlatAdamW : IDisposable
+internal sealed class FlatAdamW : IDisposable
 {
     private readonly FlatParameters _flat;
     private readonly Tensor _decayMask;    // (P) 1 = decay

@@ -16,7 +16,7 @@ namespace VaeKit.Training;
 /// <c>Tensor.set_</c> under no_grad, so the module's own <c>Parameter</c> objects (and with them save/load and
 /// <c>parameters()</c>) stay valid.
 /// </remarks>
-public sealed class FlatParameters : IDisposable
+internal sealed class FlatParameters : IDisposable
 {
     /// <summary>Where one parameter lives: [Offset, Offset + Count) of <see cref="Values"/> and <see cref="Grads"/>.</summary>
     public sealed record Slot(string Name, Parameter Parameter, long Offset, long Count, bool ChannelsLast = false);

@@ -8,7 +8,7 @@ namespace VaeKit.Training;
 /// means plus validation metrics), or stop (why a run ended early). Lines are flushed as written, so a crash
 /// loses at most the line being written.
 /// </summary>
-public sealed class MetricsLog : IDisposable
+internal sealed class MetricsLog : IDisposable
 {
     private readonly StreamWriter _writer;
 

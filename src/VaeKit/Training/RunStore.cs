@@ -34,9 +34,9 @@ public sealed class RunStore : IDisposable
         if (string.IsNullOrWhiteSpace(runsRoot)) throw new BadInputException("run.runs_directory is empty; give a directory.");
         var dir = new RunDirectory(Path.Combine(runsRoot, name));
         if (File.Exists(dir.Last))
-            throw new BadInputException($"Run '{name}' already exists at {dir.Path}. Resume it (vae train --resume {dir.Path}), or pick another run name.");
+            throw new BadInputException($"Run '{name}' already exists at {dir.Path}. Resume it (resume.run_directory {dir.Path}), or pick another run.name.");
         if (File.Exists(dir.Config))
-            throw new BadInputException($"{dir.Path} holds a run that stopped before its first checkpoint; delete that directory or pick another run name.");
+            throw new BadInputException($"{dir.Path} holds a run that stopped before its first checkpoint; delete that directory or pick another run.name.");
         EnsureWritable(runsRoot);
         return dir;
     }

@@ -106,7 +106,7 @@ public sealed class Trainer : IDisposable
     public long LowPrecisionCount { get; }
 
     /// <summary>All parameters as one buffer (tests and tools; do not resize).</summary>
-    public FlatParameters Parameters => _flat;
+    internal FlatParameters Parameters => _flat;
 
     /// <summary>Optimizer steps taken so far (restored by <see cref="LoadState"/>).</summary>
     public long Step { get; private set; }
@@ -225,7 +225,7 @@ public sealed class Trainer : IDisposable
 
     private DivergedException Diverged(long step, double loss, double gradNorm) => new(
         $"Training diverged at step {step}: the loss is {loss} (gradient norm {gradNorm}). " +
-        $"Lower the learning rate (--lr, now {Config.LearningRate}) or the KL weight (--kl-weight, now {Config.KlWeight}).");
+        $"Lower the learning rate (train.learning_rate, now {Config.LearningRate}) or the KL weight (train.kl_weight, now {Config.KlWeight}).");
 
     /// <summary>
     /// Metrics of a batch without gradients, in evaluation mode (running BatchNorm statistics, z = mu), added to

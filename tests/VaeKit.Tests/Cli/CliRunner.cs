@@ -1,4 +1,3 @@
-using Spectre.Console;
 using VaeKit.Cli;
 
 namespace VaeKit.Tests.Cli;
@@ -10,14 +9,7 @@ internal static class CliRunner
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Out = new AnsiConsoleOutput(output),
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Interactive = InteractionSupport.No,
-        });
-        console.Profile.Width = 200;
+        var console = Terminal.Plain(output);   // what `vae … > file` gets
         int exit = VaeCli.Run(args, console, error);
         return (exit, output.ToString(), error.ToString());
     }

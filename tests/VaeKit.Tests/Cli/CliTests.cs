@@ -1,3 +1,4 @@
+using VaeKit.Cli;
 using System.Text.Json;
 using VaeKit.Config;
 

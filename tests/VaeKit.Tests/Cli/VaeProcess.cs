@@ -19,11 +19,24 @@ internal sealed class VaeProcess : IDisposable
     private readonly Task<string> _output;
     private readonly Task<string> _error;
 
-    private VaeProcess(IEnumerable<string> args, IReadOnlyDictionary<string, string?>? environment)
+    private VaeProcess(IEnumerable<string> args, IReadOnlyDictionary<string, string?>? environment, bool terminal = false)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.ChangeExtension(typeof(VaeCli).Assembly.Location, ".dll"));
-        foreach (var arg in args) start.ArgumentList.Add(arg);
+        var start = new ProcessStartInfo(terminal ? "script" : "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        string dll = Path.ChangeExtension(typeof(VaeCli).Assembly.Location, ".dll");
+        if (terminal)
+        {
+            // util-linux script(1) gives the command a pseudo-terminal, as a user's shell would.
+            foreach (var arg in new[] { "-q", "-f", "-e", "-c", string.Join(' ', new[] { "dotnet", dll }.Concat(args).Select(Quote)), "/dev/null" })
+                start.ArgumentList.Add(arg);
+            start.Environment["TERM"] = "xterm-256color";
+            start.Environment["COLUMNS"] = "100";
+            start.Environment["LINES"] = "30";
+        }
+        else
+        {
+            start.ArgumentList.Add(dll);
+            foreach (var arg in args) start.ArgumentList.Add(arg);
+        }
         foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
         {
             if (value is null) start.Environment.Remove(name);
@@ -32,6 +45,16 @@ internal sealed class VaeProcess : IDisposable
         _process = Process.Start(start)!;
         _output = _process.StandardOutput.ReadToEndAsync();
         _error = _process.StandardError.ReadToEndAsync();
+    }
+
+    private static string Quote(string arg) => "'" + arg.Replace("'", "'\\''") + "'";
+
+    /// <summary>Runs to the end on a pseudo-terminal (stdout is a TTY, as in a user's shell): exit code and what the terminal received.</summary>
+    public static (int Exit, string Screen) RunInTerminal(IEnumerable<string> args)
+    {
+        using var vae = new VaeProcess(args, null, terminal: true);
+        vae._process.WaitForExit();
+        return (vae._process.ExitCode, vae._output.Result + vae._error.Result);
     }
 
     /// <param name="environment">Variables to set (a null value removes one).</param>

@@ -117,7 +117,7 @@ public class TrainerTests
         var e = Assert.Throws<DivergedException>(() => trainer.BatchUpdate(poisoned));
 
         Assert.Contains("step 1", e.Message);
-        Assert.Contains("--lr", e.Message);
+        Assert.Contains("train.learning_rate", e.Message);
         Assert.Equal(0, trainer.Step);
         foreach (var (p, b) in model.parameters().Zip(before))
             Assert.True(p.equal(b).all().item<bool>());

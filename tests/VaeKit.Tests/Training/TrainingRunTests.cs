@@ -66,7 +66,7 @@ public class TrainingRunTests
         Assert.Equal(RunOutcome.Interrupted, stopped.Outcome);
         Assert.Equal(8, stopped.Step);   // in windows too: step 8 ends a window (5-step epochs: flushes at 3, 5, 8, 10)
         Assert.Equal(stopped.Step, Checkpoint.ReadHeader(Path.Combine(stopped.Directory, "checkpoints", "last.ckpt")).Step);
-        Assert.Contains("--resume", stopped.Message);
+        Assert.Contains("saved", stopped.Message);
 
         var resumed = TrainingRun.Resume(new ResumeOptions { RunDirectory = stopped.Directory }, NullCallback.Instance, CancellationToken.None);
         Assert.Equal(RunOutcome.Completed, resumed.Outcome);
@@ -108,7 +108,7 @@ public class TrainingRunTests
 
         var e = Assert.Throws<BadInputException>(() =>
             TrainingRun.Resume(new ResumeOptions { RunDirectory = stopped.Directory }, NullCallback.Instance, CancellationToken.None));
-        Assert.Contains("--allow-data-change", e.Message);
+        Assert.Contains("resume.allow_data_change", e.Message);
 
         var resumed = TrainingRun.Resume(new ResumeOptions { RunDirectory = stopped.Directory, AllowDataChange = true }, NullCallback.Instance, CancellationToken.None);
         Assert.Equal(RunOutcome.Completed, resumed.Outcome);
@@ -134,7 +134,7 @@ public class TrainingRunTests
 
         Assert.Equal(RunOutcome.Diverged, result.Outcome);
         Assert.Matches(@"diverged at step (6|7|8|9|10)\b", result.Message);       // after the checkpoint at step 5
-        Assert.Contains("--lr", result.Message);
+        Assert.Contains("train.learning_rate", result.Message);
         Assert.Contains("(step 5)", result.Message);
         Assert.Equal(good, File.ReadAllBytes(last));                             // the good checkpoint is untouched
         var stop = File.ReadAllLines(Path.Combine(result.Directory, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).Last();
@@ -156,7 +156,7 @@ public class TrainingRunTests
 
         var done = Assert.Throws<BadInputException>(() => TrainingRun.Resume(
             new ResumeOptions { RunDirectory = a.Directory }, NullCallback.Instance, CancellationToken.None));
-        Assert.Contains("--epochs", done.Message);
+        Assert.Contains("train.epochs", done.Message);
     }
 
     [Fact]

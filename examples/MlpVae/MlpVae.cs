@@ -1,0 +1,62 @@
+using TorchSharp.Modules;
+using VaeKit;
+using VaeKit.Config;
+using VaeKit.Models;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn.functional;
+
+namespace MlpVaeExample;
+
+/// <summary>The MLP VAE of PyTorch's classic example: pixels → 400 → (mu, logvar) of z; z → 400 → pixels.</summary>
+public sealed class MlpVae : VaeModel
+{
+    private readonly Linear _fc1, _fcMu, _fcLogVar, _fc3, _fc4;
+
+    public MlpVae(ModelConfig config) : base("MlpVae", config)
+    {
+        int pixels = config.InChannels * config.ImageSize * config.ImageSize;
+        int hidden = config.OptionsAs<MlpOptions>().Hidden;
+        _fc1 = nn.Linear(pixels, hidden);
+        _fcMu = nn.Linear(hidden, Latent);
+        _fcLogVar = nn.Linear(hidden, Latent);
+        _fc3 = nn.Linear(Latent, hidden);
+        _fc4 = nn.Linear(hidden, pixels);
+        RegisterComponents();
+    }
+
+    public override bool IsVariational => true;
+
+    // (B, C, s, s) → N(mu, exp(logvar)) over (B, z)
+    public override Posterior Encode(Tensor x)
+    {
+        var h = relu(_fc1.call(x.flatten(1)));
+        return new GaussianPosterior(_fcMu.call(h), _fcLogVar.call(h));
+    }
+
+    // (B, z) → (B, C, s, s) in (0, 1)
+    public override Tensor Decode(Tensor z) =>
+        sigmoid(_fc4.call(relu(_fc3.call(z)))).view(-1, Config.InChannels, Config.ImageSize, Config.ImageSize);
+}
+
+/// <summary>The family's own setting, read from model.options (config.json) or --model-option hidden=N.</summary>
+public sealed record MlpOptions
+{
+    public int Hidden { get; init; } = 400;
+}
+
+/// <summary>Registers "mlp-vae" with VaeKit's model factory; vae sample/eval --run find it through model.assembly.</summary>
+public sealed class MlpVaeFamily : IModelFamily
+{
+    public IReadOnlyList<string> Kinds { get; } = ["mlp-vae"];
+
+    public string Description => "mlp-vae: the classic MLP VAE (pixels → hidden → z → hidden → pixels)";
+
+    public ModelConfig Validate(ModelConfig config)
+    {
+        if (config.Latent <= 0) throw new BadInputException($"model.latent must be positive (got {config.Latent}).");
+        if (config.OptionsAs<MlpOptions>().Hidden <= 0) throw new BadInputException("model.options hidden must be positive.");
+        return config;
+    }
+
+    public VaeModel Create(ModelConfig config) => new MlpVae(config);
+}

@@ -13,8 +13,8 @@ int steps = args.Length > 1 ? int.Parse(args[1]) : 300;
 
 // 1. Images in memory: any (N, S, S, C) uint8 tensor will do. Here, Fashion-MNIST's test split read with VaeKit's IDX reader.
 var idx = IdxReader.ReadImages("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz");
-using var data = LoadedDataset.FromImages(
-    new DecodedImages(tensor(idx.Pixels, ScalarType.Byte).view(idx.Count, idx.Rows, idx.Columns, 1)), validationFraction: 0.1, description: "fashion-mnist t10k (in memory)");
+using var all = new DecodedImages(tensor(idx.Pixels, ScalarType.Byte).view(idx.Count, idx.Rows, idx.Columns, 1));
+using var data = LoadedDataset.FromImages(all, validationFraction: 0.1, description: "fashion-mnist t10k (in memory)");
 
 // 2. The model family, and the run: everything here lands in config.json and in every checkpoint.
 ModelFactory.Register(new MlpVaeFamily());

@@ -28,6 +28,7 @@ public static class VaeCli
             EvalCommand.Create(console),
             SweepCommand.Create(console),
             InfoCommand.Create(console),
+            DataCommand.Create(console),
             BenchCommand.Create(console),
             ReportCommand.Create(console),
             WandbCommand.Create(console),

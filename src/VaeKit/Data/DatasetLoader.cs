@@ -27,9 +27,9 @@ public static class DatasetLoader
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(options.Source);
-        var plan = Plan(options, progress, cancellationToken);
-
         string? cacheRoot = options.ResolveCacheDirectory();
+        var plan = Plan(options, cacheRoot, progress, cancellationToken);
+
         string? cachePath = cacheRoot is null
             ? null
             : DatasetCache.PathFor(cacheRoot, DatasetCache.Key(plan.Kind, plan.Fingerprint, options.ImageSize, plan.Channels));
@@ -57,7 +57,7 @@ public static class DatasetLoader
     private sealed record SourcePlan(string Kind, string Description, byte[] Fingerprint, int Channels,
         Func<IProgress<DecodeProgress>?, CancellationToken, DecodedSet> Decode);
 
-    private static SourcePlan Plan(DataOptions options, IProgress<DecodeProgress>? progress, CancellationToken cancellationToken)
+    private static SourcePlan Plan(DataOptions options, string? cacheRoot, IProgress<DecodeProgress>? progress, CancellationToken cancellationToken)
     {
         int size = options.ImageSize;
         if (size is < 1 or > MaxImageSize)
@@ -94,7 +94,7 @@ public static class DatasetLoader
             {
                 progress?.Report(new DecodeProgress("scan", 0, 0));
                 ImageFileSource files = spec is DataSpec.Folder folder
-                    ? FolderSource.Scan(folder.Path, cancellationToken)
+                    ? FolderSource.Scan(folder.Path, cacheRoot, cancellationToken)
                     : ZipSource.Scan(((DataSpec.Zip)spec).Path, cancellationToken);
                 progress?.Report(new DecodeProgress("scan", files.Names.Count, files.Names.Count));
                 int channels = options.Channels ?? 3;

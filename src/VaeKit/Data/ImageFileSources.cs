@@ -18,7 +18,7 @@ internal abstract class ImageFileSource
     /// <summary>Relative names ('/'-separated), sorted ordinally; index i is image i.</summary>
     public abstract IReadOnlyList<string> Names { get; }
 
-    /// <summary>SHA-256 over the listing's identity (names, sizes and times or CRCs), not over the path of the data set.</summary>
+    /// <summary>SHA-256 over the listing's content (names, sizes and content hashes or CRCs), not over the path of the data set or file times.</summary>
     public abstract byte[] Fingerprint { get; }
 
     /// <summary>A reader for one worker thread; readers are independent, so several may run in parallel.</summary>
@@ -72,8 +72,9 @@ internal sealed class FolderSource : ImageFileSource
     public override IReadOnlyList<string> Names => _names;
     public override byte[] Fingerprint { get; }
 
+    /// <param name="cacheRoot">Where <see cref="FolderContentIndex"/> remembers file hashes between starts; null = hash every file.</param>
     /// <exception cref="BadInputException">The folder does not exist or holds no image files.</exception>
-    public static FolderSource Scan(string root, CancellationToken cancellationToken)
+    public static FolderSource Scan(string root, string? cacheRoot, CancellationToken cancellationToken)
     {
         if (!Directory.Exists(root))
             throw new BadInputException(File.Exists(root)
@@ -86,20 +87,20 @@ internal sealed class FolderSource : ImageFileSource
             IgnoreInaccessible = true,                                   // an unreadable subfolder is not the user's data
             AttributesToSkip = FileAttributes.Hidden | FileAttributes.System,   // on Unix: dot-names (.git, ._x.jpg)
         };
-        var files = new List<(string Name, long Length, long Ticks)>();
+        var files = new List<FolderContentIndex.FileStamp>();
         foreach (var file in new DirectoryInfo(root).EnumerateFiles("*", options))
         {
             cancellationToken.ThrowIfCancellationRequested();
             string name = Path.GetRelativePath(root, file.FullName).Replace(Path.DirectorySeparatorChar, '/');
-            if (IsImageName(name)) files.Add((name, file.Length, file.LastWriteTimeUtc.Ticks));
+            if (IsImageName(name)) files.Add(new(name, file.Length, file.LastWriteTimeUtc.Ticks));
         }
         if (files.Count == 0)
             throw new BadInputException($"{root} contains no image files (.jpg, .jpeg, .png, .bmp, .gif, .webp): pass a folder that does.");
         files.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));   // directory order varies by file system
 
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        foreach (var f in files) Append(hash, f.Name, f.Length, f.Ticks);
-        return new FolderSource(root, files.ConvertAll(f => f.Name).ToArray(), hash.GetHashAndReset());
+        // By content, not file times: touching or copying a file must not make resume refuse the data.
+        var fingerprint = FolderContentIndex.Fingerprint(root, files, cacheRoot, cancellationToken);
+        return new FolderSource(root, files.ConvertAll(f => f.Name).ToArray(), fingerprint);
     }
 
     public override IImageFileReader OpenReader() => new Reader(this);

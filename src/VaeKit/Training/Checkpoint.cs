@@ -105,7 +105,7 @@ public static class Checkpoint
             : " The partly written temporary file was removed.";
         string state = intact.Count == 0
             ? " No earlier checkpoint of this run is on disk, so training cannot continue from one."
-            : $" The checkpoint{(intact.Count > 1 ? "s" : "")} on disk {(intact.Count > 1 ? "are" : "is")} intact: {string.Join(" and ", intact)}.";
+            : $" {string.Join(" and ", intact)} {(intact.Count > 1 ? "are" : "is")} intact.";
         string free = CheckpointWriteException.IsOutOfSpace(e) ? $"Free some space on the disk holding {directory}, then" : "Fix the cause, then";
         string next = resumable is not null && inRun
             ? $" {free} continue with: vae train --resume {runDir}{resumable}"

@@ -22,8 +22,8 @@ public sealed class CheckpointWriteException(string path, string message, Except
 
     internal static string Describe(Exception e) => e.HResult switch
     {
-        Enospc or WinDiskFull or WinHandleDiskFull => $"the disk is full ({FirstLine(e.Message)})",
-        Edquot => $"the disk quota is exhausted ({FirstLine(e.Message)})",
+        Enospc or WinDiskFull or WinHandleDiskFull => "the disk is full (no space left on the device)",
+        Edquot => "the disk quota is exhausted",
         _ => FirstLine(e.Message),
     };
 

@@ -11,6 +11,12 @@ VaeKit writes the format as specified. The twin is bench/pytorch_bench.py's VAE;
 exactly (load_state_dict(strict=True)). Evaluation mode on both sides: running BatchNorm statistics, z = mu.
 
 Prints one JSON object with the largest absolute differences; exits 1 when one exceeds the tolerance.
+
+    python3 bench/check_export.py --from-pytorch PRESET WEIGHTS.safetensors BATCH.safetensors
+
+goes the other way for `vae import`: writes a freshly initialised twin of PRESET (its BatchNorm statistics moved by
+three training-mode passes) as WEIGHTS, names sorted as the safetensors package writes them and without metadata,
+and a random batch with the twin's evaluation-mode outputs as BATCH.
 """
 import argparse
 import json
@@ -21,7 +27,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pytorch_bench import VAE  # noqa: E402  (the twin; importing it runs no benchmark)
+from pytorch_bench import PRESETS, VAE  # noqa: E402  (the twin; importing it runs no benchmark)
 
 DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
@@ -55,6 +61,44 @@ def read_safetensors(path):
     return tensors, metadata
 
 
+def write_safetensors(path, tensors, metadata=None):
+    """The inverse of read_safetensors: tensors in name order, header padded with spaces to a multiple of 8."""
+    header, chunks, offset = {}, [], 0
+    if metadata:
+        header["__metadata__"] = metadata
+    names = {t: n for n, t in DTYPES.items()}
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous()
+        data = t.flatten().view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        header[name] = {"dtype": names[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for data in chunks:
+            f.write(data)
+
+
+def from_pytorch(preset, weights_path, batch_path):
+    size, widths, blocks, latent = PRESETS[preset]
+    torch.manual_seed(3)
+    twin = VAE(size, widths, blocks, latent)
+    twin.train()
+    with torch.no_grad():
+        for i in range(3):
+            twin(torch.rand(8, 3, size, size) * (1 + i))
+    twin.eval()
+    x = torch.rand(16, 3, size, size)
+    with torch.no_grad():
+        reconstruction, mu, _ = twin(x)
+    write_safetensors(weights_path, twin.state_dict())
+    write_safetensors(batch_path, {"x": x, "reconstruction": reconstruction, "mu": mu})
+    print(json.dumps({"preset": preset, "tensors": len(twin.state_dict()), "torch": torch.__version__}))
+
+
 def twin_from_metadata(metadata):
     """bench/pytorch_bench.py's VAE with the architecture VaeKit stored in the file's metadata."""
     model = json.loads(metadata["config"])["model"]
@@ -68,7 +112,11 @@ def main():
     ap.add_argument("weights")
     ap.add_argument("batch")
     ap.add_argument("--tolerance", type=float, default=1e-5)
+    ap.add_argument("--from-pytorch", metavar="PRESET", choices=sorted(PRESETS),
+                    help="write a PyTorch twin and its outputs instead of checking")
     args = ap.parse_args()
+    if args.from_pytorch:
+        return from_pytorch(args.from_pytorch, args.weights, args.batch)
 
     weights, metadata = read_safetensors(args.weights)
     twin = twin_from_metadata(metadata)

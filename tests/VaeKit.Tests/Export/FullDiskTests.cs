@@ -127,6 +127,7 @@ public class FullDiskTests
     }
 
     [FactAsRoot]
+    [Trait("Category", "Slow")]
     public void Vae_train_on_a_full_disk_exits_1_with_the_story_and_resumes_once_space_is_free()
     {
         using var dir = new TempDir();

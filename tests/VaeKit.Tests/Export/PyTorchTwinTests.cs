@@ -47,15 +47,46 @@ public class PyTorchTwinTests
         Assert.Equal(model.ParameterCount, result.GetProperty("parameters").GetInt64());
     }
 
+    [Fact]
+    public void Vae_import_takes_weights_saved_by_pytorch_and_reconstructs_like_the_twin()
+    {
+        using var dir = new TempDir();
+        RunCheck("--from-pytorch", "bench-s", dir["twin.safetensors"], dir["batch.safetensors"]);   // name-sorted, no metadata
+        var (exit, _, error) = CliRunner.Run("import", "--safetensors", dir["twin.safetensors"], "--preset", "bench-s", "--out", dir["run"]);
+        Assert.True(exit == 0, error);
+
+        var (_, model) = Checkpoint.LoadModel(Path.Combine(dir["run"], "checkpoints", "last.ckpt"));
+        using (model)
+        {
+            var batch = SafeTensors.ReadAll(dir["batch.safetensors"]);
+            var (reconstruction, mu) = ExportFixture.Outputs(model, batch["x"]);
+            double reconstructionDiff = (reconstruction - batch["reconstruction"]).abs().max().item<float>();
+            double muDiff = (mu - batch["mu"]).abs().max().item<float>();
+            Console.WriteLine($"PyTorch → vae import: max |diff| reconstruction {reconstructionDiff:G3}, mu {muDiff:G3}");
+            Assert.True(reconstructionDiff <= Tolerance, $"reconstruction differs by {reconstructionDiff}");
+            Assert.True(muDiff <= Tolerance, $"mu differs by {muDiff}");
+        }
+    }
+
+    private static JsonElement RunCheck(string weights, string batch) =>
+        RunCheck(weights, batch, "--tolerance", Tolerance.ToString("R", System.Globalization.CultureInfo.InvariantCulture));
+
     /// <summary>Runs bench/check_export.py under Debian's Python; returns its JSON line.</summary>
-    private static JsonElement RunCheck(string weights, string batch)
+    private static JsonElement RunCheck(params string[] args)
     {
         string python = File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
         string script = Path.Combine(RepositoryRoot(), "bench", "check_export.py");
         var start = new ProcessStartInfo(python) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { script, weights, batch, "--tolerance", Tolerance.ToString("R", System.Globalization.CultureInfo.InvariantCulture) })
+        start.ArgumentList.Add(script);
+        foreach (var arg in args)
             start.ArgumentList.Add(arg);
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("python3 did not start");
+        Process? started = null;
+        try { started = Process.Start(start); }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            Assert.Fail($"Python 3 is missing ({e.Message}): install Debian's python3-torch (apt-get install python3-torch; .ci/run does).");
+        }
+        using var process = started ?? throw new InvalidOperationException("python3 did not start");
         var output = process.StandardOutput.ReadToEndAsync();
         string error = process.StandardError.ReadToEnd();
         process.WaitForExit();

@@ -202,5 +202,9 @@ public class SafeTensorsTests
         (exit, _, error) = CliRunner.Run("import", "--safetensors", dir["plain.safetensors"], "--out", dir["c"], "--preset", "bench-s");
         Assert.True(exit == 0, error);
         Assert.Equal(1, Checkpoint.ReadHeader(Path.Combine(dir["c"], "checkpoints", "last.ckpt")).Config.Model.InChannels);   // read from conv_in
+
+        (exit, _, error) = CliRunner.Run("import", "--safetensors", dir["plain.safetensors"], "--out", dir["d"], "--config", Path.Combine(dir["c"], "config.json"));
+        Assert.True(exit == 0, error);   // a run's config.json gives the architecture too
+        Assert.Equal(Presets.BenchS.Widths, Checkpoint.ReadHeader(Path.Combine(dir["d"], "checkpoints", "last.ckpt")).Config.Model.Widths);
     }
 }

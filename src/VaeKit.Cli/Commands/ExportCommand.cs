@@ -32,7 +32,7 @@ internal static class ExportCommand
             var result = ModelExport.ToSafeTensors(source, target);
             console.MarkupLineInterpolated(
                 $"wrote {result.Tensors} tensors ({result.Bytes / 1e6:0.0} MB) of {Path.GetFileName(source)} (step {result.Source.Step}) → {result.Path}");
-            console.MarkupLine("names follow bench/pytorch_bench.py's VAE: model.load_state_dict(tensors) takes them as they are (docs/export.md)");
+            console.MarkupLine("tensor names: bench/pytorch_bench.py's VAE (docs/export.md)");
             return ExitCodes.Ok;
         });
         return command;

@@ -80,6 +80,7 @@ public static class Checkpoint
         string runDir = inRun ? Path.GetDirectoryName(directory)! : directory;
 
         var intact = new List<string>();
+        var damaged = new List<string>();
         string? resumable = null;
         foreach (var name in new[] { Path.GetFileName(path), "last.ckpt", "best.ckpt" }.Distinct())
         {
@@ -95,7 +96,7 @@ public static class Checkpoint
             }
             catch (BadInputException)
             {
-                intact.Add($"{name} (unreadable: it was damaged before)");
+                damaged.Add(name);
             }
         }
 
@@ -106,6 +107,8 @@ public static class Checkpoint
         string state = intact.Count == 0
             ? " No earlier checkpoint of this run is on disk, so training cannot continue from one."
             : $" {string.Join(" and ", intact)} {(intact.Count > 1 ? "are" : "is")} intact.";
+        if (damaged.Count > 0)
+            state += $" {string.Join(" and ", damaged)} {(damaged.Count > 1 ? "were" : "was")} already unreadable before this write.";
         string free = CheckpointWriteException.IsOutOfSpace(e) ? $"Free some space on the disk holding {directory}, then" : "Fix the cause, then";
         string next = resumable is not null && inRun
             ? $" {free} continue with: vae train --resume {runDir}{resumable}"

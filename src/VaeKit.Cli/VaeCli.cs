@@ -32,6 +32,7 @@ public static class VaeCli
             BenchCommand.Create(console),
             ReportCommand.Create(console),
             WandbCommand.Create(console),
+            ExportCommand.Create(console), ImportCommand.Create(console),
         };
 
         ParseResult parse = root.Parse(args);
@@ -64,6 +65,11 @@ public static class VaeCli
         {
             error.WriteLine($"error: {SettingFlags.ToFlags(e.Message)}");
             return ExitCodes.BadInput;
+        }
+        catch (Training.CheckpointWriteException e)   // a failure, said in user terms (what is intact, how to go on)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return ExitCodes.Failure;
         }
         catch (OperationCanceledException)
         {

@@ -35,23 +35,35 @@ public static class Json
 /// <summary>Crash-safe file replacement: readers see the old file or the new one, never a torn one.</summary>
 public static class AtomicFile
 {
-    public static void Write(string path, Action<Stream> write)
+    /// <summary>
+    /// Key of <see cref="Exception.Data"/> on an exception thrown by <see cref="Write(string, Action{Stream})"/>: present,
+    /// with the temporary file's path, only when that file could not be removed.
+    /// </summary>
+    public const string LeftOverKey = "VaeKit.AtomicFile.LeftOver";
+
+    public static void Write(string path, Action<Stream> write) => Write(path, write, wrap: null);
+
+    /// <param name="wrap">Test seam: wraps the file stream before <paramref name="write"/> sees it (e.g. to fail like a full disk).</param>
+    internal static void Write(string path, Action<Stream> write, Func<Stream, Stream>? wrap)
     {
         var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
         Directory.CreateDirectory(directory);
         var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+            using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
             {
+                var stream = wrap?.Invoke(file) ?? file;
                 write(stream);
-                stream.Flush(flushToDisk: true);
+                stream.Flush();
+                file.Flush(flushToDisk: true);
             }
             File.Move(temp, path, overwrite: true);   // rename(2): atomic on POSIX file systems
         }
-        catch
+        catch (Exception e)
         {
-            try { File.Delete(temp); } catch (IOException) { }
+            try { File.Delete(temp); } catch (Exception d) when (d is IOException or UnauthorizedAccessException) { }
+            if (File.Exists(temp)) e.Data[LeftOverKey] = temp;
             throw;
         }
     }

@@ -49,19 +49,81 @@ public static class Checkpoint
     private const int FormatVersion = 2;   // 2: flat AdamW state (1: TorchSharp's AdamW state_dict)
     private const int OldestModelVersion = 1;  // the model part is unchanged since format 1: inference still reads it
 
-    public static void Save(string path, CheckpointHeader header, Trainer trainer)
+    /// <exception cref="CheckpointWriteException">The file could not be written (e.g. the disk is full); the previous
+    /// checkpoint at <paramref name="path"/> is untouched and the message says how to go on.</exception>
+    public static void Save(string path, CheckpointHeader header, Trainer trainer) => Save(path, header, trainer, wrap: null);
+
+    /// <param name="wrap">Test seam passed to <see cref="AtomicFile"/>: wraps the file stream (e.g. to fail like a full disk).</param>
+    internal static void Save(string path, CheckpointHeader header, Trainer trainer, Func<Stream, Stream>? wrap)
     {
-        AtomicFile.Write(path, stream =>
+        try
         {
-            using var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
-            writer.Write(Magic);
-            writer.Write(FormatVersion);
-            var json = JsonSerializer.SerializeToUtf8Bytes(header, Json.Compact);
-            writer.Write(json.Length);
-            writer.Write(json);
-            trainer.SaveState(writer);
-            writer.Write(EndMarker);
-        });
+            AtomicFile.Write(path, stream =>
+            {
+                using var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
+                writer.Write(Magic);
+                writer.Write(FormatVersion);
+                var json = JsonSerializer.SerializeToUtf8Bytes(header, Json.Compact);
+                writer.Write(json.Length);
+                writer.Write(json);
+                trainer.SaveState(writer);
+                writer.Write(EndMarker);
+            }, wrap);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw WriteFailed(path, e);
+        }
+    }
+
+    /// <summary>
+    /// The user's story of a failed write: the cause, what is still on disk (read back from the checkpoints next to
+    /// <paramref name="path"/>), whether the temporary file is gone, and the command that continues.
+    /// </summary>
+    private static CheckpointWriteException WriteFailed(string path, Exception e)
+    {
+        path = Path.GetFullPath(path);
+        var directory = Path.GetDirectoryName(path)!;
+        bool inRun = Path.GetFileName(directory) == "checkpoints";
+        string runDir = inRun ? Path.GetDirectoryName(directory)! : directory;
+
+        var intact = new List<string>();
+        var damaged = new List<string>();
+        string? resumable = null;
+        foreach (var name in new[] { Path.GetFileName(path), "last.ckpt", "best.ckpt" }.Distinct())
+        {
+            var file = Path.Combine(directory, name);
+            if (!File.Exists(file)) continue;
+            try
+            {
+                var h = ReadHeader(file);
+                string when = h.BatchInEpoch > 0 ? $"during epoch {h.Epoch + 1}" : h.Epoch > 0 ? $"after epoch {h.Epoch}" : "before the first epoch";
+                intact.Add($"{name} (step {h.Step}, {when})");
+                if (name == "last.ckpt") resumable = "";                            // --resume reads last.ckpt
+                else if (name == "best.ckpt") resumable ??= " --resume-from best";
+            }
+            catch (BadInputException)
+            {
+                damaged.Add(name);
+            }
+        }
+
+        string what = $"Could not save the checkpoint {path}: {CheckpointWriteException.Describe(e)}.";
+        string temp = e.Data[AtomicFile.LeftOverKey] is string left
+            ? $" The partly written temporary file {left} could not be removed; delete it."
+            : " The partly written temporary file was removed.";
+        string state = intact.Count == 0
+            ? " No earlier checkpoint of this run is on disk, so training cannot continue from one."
+            : $" {string.Join(" and ", intact)} {(intact.Count > 1 ? "are" : "is")} intact.";
+        if (damaged.Count > 0)
+            state += $" {string.Join(" and ", damaged)} {(damaged.Count > 1 ? "were" : "was")} already unreadable before this write.";
+        string free = CheckpointWriteException.IsOutOfSpace(e) ? $"Free some space on the disk holding {directory}, then" : "Fix the cause, then";
+        string next = resumable is not null && inRun
+            ? $" {free} continue with: vae train --resume {runDir}{resumable}"
+            : inRun
+                ? $" {free} delete {runDir} and start the run again."
+                : $" {free} try again.";
+        return new CheckpointWriteException(path, what + temp + state + next, e);
     }
 
     /// <summary>Reads only the header (cheap: no tensors).</summary>

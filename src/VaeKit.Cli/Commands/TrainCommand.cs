@@ -121,7 +121,7 @@ internal static class TrainCommand
         int exit = ExitCodes.Failure;
         try
         {
-            exit = Execute(r, models, console, listener => WandbOptions.Wrap(listener, wandb));
+            exit = Execute(r, models, console, listener => WandbOptions.Wrap(listener, wandb), wandb?.StopRequested ?? default);
             return exit;
         }
         catch (Exception e) when (e is BadInputException or OperationCanceledException)
@@ -135,9 +135,11 @@ internal static class TrainCommand
         }
     }
 
-    private static int Execute(ParseResult r, ModelOptions models, IAnsiConsole console, Func<ITrainingListener, ITrainingListener> track)
+    private static int Execute(ParseResult r, ModelOptions models, IAnsiConsole console, Func<ITrainingListener, ITrainingListener> track,
+                               CancellationToken remoteStop)
     {
-        using var stop = new StopSignals();
+        using var signals = new StopSignals();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(signals.Token, remoteStop);   // Ctrl-C, or Stop on the W&B run page
         RunResult result;
         if (r.GetValue(Resume) is string resume)
         {

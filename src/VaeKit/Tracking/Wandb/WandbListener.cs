@@ -17,6 +17,9 @@ public sealed class WandbListener(ITrainingListener inner, WandbRun run) : ITrai
     private double? _bestLoss;
     private bool _broken;
 
+    /// <summary>Cancelled when the run was stopped from its W&amp;B page; see <see cref="WandbRun.StopRequested"/>.</summary>
+    public CancellationToken StopRequested => run.StopRequested;
+
     public void DataProgress(DecodeProgress progress) => inner.DataProgress(progress);
 
     public void RunStarted(RunStart start)

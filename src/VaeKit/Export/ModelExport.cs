@@ -96,7 +96,7 @@ public static class ModelExport
             throw new BadInputException($"Cannot create the run directory {dir.Path}: {e.Message}", e);
         }
 
-        using var model = new AutoEncoder(config.Model);
+        using var model = Models.ModelFactory.Create(config.Model);
         SafeTensors.Load(model, safetensorsPath);
         using var trainer = new Trainer(model, config.Train, totalSteps: 1);
         var node = JsonSerializer.SerializeToNode(config, Json.Indented)!.AsObject();

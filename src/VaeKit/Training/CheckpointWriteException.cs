@@ -4,7 +4,7 @@ namespace VaeKit.Training;
 /// A checkpoint could not be written (the disk is full, a quota is exhausted, or another I/O error). The message
 /// says in plain words what happened, which checkpoints on disk are intact (with their step), that the partly written
 /// temporary file was removed, and how to continue. The CLI prints it alone and exits with
-/// <see cref="ExitCodes.Failure"/> (1): the input was fine, the machine failed.
+/// exit code 1: the input was fine, the machine failed.
 /// </summary>
 public sealed class CheckpointWriteException(string path, string message, Exception inner) : IOException(message, inner)
 {

@@ -28,7 +28,7 @@ internal static class ExportFixture
     }
 
     /// <summary>RUN/checkpoints/last.ckpt holding <paramref name="model"/> at <paramref name="step"/>; returns the run directory.</summary>
-    public static string Run(string root, AutoEncoder model, long step = 7, string name = "run")
+    public static string Run(string root, VaeModel model, long step = 7, string name = "run")
     {
         var dir = new RunDirectory(Path.Combine(root, name));
         dir.Create();
@@ -39,11 +39,11 @@ internal static class ExportFixture
     }
 
     /// <summary>Evaluation-mode (reconstruction, mu) of <paramref name="model"/> for <paramref name="x"/>.</summary>
-    public static (Tensor Reconstruction, Tensor Mu) Outputs(AutoEncoder model, Tensor x)
+    public static (Tensor Reconstruction, Tensor Mu) Outputs(VaeModel model, Tensor x)
     {
         using var noGrad = no_grad();
         model.eval();
         var output = model.call(x);
-        return (output.Reconstruction, output.Mu);
+        return (output.Reconstruction, output.Code);
     }
 }

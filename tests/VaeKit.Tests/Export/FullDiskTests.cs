@@ -1,3 +1,4 @@
+using VaeKit.Cli;
 using System.Diagnostics;
 using VaeKit.Config;
 using VaeKit.Tests.Cli;
@@ -38,7 +39,7 @@ public class FullDiskTests
         }
     }
 
-    private static CheckpointHeader Header(AutoEncoder model, long step, int epoch) => new()
+    private static CheckpointHeader Header(VaeModel model, long step, int epoch) => new()
     {
         Config = new RunConfig { Name = "run", Model = model.Config, Train = new TrainConfig(), Data = new DataConfig() },
         Step = step,

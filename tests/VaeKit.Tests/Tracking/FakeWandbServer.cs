@@ -14,12 +14,21 @@ namespace VaeKit.Tests.Tracking;
 /// violation it sees in <see cref="Violations"/>: a wrong Basic header, a config that is not a JSON string of
 /// {key: {value}}, history gaps or rewrites, a _step that does not increase, a summary not at offset 0, a file
 /// announced as uploaded before its PUT, credentials on a signed-URL PUT, a quoted "NaN".
-/// Faults: <see cref="FailNext"/> (status codes, Retry-After), <see cref="Hang"/>, <see cref="StopListening"/>.
+/// Like the hosted service (docs/wandb-contract.md): UpsertBucket's <c>historyLineCount</c> trails what was received
+/// (<see cref="HistoryLag"/>); a signed-URL PUT without the upload headers CreateRunFiles named is refused with 403;
+/// file_stream bodies over <see cref="MaxRequestBytes"/> get 413 and history lines over <see cref="MaxLineBytes"/> 400;
+/// <c>tags: null</c> leaves the run's tags alone; <see cref="Stopped"/> makes file_stream answer <c>{"stopped": true}</c>.
+/// Faults: <see cref="FailNext"/> (status codes, Retry-After), <see cref="FailNextOn"/> (one operation, with a body),
+/// <see cref="Hang"/>, <see cref="StopListening"/>, <see cref="FileStreamDelay"/>. Every request is kept in
+/// <see cref="Requests"/> for the contract tests.
 /// </summary>
 public sealed partial class FakeWandbServer : IDisposable
 {
     public const string UploadHeader = "X-Fake-Upload-Token";
+    /// <summary>What CreateRunFiles hands out as <c>uploadHeaders</c>; the PUT must carry each (the signature covers them).</summary>
+    public static readonly string[] UploadHeaders = [$"{UploadHeader}:ok", "Content-Type:image/png"];
     private readonly Lock _gate = new();
+    private readonly List<(string Route, int Status, string Body)> _routeFailures = [];
     private readonly string _expectedAuth;
     private HttpListener? _listener;
     private readonly List<(int Status, TimeSpan? RetryAfter)> _failures = [];
@@ -63,6 +72,53 @@ public sealed partial class FakeWandbServer : IDisposable
     public int Injected { get { lock (_gate) return Log.Count(l => l.EndsWith("(injected)")); } }
     public List<string> Violations { get; } = [];
     public List<string> Log { get; } = [];
+
+    /// <summary>How many received history lines UpsertBucket's historyLineCount leaves out (the hosted count settles seconds after writes).</summary>
+    public int HistoryLag { get; set; } = 2;
+    /// <summary>History lines posted again at an offset that already held the same line (a client that re-sends what was acknowledged).</summary>
+    public int ResentLines { get { lock (_gate) return _resent; } }
+    private int _resent;
+    /// <summary>file_stream answers {"stopped": true} (the Stop button on the run page).</summary>
+    public bool Stopped { get; set; }
+    /// <summary>file_stream bodies longer than this are refused with 413 and not processed.</summary>
+    public int MaxRequestBytes { get; set; } = 10 << 20;
+    /// <summary>A history line longer than this is refused with 400 (the service's per-line limit).</summary>
+    public int MaxLineBytes { get; set; } = (10 << 20) - (100 << 10);
+    /// <summary>file_stream posts are processed at once but answered only after this long (a slow server).</summary>
+    public TimeSpan FileStreamDelay { get; set; } = TimeSpan.Zero;
+    /// <summary>PUTs refused because an upload header was missing or wrong.</summary>
+    public int RefusedPuts { get; private set; }
+    public string? Program { get; private set; }
+    public string? Commit { get; private set; }
+    public string? Repo { get; private set; }
+    public string? Host { get; private set; }
+    /// <summary>What the official SDK's resume checks: the config's _wandb block holds "t" (else it treats the run as never started).</summary>
+    public bool LooksStarted => Config?["_wandb"]?["t"] is JsonObject;
+    /// <summary>Every request as received, in order (the contract tests read them).</summary>
+    public List<RecordedRequest> Requests { get; } = [];
+
+    /// <summary>One request: method, path, headers, body; for GraphQL the operation name and variables.</summary>
+    public sealed record RecordedRequest(string Method, string Path, IReadOnlyDictionary<string, string> Headers, string Body,
+                                         string? Operation, JsonObject? Variables, int Status)
+    {
+        public JsonObject? Json => Body.Length > 0 && Body[0] == '{' ? JsonNode.Parse(Body) as JsonObject : null;
+    }
+
+    /// <summary>Requests of one GraphQL operation, in order.</summary>
+    public List<RecordedRequest> GraphQLCalls(string operation)
+    {
+        lock (_gate) return Requests.Where(r => r.Operation == operation).ToList();
+    }
+
+    /// <summary>
+    /// The next <paramref name="count"/> requests to <paramref name="route"/> (a GraphQL operation name, "file_stream" or
+    /// "PUT") get <paramref name="status"/> and <paramref name="body"/>, and are not processed.
+    /// </summary>
+    public void FailNextOn(string route, int count, int status, string body = "{}")
+    {
+        lock (_gate)
+            for (int i = 0; i < count; i++) _routeFailures.Add((route, status, body));
+    }
 
     /// <summary>The next <paramref name="count"/> requests fail with <paramref name="status"/> (and Retry-After when given).</summary>
     public void FailNext(int count, int status, TimeSpan? retryAfter = null)
@@ -154,46 +210,90 @@ public sealed partial class FakeWandbServer : IDisposable
                 await request.InputStream.CopyToAsync(buffer);
                 body = buffer.ToArray();
             }
+            string text = Encoding.UTF8.GetString(body);
+            string? operation = null;
+            JsonObject? variables = null;
+            if (path == "/graphql")
+            {
+                try
+                {
+                    var payload = JsonNode.Parse(text)!;
+                    operation = payload["operationName"]?.GetValue<string>() ?? Operation().Match(payload["query"]?.GetValue<string>() ?? "").Groups[1].Value;
+                    variables = payload["variables"] as JsonObject;
+                }
+                catch (JsonException) { }
+            }
+            string route = request.HttpMethod == "PUT" ? "PUT" : path.EndsWith("/file_stream", StringComparison.Ordinal) ? "file_stream" : operation ?? path;
+            var headers = request.Headers.AllKeys.OfType<string>().ToDictionary(k => k, k => request.Headers[k] ?? "", StringComparer.OrdinalIgnoreCase);
+
             Task release;
             (int Status, TimeSpan? RetryAfter)? failure = null;
+            (string Route, int Status, string Body)? routeFailure = null;
             lock (_gate)
             {
                 release = _released.Task;
-                if (_failures.Count > 0) { failure = _failures[0]; _failures.RemoveAt(0); }
+                int at = _routeFailures.FindIndex(f => f.Route == route);
+                if (at >= 0) { routeFailure = _routeFailures[at]; _routeFailures.RemoveAt(at); }
+                else if (_failures.Count > 0) { failure = _failures[0]; _failures.RemoveAt(0); }
+            }
+            void Record(int status)
+            {
+                lock (_gate) Requests.Add(new RecordedRequest(request.HttpMethod, path, headers, text, operation, variables, status));
             }
             if (!release.IsCompleted)
             {
                 lock (_gate) _held++;
                 await release;
+                Record(503);
                 Respond(response, 503, "{}");
+                return;
+            }
+            if (routeFailure is { } r)
+            {
+                lock (_gate) Log.Add($"{request.HttpMethod} {path} ({route}) -> {r.Status} (injected)");
+                Record(r.Status);
+                Respond(response, r.Status, r.Body);
                 return;
             }
             if (failure is { } f)
             {
                 if (f.RetryAfter is TimeSpan after) response.AddHeader("Retry-After", ((int)Math.Ceiling(after.TotalSeconds)).ToString());
                 lock (_gate) Log.Add($"{request.HttpMethod} {path} -> {f.Status} (injected)");
+                Record(f.Status);
                 Respond(response, f.Status, "{\"error\":\"injected\"}");
                 return;
             }
 
             if (request.HttpMethod == "PUT" && path.StartsWith("/upload/", StringComparison.Ordinal))
             {
-                HandlePut(request, path, body, response);
+                int status = HandlePut(request, path, body);
+                Record(status);
+                Respond(response, status, status == 200 ? "" : "<?xml version='1.0' encoding='UTF-8'?><Error><Code>SignatureDoesNotMatch</Code></Error>");
                 return;
             }
             if (request.Headers["Authorization"] != _expectedAuth)
             {
                 lock (_gate) { RefusedKeys++; Log.Add($"{request.HttpMethod} {path} -> 401"); }
+                Record(401);
                 Respond(response, 401, "{\"errors\":[{\"message\":\"user is not logged in\"}]}");
                 return;
             }
-            string text = Encoding.UTF8.GetString(body);
+            if (route == "file_stream" && body.Length > MaxRequestBytes)
+            {
+                lock (_gate) Log.Add($"POST {path} -> 413 ({body.Length} bytes)");
+                Record(413);
+                Respond(response, 413, "{\"error\":\"request body too large\"}");
+                return;
+            }
             string answer;
+            int code = 200;
             if (path == "/graphql" && request.HttpMethod == "POST") answer = GraphQL(text);
-            else if (FileStreamPath().Match(path) is { Success: true } m && request.HttpMethod == "POST") answer = FileStream(m.Groups[3].Value, text);
-            else { Respond(response, 404, "{}"); return; }
-            lock (_gate) Log.Add($"{request.HttpMethod} {path} -> 200");
-            Respond(response, 200, answer);
+            else if (FileStreamPath().Match(path) is { Success: true } m && request.HttpMethod == "POST") (code, answer) = FileStream(m.Groups[3].Value, text);
+            else { Record(404); Respond(response, 404, "{}"); return; }
+            lock (_gate) Log.Add($"{request.HttpMethod} {path} ({route}) -> {code}");
+            Record(code);
+            if (route == "file_stream" && FileStreamDelay > TimeSpan.Zero) await Task.Delay(FileStreamDelay);
+            Respond(response, code, answer);
         }
         catch (Exception e)
         {
@@ -232,7 +332,7 @@ public sealed partial class FakeWandbServer : IDisposable
                     {
                         ["createRunFiles"] = new JsonObject
                         {
-                            ["runID"] = "UnVuOjE=", ["uploadHeaders"] = new JsonArray($"{UploadHeader}:ok"), ["files"] = files,
+                            ["runID"] = "UnVuOjE=", ["uploadHeaders"] = new JsonArray(UploadHeaders.Select(h => (JsonNode)JsonValue.Create(h)!).ToArray()), ["files"] = files,
                         },
                     });
                 }
@@ -265,6 +365,11 @@ public sealed partial class FakeWandbServer : IDisposable
         RunName = name;
         Project = variables["project"]?.GetValue<string>() ?? "uncategorized";
         DisplayName = variables["displayName"]?.GetValue<string>() ?? DisplayName;
+        Program = variables["program"]?.GetValue<string>() ?? Program;
+        Commit = variables["commit"]?.GetValue<string>() ?? Commit;
+        Repo = variables["repo"]?.GetValue<string>() ?? Repo;
+        Host = variables["host"]?.GetValue<string>() ?? Host;
+        // Like the service: tags null leaves the run's tags (including ones added in the web UI) alone; a list replaces them.
         if (variables["tags"] is JsonArray tags) { Tags.Clear(); Tags.AddRange(tags.Select(t => t!.GetValue<string>())); }
         if (variables["config"] is JsonNode configNode)
         {
@@ -298,18 +403,24 @@ public sealed partial class FakeWandbServer : IDisposable
                     ["id"] = "UnVuOjE=", ["name"] = name, ["displayName"] = DisplayName, ["description"] = null,
                     ["config"] = variables["config"]?.DeepClone(), ["sweepName"] = null,
                     ["project"] = new JsonObject { ["id"] = "UHJvamVjdDox", ["name"] = Project, ["entity"] = new JsonObject { ["id"] = "RW50aXR5OjE=", ["name"] = variables["entity"]?.GetValue<string>() ?? Entity } },
-                    ["historyLineCount"] = History.Count,
+                    ["historyLineCount"] = Math.Max(0, History.Count - HistoryLag),
                 },
                 ["inserted"] = Upserts == 1,
             },
         });
     }
 
-    private string FileStream(string run, string text)
+    private (int Status, string Answer) FileStream(string run, string text)
     {
         var body = JsonNode.Parse(text) as JsonObject ?? throw new InvalidDataException("file_stream body is not a JSON object");
         lock (_gate)
         {
+            if (body["files"]?["wandb-history.jsonl"]?["content"] is JsonArray content
+                && content.FirstOrDefault(l => Encoding.UTF8.GetByteCount(l!.GetValue<string>()) > MaxLineBytes) is { } tooLong)
+            {
+                Violations.Add($"a history line of {Encoding.UTF8.GetByteCount(tooLong.GetValue<string>())} bytes (limit {MaxLineBytes})");
+                return (400, "{\"error\":\"history line exceeds the maximum size\"}");
+            }
             FileStreamPosts++;
             if (run != RunName) Violations.Add($"file_stream for run '{run}', upserted '{RunName}'");
             if (body.Count == 0) Heartbeats++;
@@ -321,7 +432,11 @@ public sealed partial class FakeWandbServer : IDisposable
                 for (int i = 0; i < lines.Count; i++)
                 {
                     long at = offset + i;
-                    if (History.TryGetValue(at, out var existing) && existing != lines[i]) Violations.Add($"history line {at} rewritten with other content");
+                    if (History.TryGetValue(at, out var existing))
+                    {
+                        if (existing != lines[i]) Violations.Add($"history line {at} rewritten with other content");
+                        else _resent++;
+                    }
                     if (QuotedNonFinite().IsMatch(lines[i])) Violations.Add($"history line {at} has a quoted NaN/Infinity");
                     History[at] = lines[i];
                     if (History.TryGetValue(at - 1, out var previous))
@@ -347,20 +462,32 @@ public sealed partial class FakeWandbServer : IDisposable
                 ExitCode = body["exitcode"]?.GetValue<int>();
             }
         }
-        return "{\"exitcode\":null,\"limits\":{}}";
+        return (200, Stopped ? "{\"exitcode\":null,\"limits\":{},\"stopped\":true}" : "{\"exitcode\":null,\"limits\":{}}");
     }
 
-    private void HandlePut(HttpListenerRequest request, string path, byte[] body, HttpListenerResponse response)
+    /// <summary>A signed-URL PUT: no W&amp;B credentials, and every upload header CreateRunFiles named, else 403 (as storage answers).</summary>
+    private int HandlePut(HttpListenerRequest request, string path, byte[] body)
     {
         string name = Uri.UnescapeDataString(path["/upload/".Length..]);
         lock (_gate)
         {
             if (request.Headers["Authorization"] is not null) Violations.Add($"PUT {name} carried an Authorization header");
             if (!Created.Contains(name)) Violations.Add($"PUT {name} without CreateRunFiles");
+            foreach (var header in UploadHeaders)
+            {
+                string key = header[..header.IndexOf(':')], value = header[(header.IndexOf(':') + 1)..];
+                if (request.Headers[key] != value)
+                {
+                    RefusedPuts++;
+                    Violations.Add($"PUT {name} without the upload header {key}");
+                    Log.Add($"PUT {name} -> 403");
+                    return 403;
+                }
+            }
             Put[name] = body;
             Log.Add($"PUT {name} -> 200");
         }
-        Respond(response, 200, "");
+        return 200;
     }
 
     /// <summary>A history line with bare NaN/Infinity tokens turned into null so System.Text.Json can read it.</summary>

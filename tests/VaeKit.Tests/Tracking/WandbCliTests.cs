@@ -1,3 +1,4 @@
+using VaeKit.Cli;
 using System.Text;
 using System.Text.Json.Nodes;
 using VaeKit.Cli.Commands;
@@ -133,6 +134,24 @@ public class WandbCliTests(Xunit.Abstractions.ITestOutputHelper log)
         Assert.Empty(server.Violations);
     }
 
+    [Fact]
+    public void The_stop_button_on_the_run_page_interrupts_training_and_the_run_ends_on_wandb()
+    {
+        using var dir = new TempDir();
+        using var server = new FakeWandbServer(Key) { Stopped = true };   // every file_stream reply says "stopped"
+        using var timing = new TimingScope();
+        using var env = new EnvScope(("WANDB_API_KEY", Key), ("WANDB_BASE_URL", server.BaseUrl), ("WANDB_MODE", null));
+        var (exit, output, error) = CliRunner.Run(
+            "train", "--data", "synthetic:160", "--widths", "4,8", "--latent", "4", "--epochs", "300", "--batch-size", "32",
+            "--log-every", "1", "--name", "stopped", "--runs-dir", dir["runs"], "--cache-dir", dir["cache"], "--threads", "2", "--wandb");
+        log.WriteLine(output + error);
+        Assert.Equal(ExitCodes.Interrupted, exit);
+        Assert.Contains("stopped from the run page", output);
+        Assert.True(server.Complete);
+        Assert.Equal(ExitCodes.Interrupted, server.ExitCode);
+        Assert.Empty(server.Violations);
+    }
+
     /// <summary>What both servers must agree on: every row's keys and values, except clock-derived ones.</summary>
     private static string Comparable(FakeWandbServer server)
     {
@@ -169,7 +188,7 @@ public class WandbCliTests(Xunit.Abstractions.ITestOutputHelper log)
     /// <summary>The CLI's sender clock shortened for the test.</summary>
     private sealed class TimingScope : IDisposable
     {
-        public TimingScope() => WandbOptions.TimingOverride = WandbClientTests.Fast with { RequestTimeout = TimeSpan.FromSeconds(3) };   // training shares 2 cores with the fake
+        public TimingScope() => WandbOptions.TimingOverride = WandbClientTests.Fast;
         public void Dispose() => WandbOptions.TimingOverride = null;
     }
 }

@@ -16,18 +16,45 @@ public sealed class WandbTransientException(string message, TimeSpan? retryAfter
 }
 
 /// <summary>The server understood and refused (other 4xx, GraphQL errors): retrying the same request will not help.</summary>
-public sealed class WandbProtocolException(string message) : Exception(message);
+public sealed class WandbProtocolException(string message, int? status = null) : Exception(message)
+{
+    /// <summary>The HTTP status, when the refusal was one (413: the request was too large).</summary>
+    public int? Status { get; } = status;
+}
 
-/// <summary>entity/project/run name as the server returned them from UpsertBucket; every later call uses these.</summary>
-public sealed record WandbRunPath(string Entity, string Project, string Name, long HistoryLineCount);
+/// <summary>
+/// A file upload failed for good (CreateRunFiles refused, or the signed-URL storage said 4xx, e.g. 403 for an expired or
+/// mismatched signature). As in the official client it is reported and skipped; the run and its metrics go on.
+/// </summary>
+public sealed class WandbUploadException(string message) : Exception(message);
+
+/// <summary>
+/// entity/project/run name as the server returned them from UpsertBucket; every later call uses these.
+/// <see cref="Inserted"/>: the upsert created the run (so the server holds no history yet).
+/// </summary>
+public sealed record WandbRunPath(string Entity, string Project, string Name, long HistoryLineCount, bool Inserted = false);
+
+/// <summary>What UpsertBucket says about the run besides its config: all optional, null when unknown (sent as null).</summary>
+public sealed record WandbRunMetadata
+{
+    public string? DisplayName { get; init; }
+    /// <summary>null when there are none: an empty list would clear tags added on the run page.</summary>
+    public IReadOnlyList<string>? Tags { get; init; }
+    public string? Host { get; init; }
+    public string? Program { get; init; }
+    public string? Commit { get; init; }
+    public string? Repo { get; init; }
+    public string? JobType { get; init; } = "train";
+}
 
 /// <summary>A signed URL from CreateRunFiles and the headers its PUT must carry.</summary>
 public sealed record WandbUploadTarget(string Name, string Url, IReadOnlyList<string> Headers);
 
 /// <summary>
-/// The wire protocol of docs/wandb-protocol.md: GraphQL (Viewer, UpsertBucket, CreateRunFiles), the file_stream
-/// endpoint and signed-URL PUTs. Basic auth ("api:" + key) goes only to URLs under the base URL; upload URLs get none.
-/// Every failure is classified (auth / transient / protocol) and its message never holds the key.
+/// The wire protocol of docs/wandb-contract.md (taken from the official client): GraphQL (Viewer, UpsertBucket,
+/// CreateRunFiles), the file_stream endpoint and signed-URL PUTs. Basic auth ("api:" + key) goes only to URLs under
+/// the base URL; upload URLs get none. Every failure is classified (auth / transient / protocol / upload), carries
+/// what the server said about it, and its message never holds the key.
 /// </summary>
 public sealed class WandbApi : IDisposable
 {
@@ -54,18 +81,21 @@ public sealed class WandbApi : IDisposable
 
     private const string ViewerQuery = "query Viewer { viewer { id entity username } }";
 
+    /// <summary>How a failure is classified: the official client treats these request kinds differently (docs/wandb-contract.md §5).</summary>
+    private enum Call { GraphQL, Upsert, Upload, FileStream }
+
     private readonly string _baseUrl;
     private readonly string _key;
     private readonly HttpClient _http;
-    private readonly TimeSpan _timeout;
+    private readonly WandbTiming _timing;
 
-    public WandbApi(string baseUrl, string apiKey, TimeSpan requestTimeout)
+    public WandbApi(string baseUrl, string apiKey, WandbTiming timing)
     {
         _baseUrl = baseUrl.TrimEnd('/');
         _key = apiKey;
-        _timeout = requestTimeout;
+        _timing = timing;
         // Timeouts are per request (below); the handler's own stays infinite so one slow call cannot poison the client.
-        _http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = requestTimeout, PooledConnectionLifetime = TimeSpan.FromMinutes(2) })
+        _http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = timing.RequestTimeout, PooledConnectionLifetime = TimeSpan.FromMinutes(2) })
         {
             Timeout = Timeout.InfiniteTimeSpan,
         };
@@ -81,26 +111,48 @@ public sealed class WandbApi : IDisposable
         return viewer["entity"]?.GetValue<string>();
     }
 
-    /// <summary>Creates the run or, for an existing (entity, project, name), updates it and returns its history line count.</summary>
-    public async Task<WandbRunPath> UpsertBucketAsync(string runId, string project, string? entity, string displayName,
-                                                     string configJsonString, IReadOnlyList<string> tags, string host, CancellationToken cancel)
+    /// <summary>
+    /// Creates the run or, for an existing (entity, project, name), updates it and returns its history line count. Every
+    /// variable of the official document is sent, null when unset. HTTP 409 (a concurrent update) is retried up to
+    /// <see cref="WandbTiming.ConflictRetries"/> times with backoff, as the official client does.
+    /// </summary>
+    public async Task<WandbRunPath> UpsertBucketAsync(string runId, string project, string? entity, string configJsonString,
+                                                     WandbRunMetadata metadata, CancellationToken cancel)
     {
         var variables = new JsonObject
         {
-            ["name"] = runId, ["project"] = project, ["entity"] = entity, ["displayName"] = displayName,
-            ["jobType"] = "train", ["host"] = host, ["config"] = configJsonString,
-            ["tags"] = new JsonArray(tags.Select(t => (JsonNode)JsonValue.Create(t)!).ToArray()),
+            ["id"] = null, ["name"] = runId, ["project"] = project, ["entity"] = entity, ["groupName"] = null,
+            ["description"] = null, ["displayName"] = metadata.DisplayName, ["notes"] = null, ["commit"] = metadata.Commit,
+            ["config"] = configJsonString, ["host"] = metadata.Host, ["debug"] = null, ["program"] = metadata.Program,
+            ["repo"] = metadata.Repo, ["jobType"] = metadata.JobType, ["state"] = null, ["sweep"] = null,
+            ["tags"] = metadata.Tags is { Count: > 0 } tags ? new JsonArray(tags.Select(t => (JsonNode)JsonValue.Create(t)!).ToArray()) : null,
+            ["summaryMetrics"] = null,
         };
-        var data = await GraphQLAsync("UpsertBucket", UpsertBucketQuery, variables, cancel);
+        JsonNode data;
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                data = await GraphQLAsync("UpsertBucket", UpsertBucketQuery, variables, Call.Upsert, cancel);
+                break;
+            }
+            catch (WandbProtocolException e) when (e.Status == 409 && attempt <= _timing.ConflictRetries)
+            {
+                double seconds = Math.Min(_timing.MinBackoff.TotalSeconds * Math.Pow(2, Math.Min(attempt - 1, 16)), _timing.MaxBackoff.TotalSeconds);
+                await Task.Delay(TimeSpan.FromSeconds(seconds), cancel);
+            }
+        }
         var bucket = data["upsertBucket"]?["bucket"] ?? throw new WandbProtocolException("UpsertBucket returned no bucket");
         var projectNode = bucket["project"];
         return new WandbRunPath(
             projectNode?["entity"]?["name"]?.GetValue<string>() ?? entity ?? throw new WandbProtocolException("UpsertBucket returned no entity"),
             projectNode?["name"]?.GetValue<string>() ?? project,
             bucket["name"]?.GetValue<string>() ?? runId,
-            ReadLong(bucket["historyLineCount"]));
+            ReadLong(bucket["historyLineCount"]),
+            data["upsertBucket"]?["inserted"] is JsonValue inserted && inserted.TryGetValue(out bool wasInserted) && wasInserted);
     }
 
+    /// <summary>Signed upload URLs for run files. Any refusal (4xx, a GraphQL error) is a <see cref="WandbUploadException"/>.</summary>
     public async Task<IReadOnlyList<WandbUploadTarget>> CreateRunFilesAsync(WandbRunPath run, IReadOnlyList<string> files, CancellationToken cancel)
     {
         var variables = new JsonObject
@@ -108,8 +160,8 @@ public sealed class WandbApi : IDisposable
             ["entity"] = run.Entity, ["project"] = run.Project, ["run"] = run.Name,
             ["files"] = new JsonArray(files.Select(f => (JsonNode)JsonValue.Create(f)!).ToArray()),
         };
-        var data = await GraphQLAsync("CreateRunFiles", CreateRunFilesQuery, variables, cancel);
-        var result = data["createRunFiles"] ?? throw new WandbProtocolException("CreateRunFiles returned nothing");
+        var data = await GraphQLAsync("CreateRunFiles", CreateRunFilesQuery, variables, Call.Upload, cancel);
+        var result = data["createRunFiles"] ?? throw new WandbUploadException("CreateRunFiles returned nothing");
         var headers = (result["uploadHeaders"] as JsonArray)?.Select(h => h?.GetValue<string>()).OfType<string>().ToList() ?? [];
         var targets = new List<WandbUploadTarget>();
         foreach (var file in (result["files"] as JsonArray) ?? [])
@@ -120,7 +172,10 @@ public sealed class WandbApi : IDisposable
         return targets;
     }
 
-    /// <summary>PUT to a signed URL: raw bytes, the upload headers, and no W&amp;B credentials.</summary>
+    /// <summary>
+    /// PUT to a signed URL: raw bytes, every upload header (split at the first colon), and no W&amp;B credentials. A 4xx
+    /// from storage is a <see cref="WandbUploadException"/>; 408, 429 and 5xx are transient.
+    /// </summary>
     public async Task PutFileAsync(WandbUploadTarget target, byte[] content, CancellationToken cancel)
     {
         using var request = new HttpRequestMessage(HttpMethod.Put, target.Url) { Content = new ByteArrayContent(content) };
@@ -131,36 +186,45 @@ public sealed class WandbApi : IDisposable
             if (colon <= 0) continue;
             string name = header[..colon].Trim(), value = header[(colon + 1)..].Trim();
             if (!request.Headers.TryAddWithoutValidation(name, value))
+            {
+                request.Content.Headers.Remove(name);
                 request.Content.Headers.TryAddWithoutValidation(name, value);
+            }
         }
-        using var response = await SendAsync(request, "upload", cancel);
+        using var response = await SendAsync(request, $"upload of {target.Name}", Call.Upload, cancel);
     }
 
-    /// <summary>One file_stream post; the body is already JSON (its history lines may hold bare NaN tokens inside strings).</summary>
+    /// <summary>
+    /// One file_stream post (timeout <see cref="WandbTiming.FileStreamTimeout"/>); the body is already JSON (its history
+    /// lines may hold bare NaN tokens inside strings). Returns the reply, which may hold <c>"stopped": true</c>.
+    /// </summary>
     public async Task<JsonNode?> FileStreamAsync(WandbRunPath run, string body, CancellationToken cancel)
     {
         string url = $"{_baseUrl}/files/{Uri.EscapeDataString(run.Entity)}/{Uri.EscapeDataString(run.Project)}/{Uri.EscapeDataString(run.Name)}/file_stream";
         using var request = Authorized(HttpMethod.Post, url);
         request.Content = new StringContent(body, Encoding.UTF8, "application/json");
-        using var response = await SendAsync(request, "file_stream", cancel);
+        using var response = await SendAsync(request, "file_stream", Call.FileStream, cancel);
         string text = await response.Content.ReadAsStringAsync(cancel);
         try { return text.Length == 0 ? null : JsonNode.Parse(text); }
         catch (JsonException) { return null; }   // the response carries only hints ("stopped", "limits")
     }
 
-    private async Task<JsonNode> GraphQLAsync(string operation, string query, JsonObject variables, CancellationToken cancel)
+    private Task<JsonNode> GraphQLAsync(string operation, string query, JsonObject variables, CancellationToken cancel) =>
+        GraphQLAsync(operation, query, variables, Call.GraphQL, cancel);
+
+    private async Task<JsonNode> GraphQLAsync(string operation, string query, JsonObject variables, Call call, CancellationToken cancel)
     {
-        var payload = new JsonObject { ["query"] = query, ["variables"] = variables, ["operationName"] = operation };
+        var payload = new JsonObject { ["query"] = query, ["variables"] = variables.DeepClone(), ["operationName"] = operation };
         using var request = Authorized(HttpMethod.Post, _baseUrl + "/graphql");
         request.Content = new StringContent(payload.ToJsonString(), Encoding.UTF8, "application/json");
-        using var response = await SendAsync(request, operation, cancel);
+        using var response = await SendAsync(request, operation, call, cancel);
         string text = await response.Content.ReadAsStringAsync(cancel);
         JsonNode? node;
         try { node = JsonNode.Parse(text); }
         catch (JsonException) { throw new WandbTransientException($"{operation}: the server sent no JSON"); }
-        if (node?["errors"] is JsonArray { Count: > 0 } errors)
+        if (ServerMessage(text) is string message && node?["errors"] is JsonArray { Count: > 0 })
         {
-            string message = Redact(errors[0]?["message"]?.ToString() ?? "unknown error");
+            if (call == Call.Upload) throw new WandbUploadException($"{operation}: {message}");
             if (message.Contains("auth", StringComparison.OrdinalIgnoreCase) || message.Contains("permission", StringComparison.OrdinalIgnoreCase))
                 throw new WandbAuthException($"{operation}: {message}");
             throw new WandbProtocolException($"{operation}: {message}");
@@ -175,11 +239,13 @@ public sealed class WandbApi : IDisposable
         return request;
     }
 
-    /// <summary>Sends with the per-request timeout and turns every failure into one of the three exception kinds.</summary>
-    private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, string what, CancellationToken cancel)
+    /// <summary>Sends with the per-request timeout and turns every failure into one of the exception kinds, with the server's words.</summary>
+    private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, string what, Call call, CancellationToken cancel)
     {
+        // GraphQL gets the official 30 s; file_stream posts (180 s) and storage PUTs may take long without having failed.
+        var limit = call == Call.FileStream || request.Method == HttpMethod.Put ? _timing.FileStreamTimeout : _timing.RequestTimeout;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        timeout.CancelAfter(_timeout);
+        timeout.CancelAfter(limit);
         HttpResponseMessage response;
         try
         {
@@ -187,7 +253,7 @@ public sealed class WandbApi : IDisposable
         }
         catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
         {
-            throw new WandbTransientException($"{what}: no answer within {_timeout.TotalSeconds:0.#} s");
+            throw new WandbTransientException($"{what}: no answer within {limit.TotalSeconds:0.#} s");
         }
         catch (HttpRequestException e)
         {
@@ -202,12 +268,47 @@ public sealed class WandbApi : IDisposable
             { Date: DateTimeOffset date } => date - DateTimeOffset.UtcNow is { Ticks: > 0 } wait ? wait : TimeSpan.Zero,
             _ => null,
         };
+        string body;
+        try { body = await response.Content.ReadAsStringAsync(cancel); }
+        catch (Exception e) when (e is HttpRequestException or IOException) { body = ""; }
         response.Dispose();
-        if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
-            throw new WandbAuthException($"{what}: HTTP {status} (the server refused the API key)");
-        if (status >= 500 || response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.RequestTimeout)
-            throw new WandbTransientException($"{what}: HTTP {status}", retryAfter);
-        throw new WandbProtocolException($"{what}: HTTP {status}");
+        string said = ServerMessage(body) is string m ? $": {m}" : "";
+        bool transient = status >= 500 && status != 501 || status is 408 or 429;
+        if (transient) throw new WandbTransientException($"{what}: HTTP {status}{said}", retryAfter);
+        if (call == Call.Upload) throw new WandbUploadException($"{what}: HTTP {status}{said}");
+        if (status is 401 or 403)
+            throw new WandbAuthException($"{what}: HTTP {status} (the server refused the API key){said}");
+        throw new WandbProtocolException($"{what}: HTTP {status}{said}", status);
+    }
+
+    /// <summary>
+    /// What the server said in an error body: a GraphQL <c>errors[].message</c> list (joined with "; "), an
+    /// <c>error</c> string or object, or short plain text (storage answers XML); redacted and cut to 300 characters.
+    /// </summary>
+    internal string? ServerMessage(string body)
+    {
+        if (string.IsNullOrWhiteSpace(body)) return null;
+        string? text = null;
+        try
+        {
+            var node = JsonNode.Parse(body);
+            static string? Message(JsonNode? n) => n switch
+            {
+                JsonValue v when v.TryGetValue(out string? s) => s,
+                JsonObject o => o["message"] is JsonValue mv && mv.TryGetValue(out string? ms) ? ms : null,
+                _ => null,
+            };
+            if (node is JsonObject o && o["error"] is { } error) text = Message(error);
+            else if (node is JsonObject e && e["errors"] is JsonArray errors)
+                text = string.Join("; ", errors.Select(Message).OfType<string>().Where(x => x.Length > 0));
+        }
+        catch (JsonException)
+        {
+            text = body.ReplaceLineEndings(" ").Trim();
+        }
+        if (string.IsNullOrWhiteSpace(text)) return null;
+        text = Redact(text);
+        return text.Length > 300 ? text[..300] + "…" : text;
     }
 
     public string RunUrl(WandbRunPath run) => new WandbSettings { BaseUrl = _baseUrl }.RunUrl(run.Entity, run.Project, run.Name);

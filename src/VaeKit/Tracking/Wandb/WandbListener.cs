@@ -21,6 +21,9 @@ public sealed class WandbListener(WandbRun run, Action<string>? notices = null) 
     private double? _bestLoss;
     private bool _broken;
 
+    /// <summary>Cancelled when the run was stopped from its W&amp;B page; see <see cref="WandbRun.StopRequested"/>.</summary>
+    public CancellationToken StopRequested => run.StopRequested;
+
     public void RunStarted(RunStart start)
     {
         _context = start.Context;
@@ -35,6 +38,8 @@ public sealed class WandbListener(WandbRun run, Action<string>? notices = null) 
 
     public void StepCompleted(StepReport report)
     {
+        if (run.StopRequested.IsCancellationRequested)
+            _context?.RequestStop("stopped from the W&B run page");   // the UI's Stop button: saved and resumable, as Ctrl-C
         var m = report.Metrics;
         Guard(() =>
         {

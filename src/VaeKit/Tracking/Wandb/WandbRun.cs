@@ -44,7 +44,16 @@ public sealed partial class WandbRun : IDisposable
         _api = api;
     }
 
+    private readonly CancellationTokenSource _stop = new();
+
     public WandbSettings Settings => _settings;
+
+    /// <summary>
+    /// Cancelled when the server asks the run to stop (<c>{"stopped": true}</c> in a file_stream reply: the Stop button on
+    /// the run page). The official client then ends the script; VaeKit's training run should treat it like Ctrl-C:
+    /// finish the step, save, and end (the W&amp;B run is still finished with the exit code).
+    /// </summary>
+    public CancellationToken StopRequested => _stop.Token;
     public string? Url => _spool?.Info.Url;
     public string? SpoolDirectory => _spool?.Directory;
 
@@ -60,7 +69,7 @@ public sealed partial class WandbRun : IDisposable
             throw new BadInputException(
                 $"--wandb needs an API key: set WANDB_API_KEY, or add 'machine {new Uri(settings.BaseUrl).Host} login user password KEY' to ~/.netrc " +
                 "(or train offline with WANDB_MODE=offline and upload later with vae wandb sync).");
-        var api = new WandbApi(settings.BaseUrl, settings.ApiKey, settings.Timing.RequestTimeout);
+        var api = new WandbApi(settings.BaseUrl, settings.ApiKey, settings.Timing);
         var run = new WandbRun(settings, api);
         try
         {
@@ -92,7 +101,15 @@ public sealed partial class WandbRun : IDisposable
             Id = NewRunId(), Project = _settings.Project, Entity = _settings.Entity,
             DisplayName = _settings.DisplayName ?? runName, Tags = _settings.Tags, Config = config,
         });
-        _spool.Update(info => info with { Config = config, ExitCode = null, CompleteSent = false });
+        var (commit, repo) = WandbEnvironment.Git(_settings.CodeDirectory ?? Environment.CurrentDirectory);
+        _spool.Update(info => info with
+        {
+            Config = config, ExitCode = null, CompleteSent = false,
+            Program = _settings.Program, Commit = commit, Repo = repo, Host = Environment.MachineName,
+            // Tags given this time are sent once; without any, the run's tags (perhaps edited on the run page) stay.
+            Tags = _settings.Tags.Count > 0 ? _settings.Tags : info.Tags,
+            TagsSent = _settings.Tags.Count > 0 ? false : info.TagsSent,
+        });
         ContinueFrom(_spool);
 
         if (_api is null)
@@ -125,7 +142,7 @@ public sealed partial class WandbRun : IDisposable
             var created = await Upsert(_api, _spool, cancel);
             _messages.Enqueue($"W&B run: {_spool.Info.Url}");
             return created;
-        }, SummaryLine, _messages.Enqueue);
+        }, SummaryLine, _messages.Enqueue, OnStopped);
         _sender.Start();
     }
 
@@ -199,7 +216,13 @@ public sealed partial class WandbRun : IDisposable
             return false;
         }
         bool delivered = _sender.Finish(exitCode, _settings.Timing.FinishTimeout);
-        if (delivered)
+        if (!delivered && _sender.Completed && _sender.Undelivered.Rows == 0)
+        {
+            _spool.Update(info => info with { CompleteSent = true });
+            _messages.Enqueue($"W&B run finished (exit code {exitCode}): {_spool.Info.Url}; {_sender.Undelivered.Files} image(s) could not be uploaded " +
+                              $"and are kept in {_spool.Directory}. Upload them with: vae wandb sync {_runDirectory}");
+        }
+        else if (delivered)
         {
             _spool.Update(info => info with { CompleteSent = true });
             _messages.Enqueue($"W&B run finished (exit code {exitCode}): {_spool.Info.Url}");
@@ -214,6 +237,14 @@ public sealed partial class WandbRun : IDisposable
         return delivered;
     }
 
+    /// <summary>The server asked the run to stop (the Stop button on the run page): said once, then <see cref="StopRequested"/>.</summary>
+    private void OnStopped()
+    {
+        if (_stop.IsCancellationRequested) return;
+        _messages.Enqueue("W&B: the run was stopped from the run page; training finishes the current step, saves and ends.");
+        _stop.Cancel();
+    }
+
     private void FlushPending()
     {
         long step = _pendingStep!.Value;
@@ -222,6 +253,14 @@ public sealed partial class WandbRun : IDisposable
         var row = new List<KeyValuePair<string, object?>> { new("_step", step), new("_runtime", runtime), new("_timestamp", timestamp) };
         row.AddRange(_pending);
         string line = WandbJson.Line(row);
+        int bytes = System.Text.Encoding.UTF8.GetByteCount(line);
+        if (bytes > _settings.MaxLineBytes)
+        {
+            var dropped = Trim(row);
+            line = WandbJson.Line(row);
+            _messages.Enqueue($"W&B: the row for step {step} is {bytes} bytes, over the server's limit of {_settings.MaxLineBytes}; " +
+                              $"left out {string.Join(", ", dropped)} (the rest of the row is sent).");
+        }
         _spool!.AppendLine(line);
         lock (_gate)
         {
@@ -232,6 +271,26 @@ public sealed partial class WandbRun : IDisposable
         _lastStep = step;
         _pending.Clear();
         _pendingStep = null;
+    }
+
+    /// <summary>
+    /// Makes an oversized row fit <see cref="WandbSettings.MaxLineBytes"/> by leaving out its largest values (never
+    /// <c>_step</c>, <c>_runtime</c>, <c>_timestamp</c>). The official client drops the whole row; trimming keeps the
+    /// step and its other metrics. Returns the keys left out.
+    /// </summary>
+    private List<string> Trim(List<KeyValuePair<string, object?>> row)
+    {
+        var dropped = new List<string>();
+        var bySize = row.Where(kv => !kv.Key.StartsWith('_'))
+                        .Select(kv => (kv.Key, Size: System.Text.Encoding.UTF8.GetByteCount(WandbJson.Line([kv]))))
+                        .OrderByDescending(x => x.Size).ToList();
+        foreach (var (key, _) in bySize)
+        {
+            if (System.Text.Encoding.UTF8.GetByteCount(WandbJson.Line(row)) <= _settings.MaxLineBytes) break;
+            row.RemoveAll(kv => kv.Key == key);
+            dropped.Add(key);
+        }
+        return dropped;
     }
 
     /// <summary>W&amp;B's default summary (the last value of every key) plus the values set with <see cref="SetSummary"/>.</summary>
@@ -273,13 +332,22 @@ public sealed partial class WandbRun : IDisposable
         }
     }
 
-    /// <summary>UpsertBucket with the spool's ID and config; the server's entity, project and the run URL go back into run.json.</summary>
+    /// <summary>
+    /// UpsertBucket with the spool's ID, config (plus the <c>_wandb</c> block) and metadata; tags only until the server
+    /// has them. The server's entity, project and the run URL go back into run.json.
+    /// </summary>
     internal static async Task<WandbRunPath> Upsert(WandbApi api, WandbSpool spool, CancellationToken cancel)
     {
         var info = spool.Info;
-        var path = await api.UpsertBucketAsync(info.Id, info.Project, info.Entity, info.DisplayName,
-            WandbJson.ConfigString(info.Config), info.Tags, Environment.MachineName, cancel);
-        spool.Update(i => i with { Entity = path.Entity, Project = path.Project, Url = api.RunUrl(path) });
+        var config = (JsonObject)info.Config.DeepClone();
+        config["_wandb"] = WandbEnvironment.Block(info);
+        var metadata = new WandbRunMetadata
+        {
+            DisplayName = info.DisplayName, Tags = info.TagsSent || info.Tags.Count == 0 ? null : info.Tags,
+            Host = info.Host ?? Environment.MachineName, Program = info.Program, Commit = info.Commit, Repo = info.Repo,
+        };
+        var path = await api.UpsertBucketAsync(info.Id, info.Project, info.Entity, WandbJson.ConfigString(config), metadata, cancel);
+        spool.Update(i => i with { Entity = path.Entity, Project = path.Project, Url = api.RunUrl(path), TagsSent = i.TagsSent || metadata.Tags is not null });
         return path;
     }
 
@@ -309,5 +377,6 @@ public sealed partial class WandbRun : IDisposable
         _sender?.Abort();
         _spool?.Dispose();
         _api?.Dispose();
+        // _stop is not disposed: a caller may still hold StopRequested, and an undisposed source without timers holds nothing.
     }
 }

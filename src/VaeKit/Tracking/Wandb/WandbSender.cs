@@ -11,6 +11,13 @@ namespace VaeKit.Tracking.Wandb;
 /// so a retry resends exactly the lines the server has not acknowledged. Training never waits on it except for the
 /// bounded final flush (<see cref="WandbTiming.FinishTimeout"/>).
 /// </summary>
+/// <remarks>
+/// As in the official client (docs/wandb-contract.md): a refused upload (CreateRunFiles or storage 4xx) is reported and
+/// skipped, never stopping the metrics (the file stays in the spool for <c>vae wandb sync</c>); a reply with
+/// <c>"stopped": true</c> is passed on once; sending starts at the larger of the server's lagging
+/// <c>historyLineCount</c> and the lines the spool knows were acknowledged. Unlike the official client, a 413 halves
+/// the batch and tries again instead of ending the stream.
+/// </remarks>
 internal sealed class WandbSender
 {
     private const int MaxLinesPerPost = 2000;
@@ -22,6 +29,13 @@ internal sealed class WandbSender
     private readonly Func<CancellationToken, Task<WandbRunPath>> _upsert;
     private readonly Func<string?> _summary;
     private readonly Action<string> _notify;
+    private readonly Action _stopped;
+    private readonly HashSet<string> _failedUploads = [];   // refused for good in this session; sync tries again
+    private int _batchLines = MaxLinesPerPost;
+    private long _batchBytes = MaxBytesPerPost;
+    private bool _uploadTroubleSaid;
+    private int _uploadFailures;
+    private DateTime _uploadNotBefore = DateTime.MinValue;   // a transient upload failure waits its backoff (or Retry-After)
     private readonly SemaphoreSlim _wake = new(0);
     private readonly CancellationTokenSource _abort = new();
     private readonly Stopwatch _sinceLastPost = Stopwatch.StartNew();
@@ -36,21 +50,38 @@ internal sealed class WandbSender
     private string? _lastError;
 
     public WandbSender(WandbApi api, WandbSpool spool, WandbTiming timing, WandbRunPath? path,
-                       Func<CancellationToken, Task<WandbRunPath>> upsert, Func<string?> summary, Action<string> notify)
+                       Func<CancellationToken, Task<WandbRunPath>> upsert, Func<string?> summary, Action<string> notify, Action? stopped = null)
     {
         _api = api;
         _spool = spool;
         _timing = timing;
-        _path = path;
-        _sent = path?.HistoryLineCount ?? 0;
-        if (path is not null) StartOffset = _sent;
         _upsert = upsert;
         _summary = summary;
         _notify = notify;
+        _stopped = stopped ?? (() => { });
+        _path = path;
+        if (path is not null) StartOffset = _sent = ResumeOffset(path);
+    }
+
+    /// <summary>
+    /// Where sending starts: the server's <c>historyLineCount</c> may trail what it acknowledged by seconds (hosted
+    /// service), so the larger of it and the spool's acknowledged count; 0 for a run the upsert just created; never past
+    /// the spool's end (line i of the spool is offset i on the server, so nothing is re-sent or skipped).
+    /// </summary>
+    private long ResumeOffset(WandbRunPath path)
+    {
+        long acknowledged = path.Inserted ? 0 : _spool.Info.Acknowledged;
+        long start = Math.Max(path.HistoryLineCount, acknowledged), inSpool = _spool.LineCount;
+        if (start > inSpool)
+            _notify($"W&B: the server reports {start} history row(s) for this run, its spool holds {inSpool}; sending continues from the spool's end.");
+        return Math.Min(start, inSpool);
     }
 
     /// <summary>Rows and files the server has not acknowledged yet.</summary>
     public (long Rows, int Files) Undelivered => (Math.Max(0, _spool.LineCount - _sent), _spool.PendingMedia().Count);
+
+    /// <summary>Files refused for good in this session (reported when it happened); they stay in the spool for a sync.</summary>
+    public int RefusedFiles => _failedUploads.Count;
 
     /// <summary>Whether the server acknowledged <c>complete</c>.</summary>
     public bool Completed { get; private set; }
@@ -108,14 +139,14 @@ internal sealed class WandbSender
                 {
                     if (!_drainOnly)
                     {
-                        await _api.FileStreamAsync(_path, new JsonObject { ["complete"] = true, ["exitcode"] = _exitCode }.ToJsonString(), cancel);
+                        await PostAsync(new JsonObject { ["complete"] = true, ["exitcode"] = _exitCode }.ToJsonString(), cancel);
                         Completed = true;
                     }
                     return;
                 }
                 if (!sentSomething && _sinceLastPost.Elapsed >= _timing.HeartbeatInterval)
                 {
-                    await _api.FileStreamAsync(_path, "{}", cancel);
+                    await PostAsync("{}", cancel);
                     _sinceLastPost.Restart();
                 }
                 if (failures > 0) _notify($"W&B: connection is back; {Undelivered.Rows} row(s) still to send.");
@@ -167,32 +198,101 @@ internal sealed class WandbSender
     private async Task<WandbRunPath> UpsertAsync(CancellationToken cancel)
     {
         var path = await _upsert(cancel);
-        _sent = Math.Max(_sent, path.HistoryLineCount);
+        _sent = Math.Max(_sent, ResumeOffset(path));
         if (StartOffset < 0) StartOffset = _sent;
         return path;
     }
 
-    /// <summary>New images first (their history rows may already be on the server), then history batches.</summary>
-    private async Task<bool> SendPendingAsync(bool drainAll, CancellationToken cancel)
+    private async Task<JsonNode?> PostAsync(string body, CancellationToken cancel)
     {
-        bool sent = false;
-        var pending = _spool.PendingMedia().Except(_putNotAnnounced).ToList();
-        if (pending.Count > 0)
+        var reply = await _api.FileStreamAsync(_path!, body, cancel);
+        if (reply?["stopped"] is JsonValue stopped && stopped.TryGetValue(out bool yes) && yes) _stopped();
+        return reply;
+    }
+
+    /// <summary>
+    /// CreateRunFiles + PUT for <paramref name="pending"/>. A refusal is reported and the file skipped for this session;
+    /// a transient failure leaves the file for the next round and is returned (the finish retries it).
+    /// </summary>
+    private async Task<WandbTransientException?> UploadAsync(List<string> pending, CancellationToken cancel)
+    {
+        IReadOnlyList<WandbUploadTarget> targets;
+        try
         {
-            var targets = await _api.CreateRunFilesAsync(_path!, pending, cancel);
-            foreach (var target in targets)
+            targets = await _api.CreateRunFilesAsync(_path!, pending, cancel);
+        }
+        catch (WandbUploadException e)
+        {
+            Skip(pending, e.Message);
+            return null;
+        }
+        catch (WandbTransientException e)
+        {
+            Trouble(e.Message);
+            return e;
+        }
+        Skip(pending.Except(targets.Select(t => t.Name)).ToList(), "CreateRunFiles gave no upload URL");
+        foreach (var target in targets)
+        {
+            try
             {
                 await _api.PutFileAsync(target, _spool.ReadMedia(target.Name), cancel);
                 _putNotAnnounced.Add(target.Name);
             }
+            catch (WandbUploadException e)
+            {
+                Skip([target.Name], e.Message);
+            }
+            catch (WandbTransientException e)
+            {
+                Trouble(e.Message);
+                return e;
+            }
+        }
+        return null;
+    }
+
+    private void Skip(List<string> files, string why)
+    {
+        if (files.Count == 0) return;
+        _failedUploads.UnionWith(files);
+        _lastError = why;
+        _notify($"W&B: upload of {string.Join(", ", files)} failed ({why}); skipped, metrics go on. The file stays in {_spool.Directory}; vae wandb sync uploads it.");
+    }
+
+    private void Trouble(string why)
+    {
+        _lastError = why;
+        if (!_uploadTroubleSaid) _notify($"W&B: an image upload failed for now ({why}); it is retried.");
+        _uploadTroubleSaid = true;
+    }
+
+    /// <summary>
+    /// New images first (their history rows may already be on the server), then history batches. An upload failure never
+    /// holds the history back; a transient one is thrown afterwards while finishing, so the finish retries it.
+    /// </summary>
+    private async Task<bool> SendPendingAsync(bool drainAll, CancellationToken cancel)
+    {
+        bool sent = false;
+        WandbTransientException? uploadTrouble = null;
+        var pending = _spool.PendingMedia().Except(_putNotAnnounced).Except(_failedUploads).ToList();
+        if (pending.Count > 0)
+        {
+            if (DateTime.UtcNow >= _uploadNotBefore)
+            {
+                uploadTrouble = await UploadAsync(pending, cancel);
+                if (uploadTrouble is null) _uploadFailures = 0;
+                else _uploadNotBefore = DateTime.UtcNow + (uploadTrouble.RetryAfter ?? Backoff(++_uploadFailures));
+            }
+            else uploadTrouble = new WandbTransientException(_lastError ?? "an image upload waits to be retried");
         }
 
         while (true)
         {
-            var lines = _spool.ReadLines(_sent, MaxLinesPerPost, MaxBytesPerPost);
+            var lines = _spool.ReadLines(_sent, _batchLines, _batchBytes);
             string? summary = _summary();
             bool summaryChanged = summary is not null && summary != _lastSummary;
-            if (lines.Count == 0 && !summaryChanged && _putNotAnnounced.Count == 0) return sent;
+            if (lines.Count == 0 && !summaryChanged && _putNotAnnounced.Count == 0) break;
 
             var files = new JsonObject();
             if (lines.Count > 0)
@@ -207,15 +307,33 @@ internal sealed class WandbSender
             if (announced.Count > 0)
                 body["uploaded"] = new JsonArray(announced.Select(p => (JsonNode)JsonValue.Create(p)!).ToArray());
 
-            await _api.FileStreamAsync(_path!, body.ToJsonString(), cancel);
+            try
+            {
+                await PostAsync(body.ToJsonString(), cancel);
+            }
+            catch (WandbProtocolException e) when (e.Status == 413 && lines.Count > 1)
+            {
+                // Too large for this server: smaller batches from now on, and the same lines again at once.
+                _batchLines = Math.Max(1, lines.Count / 2);
+                _batchBytes = Math.Max(1, _batchBytes / 2);
+                continue;
+            }
             _sinceLastPost.Restart();
             sent = true;
-            _sent += lines.Count;
+            if (lines.Count > 0)
+            {
+                _sent += lines.Count;
+                long acknowledged = _sent;
+                _spool.Update(i => i with { Acknowledged = Math.Max(i.Acknowledged, acknowledged) });
+            }
             _spool.MarkUploaded(announced);
             _putNotAnnounced.RemoveAll(announced.Contains);
             if (summary is not null) _lastSummary = summary;
-            if (!drainAll && lines.Count < MaxLinesPerPost) return sent;
-            if (_spool.ReadLines(_sent, 1, long.MaxValue).Count == 0 && _putNotAnnounced.Count == 0) return sent;
+            if (!drainAll && lines.Count < _batchLines) break;
+            if (_spool.ReadLines(_sent, 1, long.MaxValue).Count == 0 && _putNotAnnounced.Count == 0) break;
         }
+        if (drainAll && uploadTrouble is not null)
+            throw new WandbTransientException(uploadTrouble.Message, _uploadNotBefore - DateTime.UtcNow is { Ticks: > 0 } wait ? wait : TimeSpan.Zero);
+        return sent;
     }
 }

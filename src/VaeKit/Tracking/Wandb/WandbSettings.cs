@@ -24,6 +24,15 @@ public sealed record WandbSettings
     /// <summary>Never written anywhere; null in offline mode when no key is configured.</summary>
     public string? ApiKey { get; init; }
     public WandbTiming Timing { get; init; } = new();
+    /// <summary>The run's <c>program</c> on W&amp;B (the official client sends the script's name).</summary>
+    public string Program { get; init; } = "vae";
+    /// <summary>Where the git commit and remote are read (<c>git rev-parse HEAD</c>); null = the current directory.</summary>
+    public string? CodeDirectory { get; init; }
+    /// <summary>
+    /// The longest history line the server takes (the official client's limit: 10 MiB − 100 KiB); a longer row is
+    /// trimmed, largest values first, with a warning.
+    /// </summary>
+    public int MaxLineBytes { get; init; } = (10 << 20) - (100 << 10);
 
     /// <summary>The web page of a run: wandb.ai for the SaaS API host, the server itself when self-hosted.</summary>
     public string RunUrl(string entity, string project, string runId)
@@ -92,8 +101,15 @@ public sealed record WandbTiming
     /// is then left to the background sender.
     /// </summary>
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(10);
-    /// <summary>One HTTP request may take this long before it counts as failed (a hanging server).</summary>
+    /// <summary>One GraphQL request may take this long before it counts as failed (a hanging server); official: 30 s.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// One file_stream post or signed-URL upload may take this long (official file_stream: 180 s). Shorter would make a
+    /// slow server receive the same lines again.
+    /// </summary>
+    public TimeSpan FileStreamTimeout { get; init; } = TimeSpan.FromSeconds(180);
+    /// <summary>How often UpsertBucket is retried on HTTP 409 (a concurrent update) before the server's message is reported.</summary>
+    public int ConflictRetries { get; init; } = 20;
     /// <summary>First retry delay after a failure; doubles up to <see cref="MaxBackoff"/>. Retry-After wins when given.</summary>
     public TimeSpan MinBackoff { get; init; } = TimeSpan.FromSeconds(2);
     public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(60);

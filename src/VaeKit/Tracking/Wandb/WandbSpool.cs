@@ -14,6 +14,21 @@ public sealed record WandbSpoolInfo
     public string? Entity { get; init; }
     public required string DisplayName { get; init; }
     public IReadOnlyList<string> Tags { get; init; } = [];
+    /// <summary>
+    /// <see cref="Tags"/> reached the server; later upserts send <c>tags: null</c>, which keeps tags added on the run page
+    /// (a list would replace them).
+    /// </summary>
+    public bool TagsSent { get; init; }
+    /// <summary>The UpsertBucket <c>program</c>, <c>commit</c>, <c>repo</c> (remote URL without credentials) and <c>host</c>.</summary>
+    public string? Program { get; init; }
+    public string? Commit { get; init; }
+    public string? Repo { get; init; }
+    public string? Host { get; init; }
+    /// <summary>
+    /// History lines the server acknowledged (file_stream answered 200). Sending resumes at the larger of this and the
+    /// server's <c>historyLineCount</c>, which on the hosted service lags seconds behind writes.
+    /// </summary>
+    public long Acknowledged { get; init; }
     /// <summary>The run's config.json as it was sent (or will be sent) with UpsertBucket.</summary>
     public JsonObject Config { get; init; } = new();
     public string? Url { get; init; }

@@ -3,9 +3,10 @@ namespace VaeKit.Tracking.Wandb;
 public sealed record WandbSyncResult(string Url, long RowsOnServerBefore, long RowsSent, long RowsInSpool, bool Completed, int? ExitCode);
 
 /// <summary>
-/// <c>vae wandb sync runs/NAME</c>: uploads what runs/NAME/wandb/ holds and the server lacks. UpsertBucket on the
-/// run's own ID returns the server's history line count, and sending starts at that line, so running it again (or
-/// after a partly delivered online run) sends nothing twice and skips nothing. Images already confirmed (uploaded.txt)
+/// <c>vae wandb sync runs/NAME</c>: uploads what runs/NAME/wandb/ holds and the server lacks. Sending starts at the larger
+/// of the server's history line count (from UpsertBucket on the run's own ID; it lags behind writes on the hosted
+/// service) and the lines the spool knows were acknowledged, so running it again (or after a partly delivered online
+/// run) sends nothing twice and skips nothing. Images already confirmed (uploaded.txt)
 /// are not uploaded again; <c>complete</c> is posted once, with the run's recorded exit code.
 /// </summary>
 public static class WandbSync
@@ -19,7 +20,7 @@ public static class WandbSync
             throw new BadInputException("vae wandb sync needs an API key: set WANDB_API_KEY or add the server to ~/.netrc.");
 
         using var spool = WandbSpool.Open(directory);
-        using var api = new WandbApi(settings.BaseUrl, settings.ApiKey, settings.Timing.RequestTimeout);
+        using var api = new WandbApi(settings.BaseUrl, settings.ApiKey, settings.Timing);
         WandbRunPath path;
         try
         {
@@ -33,11 +34,16 @@ public static class WandbSync
         {
             throw new WandbUnavailableException($"W&B at {settings.BaseUrl} is not answering ({e.Message}); nothing was sent. Try again later.");
         }
+        catch (WandbProtocolException e)
+        {
+            throw new WandbUnavailableException($"W&B at {settings.BaseUrl} refused the run ({e.Message}); nothing was sent.");
+        }
 
         var info = spool.Info;
         long inSpool = spool.LineCount;
-        notify($"W&B run {info.Url}: the server has {path.HistoryLineCount} of {inSpool} row(s)");
         var sender = new WandbSender(api, spool, settings.Timing, path, c => WandbRun.Upsert(api, spool, c), () => spool.Summary, notify);
+        long before = sender.StartOffset;
+        notify($"W&B run {info.Url}: the server has {before} of {inSpool} row(s)");
         int? complete = info.CompleteSent ? null : info.ExitCode;
         bool delivered = sender.Finish(complete, timeout);
         if (!delivered)
@@ -49,8 +55,7 @@ public static class WandbSync
         if (complete is not null) spool.Update(i => i with { CompleteSent = true });
         if (info.ExitCode is null)
             notify("W&B: this run has no recorded end (still training, or killed); it was not marked finished.");
-        return new WandbSyncResult(spool.Info.Url!, path.HistoryLineCount, sender.Sent - path.HistoryLineCount, inSpool,
-                                   spool.Info.CompleteSent, info.ExitCode);
+        return new WandbSyncResult(spool.Info.Url!, before, sender.Sent - before, inSpool, spool.Info.CompleteSent, info.ExitCode);
     }
 }
 

@@ -53,7 +53,7 @@ public sealed record SigmaVaeOptions
 /// </para>
 /// <para>
 /// <b>Learned σ</b> (the paper's §3, the "calibrated decoder" baseline with a learned shared variance): log σ is one
-/// scalar parameter <c>log_sigma</c>, initialised to 0 (σ = 1), softly clamped the same way, and trained by the
+/// scalar parameter <c>decoder_sigma.log_sigma</c>, initialised to 0 (σ = 1), softly clamped the same way, and trained by the
 /// same objective; at convergence it approaches the data's RMSE.
 /// </para>
 /// <para>
@@ -80,7 +80,7 @@ public sealed class SigmaVae : VaeModel
     [ComponentName(Name = "encoder")] private readonly Encoder _encoder;
     [ComponentName(Name = "project_latent")] private readonly Linear _projectLatent;
     [ComponentName(Name = "decoder")] private readonly Decoder _decoder;
-    [ComponentName(Name = "log_sigma")] private readonly Parameter? _logSigma;   // learned only: () scalar
+    [ComponentName(Name = "decoder_sigma")] private readonly DecoderSigma? _sigma;   // learned only: log σ, ()
     [ComponentName(Name = "mse_ema")] private readonly Tensor? _mseEma;          // optimal only: () Σ (1−d)·d^(t−i)·σ*²_i
     [ComponentName(Name = "ema_weight")] private readonly Tensor? _emaWeight;    // optimal only: () 1 − d^t (bias correction)
 
@@ -92,7 +92,7 @@ public sealed class SigmaVae : VaeModel
         _projectLatent = nn.Linear(config.FlatFeatures, 2 * config.Latent);
         _decoder = new Decoder(config);
         if (Mode == SigmaMode.Learned)
-            _logSigma = nn.Parameter(zeros([], dtype: ScalarType.Float32));
+            _sigma = new DecoderSigma();
         else
         {
             _mseEma = zeros([], dtype: ScalarType.Float32);
@@ -128,7 +128,7 @@ public sealed class SigmaVae : VaeModel
         Tensor logSigma;
         if (Mode == SigmaMode.Learned)
         {
-            logSigma = SoftClamp(_logSigma!.to(ScalarType.Float32));
+            logSigma = SoftClamp(_sigma!.LogSigma.to(ScalarType.Float32));
         }
         else
         {
@@ -166,7 +166,7 @@ public sealed class SigmaVae : VaeModel
         {
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
-            if (Mode == SigmaMode.Learned) return (2 * SoftClamp(_logSigma!.to(ScalarType.Float64))).exp().item<double>();
+            if (Mode == SigmaMode.Learned) return (2 * SoftClamp(_sigma!.LogSigma.to(ScalarType.Float64))).exp().item<double>();
             double weight = _emaWeight!.to(ScalarType.Float64).item<double>();
             if (!(weight > 0)) return null;
             var running = _mseEma!.to(ScalarType.Float64) / weight;
@@ -191,6 +191,21 @@ public sealed class SigmaVae : VaeModel
         using var noGrad = no_grad();
         _mseEma!.mul_(EmaDecay).add_(optimalSquared.to(_mseEma.dtype), alpha: 1 - EmaDecay);
         _emaWeight!.mul_(EmaDecay).add_(1 - EmaDecay);
+    }
+}
+
+/// <summary>
+/// The learned log σ of <see cref="SigmaVae"/>, () float32, initialised to 0. A module of its own rather than a parameter
+/// on the model's root so that the trainer's bf16 compute copy converts it as it converts every other layer.
+/// </summary>
+internal sealed class DecoderSigma : nn.Module
+{
+    [ComponentName(Name = "log_sigma")] public readonly Parameter LogSigma;
+
+    public DecoderSigma() : base(nameof(DecoderSigma))
+    {
+        LogSigma = nn.Parameter(zeros([], dtype: ScalarType.Float32));
+        RegisterComponents();
     }
 }
 

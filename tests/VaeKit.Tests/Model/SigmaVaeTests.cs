@@ -102,7 +102,7 @@ public class SigmaVaeTests
     {
         using var scope = NewDisposeScope();
         using var model = Build("learned");
-        var logSigma = model.named_parameters().Single(p => p.name == "log_sigma").parameter;
+        var logSigma = model.named_parameters().Single(p => p.name == "decoder_sigma.log_sigma").parameter;
         var (x, reconstruction, output) = Batch();
         double[] a = Flat(x), b = Flat(reconstruction);
         model.Objective(output, x, new LossContext(1.0, Training: true)).Loss.backward();
@@ -125,7 +125,7 @@ public class SigmaVaeTests
         var names = vae.named_parameters().Select(p => p.name).ToList();
         Assert.Equal(names, optimal.named_parameters().Select(p => p.name).ToList());
         Assert.Equal(vae.ParameterCount, optimal.ParameterCount);
-        Assert.Equal(names.Append("log_sigma").Order(), learned.named_parameters().Select(p => p.name).Order());
+        Assert.Equal(names.Append("decoder_sigma.log_sigma").Order(), learned.named_parameters().Select(p => p.name).Order());
         Assert.Equal(vae.ParameterCount + 1, learned.ParameterCount);
         Assert.Contains("mse_ema", optimal.named_buffers().Select(b => b.name));
     }

@@ -34,6 +34,7 @@ public static class ModelFactory
     static ModelFactory()
     {
         Register(new AutoEncoderFamily());
+        Register(new VqVaeFamily());
     }
 
     /// <summary>Makes a family's kinds buildable; a later registration of a kind replaces the earlier one.</summary>

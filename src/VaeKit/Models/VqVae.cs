@@ -206,12 +206,13 @@ public sealed class VqVae : VaeModel
             using var scope = NewDisposeScope();
             var x = EpochPlan.ToModelInput(images.Pixels.narrow(0, start, Math.Min(batchSize, count - start)), device);
             var indices = ((QuantisedPosterior)Encode(x)).Indices;                      // (B, L)
-            counts.add_(nn.functional.one_hot(indices, K).sum(0).to(ScalarType.Float32)); // (L, K)
+            counts.add_(nn.functional.one_hot(indices, K).sum([0]).to(ScalarType.Float32)); // (L, K)
         }
         PriorCounts.copy_(counts);
     }
 
-    /// <summary>Fits the prior at every epoch end, before anything saves or draws samples, and when a run is interrupted.</summary>
+    /// <summary>Fits the prior at every epoch end, before anything saves or draws samples, and when a run is interrupted
+    /// before any fit.</summary>
     public override IEnumerable<IRunCallback> Callbacks() => [new CodePriorFit(this)];
 
     public override string? Unsupported(ModelOperation operation) =>
@@ -250,7 +251,9 @@ public sealed class VqVae : VaeModel
 
         public void RunEnded(RunEnd end)
         {
-            if (end.Outcome == RunOutcome.Interrupted) Fit();
+            // A run stopped before its first epoch end still leaves a checkpoint that can sample; later stops keep
+            // the last epoch's fit (fitting costs a pass over the images, and Ctrl-C should be quick).
+            if (end.Outcome == RunOutcome.Interrupted && !model.PriorFitted) Fit();
         }
 
         private void Fit()
@@ -337,8 +340,10 @@ public static class VectorQuantiser
         return distances.argmin(1).MoveToOuterDisposeScope();
     }
 
-    /// <summary>z_e + sg(e − z_e): the value of <paramref name="quantised"/>, the gradient of the identity to <paramref name="encoded"/>.</summary>
-    public static Tensor StraightThrough(Tensor encoded, Tensor quantised) => encoded + (quantised - encoded).detach();
+    /// <summary>z_e + sg(e − z_e): the value of <paramref name="quantised"/>, the gradient of the identity to
+    /// <paramref name="encoded"/>. Without gradients it is <paramref name="quantised"/> itself (exactly the codebook's values).</summary>
+    public static Tensor StraightThrough(Tensor encoded, Tensor quantised) =>
+        encoded.requires_grad ? encoded + (quantised - encoded).detach() : quantised;
 
     /// <summary>‖z_e − sg(e)‖² per image: encoded, quantised (B, z) → (B).</summary>
     public static Tensor Commitment(Tensor encoded, Tensor quantised) => (encoded - quantised.detach()).square().sum(1);
@@ -372,7 +377,7 @@ public static class VectorQuantiser
         using var noGrad = no_grad();
         long k = codebook.shape[0];
         var assigned = nn.functional.one_hot(indices, k).to(ScalarType.Float32);        // (N, K)
-        var counts = assigned.sum(0);                                                    // (K) n_k
+        var counts = assigned.sum([0]);                                                    // (K) n_k
         var sums = assigned.t().matmul(flat);                                            // (K, d) s_k
         emaCount.mul_(decay).add_(counts, alpha: 1 - decay);
         emaSum.mul_(decay).add_(sums, alpha: 1 - decay);

@@ -60,6 +60,8 @@ internal static class EvalCommand
                        .Select(p => string.Create(CultureInfo.InvariantCulture, $"z{p.i} {p.v:F2}"));
             Row("kl per dim", string.Join("  ", top), "largest five, nats");
         }
+        foreach (var statistic in e.CodeStatistics ?? [])
+            Row(statistic.Name.Replace('_', ' '), statistic.Value.ToString("G6", CultureInfo.InvariantCulture), statistic.Meaning);
         Row("active units", $"{e.ActiveUnits} / {e.Latent}", "Var over data of the code > 0.01");
         if (e.ElboNats is not null)
         {

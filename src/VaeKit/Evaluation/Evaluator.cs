@@ -98,6 +98,10 @@ public sealed record EvalReport
     /// usage), means over the images, decoded from the posterior mode.</summary>
     public IReadOnlyDictionary<string, double>? Terms { get; init; }
 
+    /// <summary>The family's statistics of all the evaluated codes (<see cref="VaeModel.CodeStatistics"/>), e.g. a
+    /// VQ-VAE's code perplexity and dead codes; null when it has none.</summary>
+    public IReadOnlyList<CodeStatistic>? CodeStatistics { get; init; }
+
     public double Seconds { get; init; }
 
     public void Save(string path) => Json.WriteAllTextAtomic(path, JsonSerializer.Serialize(this, Json.Indented) + "\n");
@@ -208,6 +212,7 @@ public static class Evaluator
             using var all = cat(codes, 0);                                                    // (N, z)
             using var variances = LatentStatistics.CodeVariance(all);
             using var meanCode = all.mean([0]);
+            var codeStatistics = model.CodeStatistics(all);
             using var klPerDimHost = klPerDim.cpu();
             using var posteriorVarianceHost = posteriorVariance.cpu();
             double mse = mseSum / count;
@@ -235,6 +240,7 @@ public static class Evaluator
                 FrechetAggregate = variational ? AggregateFrechet(all, posteriorVarianceHost / count) : null,
                 CodeMeanNorm = meanCode.norm().item<double>(),
                 Terms = terms.Result().Values.Where(kv => kv.Key is not (MetricNames.Loss or MetricNames.Psnr)).ToDictionary(),
+                CodeStatistics = codeStatistics.Count > 0 ? codeStatistics : null,
                 Seconds = clock.Elapsed.TotalSeconds,
             };
         }

@@ -23,7 +23,8 @@ public interface IModelFamily
 }
 
 /// <summary>
-/// The one place models are built. Built-in families: ae and vae (<see cref="AutoEncoder"/>). A user family is registered with
+/// The one place models are built. Built-in families: ae and vae (<see cref="AutoEncoder"/>), sigma-vae
+/// (<see cref="SigmaVae"/>) and vq-vae (<see cref="VqVae"/>). A user family is registered with
 /// <see cref="Register"/>; its assembly path is recorded in the config (<see cref="ModelConfig.Assembly"/>), so
 /// <c>vae sample/eval --run</c> in another process load it from there.
 /// </summary>
@@ -35,6 +36,7 @@ public static class ModelFactory
     {
         Register(new AutoEncoderFamily());
         Register(new SigmaVaeFamily());
+        Register(new VqVaeFamily());
     }
 
     /// <summary>Makes a family's kinds buildable; a later registration of a kind replaces the earlier one.</summary>

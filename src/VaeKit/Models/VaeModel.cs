@@ -104,6 +104,10 @@ public abstract class VaeModel : nn.Module<Tensor, ModelOutput>
     /// <summary>Run callbacks this family needs (e.g. fitting a prior at each epoch end), run before the built-in ones.</summary>
     public virtual IEnumerable<Training.IRunCallback> Callbacks() => [];
 
+    /// <summary>Numbers about the codes of a whole evaluated set (<paramref name="codes"/>: the posterior modes, (N, z)
+    /// float64 on the CPU) that batch means cannot give, e.g. a VQ-VAE's code usage; <c>vae eval</c> reports them. Default: none.</summary>
+    public virtual IReadOnlyList<CodeStatistic> CodeStatistics(Tensor codes) => [];
+
     /// <summary>Refuses an operation a family cannot do, with a message; null when it can.</summary>
     public virtual string? Unsupported(ModelOperation operation) => null;
 

@@ -5,8 +5,10 @@ namespace VaeKit.Training;
 
 /// <summary>
 /// At each epoch end, runs/NAME/images/epoch_NNN_reconstruction.png (32 validation originals above their
-/// reconstructions, the same images every epoch) and epoch_NNN_samples.png (64 decodes of one fixed draw from the
-/// prior); their paths go into <see cref="EpochReport.Images"/> for the callbacks after this one.
+/// reconstructions, the same images every epoch) and epoch_NNN_samples.png (64 decodes of a draw from the prior with
+/// the same seed every epoch: one fixed draw for a fixed prior such as N(0, I); a prior fitted during training, like
+/// the VQ-VAE's, is drawn as it stands at that epoch); their paths go into <see cref="EpochReport.Images"/> for the
+/// callbacks after this one.
 /// </summary>
 public sealed class EpochGrids : IRunCallback, IDisposable
 {
@@ -15,7 +17,6 @@ public sealed class EpochGrids : IRunCallback, IDisposable
     private const int SampleImages = 64;
 
     private RunContext? _run;
-    private Tensor? _sampleZ;       // fixed prior draw: the same faces every epoch
     private Tensor? _gridImages;    // fixed images for the reconstruction grid
 
     public void RunStarted(RunStart start)
@@ -23,8 +24,6 @@ public sealed class EpochGrids : IRunCallback, IDisposable
         _run = start.Context ?? throw new InvalidOperationException("EpochGrids needs a run context");
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        using var generator = new Generator((ulong)_run.Config.Train.Seed + 7919UL);
-        _sampleZ = _run.Model.SamplePrior(SampleImages, 1.0, generator, _run.Device).DetachFromDisposeScope();
         var source = _run.ValidationImages.Count > 0 ? _run.ValidationImages : _run.TrainImages;
         _gridImages = EpochPlan.ToModelInput(source.Pixels.narrow(0, 0, Math.Min(ReconstructionImages, source.Count)), _run.Device).DetachFromDisposeScope();
     }
@@ -41,7 +40,9 @@ public sealed class EpochGrids : IRunCallback, IDisposable
             int scale = Math.Max(1, 64 / _run.Config.Model.ImageSize);   // 32 px faces are drawn 2× so they can be seen
             var pairs = ImageGrid.Interleave(_gridImages!, model.call(_gridImages!).Reconstruction, Columns);
             ImageGrid.SavePng(ImageGrid.Make(pairs, Columns, scale: scale), reconstruction);
-            ImageGrid.SavePng(ImageGrid.Make(model.Decode(_sampleZ!), Columns, scale: scale), samples);
+            using var generator = new Generator((ulong)_run.Config.Train.Seed + 7919UL);   // the same seed every epoch
+            var sampleZ = model.SamplePrior(SampleImages, 1.0, generator, _run.Device);
+            ImageGrid.SavePng(ImageGrid.Make(model.Decode(sampleZ), Columns, scale: scale), samples);
         }
         report.Images["reconstruction"] = reconstruction;
         report.Images["samples"] = samples;
@@ -51,8 +52,7 @@ public sealed class EpochGrids : IRunCallback, IDisposable
 
     public void Dispose()
     {
-        _sampleZ?.Dispose();
         _gridImages?.Dispose();
-        _sampleZ = _gridImages = null;
+        _gridImages = null;
     }
 }

@@ -31,7 +31,8 @@ public static class Slurm
         foreach (var option in taskOptions) script.Append(' ').Append(Quote(option));
         script.Append('\n');
         Json.WriteAllTextAtomic(dir.SlurmScript, script.ToString());
-        File.SetUnixFileMode(dir.SlurmScript, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
+        if (!OperatingSystem.IsWindows())
+            File.SetUnixFileMode(dir.SlurmScript, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
                                                UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
 
         string[] args =

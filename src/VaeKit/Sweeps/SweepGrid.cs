@@ -66,8 +66,16 @@ public static class SweepGrid
             throw new BadInputException($"{flag} '{text}' is not KEY=V1,V2,…; e.g. --grid latent=16,32,64.");
         string name = text[..eq].Trim().ToLowerInvariant().Replace('-', '_');
         var key = Find(name, flag);
-        var values = text[(eq + 1)..].Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
-            .Select(v => key.Canonical(v)).ToList();
+        List<string> values;
+        try
+        {
+            values = text[(eq + 1)..].Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+                .Select(v => key.Canonical(v)).ToList();
+        }
+        catch (BadInputException e) when (flag != "--grid")
+        {
+            throw new BadInputException(e.Message.Replace($"--grid {name}", flag).Replace($"{name}=", $"{flag} "), e);
+        }
         if (values.Count == 0) throw new BadInputException($"{flag} {name}= needs at least one value, e.g. {name}={Example(name)}.");
         if (values.Distinct().Count() != values.Count)
             throw new BadInputException($"{flag} {name} lists {values.GroupBy(v => v).First(g => g.Count() > 1).Key} twice.");

@@ -127,14 +127,19 @@ internal static class SweepCommand
     }
 
     /// <summary>
-    /// This very program, as the Slurm tasks must start it: the <c>vae</c> executable, or <c>dotnet</c> and this
-    /// assembly when it runs as <c>dotnet VaeKit.Cli.dll</c> (or inside a test host).
+    /// This very program, as the Slurm tasks must start it: the <c>vae</c> executable (or a single-file publish), or
+    /// <c>dotnet</c> and this assembly when it runs as <c>dotnet vae.dll</c> or inside another host (a test run).
     /// </summary>
     internal static IReadOnlyList<string> SelfCommand()
     {
         string process = Environment.ProcessPath ?? throw new BadInputException("Cannot tell which program this is (no process path), so Slurm tasks cannot start it.");
-        string assembly = typeof(SweepCommand).Assembly.Location;
-        return Path.GetFileNameWithoutExtension(process) == "dotnet" && assembly.Length > 0 ? [process, assembly] : [process];
+        string assembly = typeof(SweepCommand).Assembly.Location;   // empty in a single-file publish
+        if (assembly.Length == 0 || Path.GetFileNameWithoutExtension(process) == Path.GetFileNameWithoutExtension(assembly))
+            return [process];
+        string dotnet = Path.GetFileNameWithoutExtension(process) == "dotnet"
+            ? process
+            : Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
+        return [dotnet, assembly];
     }
 
     /// <summary>Options the tasks must see as this process did: the libtorch it was told to use.</summary>

@@ -79,6 +79,14 @@ public class SlurmSweepTests
             var (badExit, _, badErr) = CliRunner.Run("sweep", "--task", "4", "--dir", sweep);
             Assert.Equal(2, badExit);
             Assert.Contains("it has runs 0 to 3", badErr);
+
+            // Started as `dotnet vae.dll … --libtorch DIR`, the tasks are too.
+            string bundled = LibTorchLocation.BundledLibTorch()!;
+            var (libExit, libOut, libErr) = VaeProcess.Run([.. Grid(dir, "lt"), "--slurm", "--libtorch", bundled],
+                new Dictionary<string, string?> { ["PATH"] = $"{bin}:{path}", ["VAEKIT_LIBTORCH"] = null });
+            Assert.True(libExit == 0, libOut + libErr);
+            string task = File.ReadAllText(dir["sweeps/lt/slurm/task.sh"]);
+            Assert.Matches($"exec /\\S+/dotnet \\S+/vae\\.dll sweep --task \"\\$SLURM_ARRAY_TASK_ID\" --dir \\S+ --libtorch {System.Text.RegularExpressions.Regex.Escape(bundled)}\n", task);
         }
         finally
         {

@@ -138,11 +138,10 @@ public static class Sweep
         {
             string log = Slurm.LogPath(dir, entry.Index);
             string? logIfAny = File.Exists(log) ? log : null;
-            var run = new RunDirectory(Path.Combine(dir.Runs, entry.RunName));
             if (SweepTraining.Evaluated(plan, entry, dir.Runs) is SweepRow row)
                 statuses.Add(new SweepTaskStatus(entry, "completed", row, logIfAny));
-            else if (SweepTraining.Diverged(run) is long step)
-                statuses.Add(new SweepTaskStatus(entry, "diverged", SweepTraining.DivergedRow(entry, run, step), logIfAny));
+            else if (SweepTraining.DivergedRow(entry, dir.Runs) is SweepRow diverged)
+                statuses.Add(new SweepTaskStatus(entry, "diverged", diverged, logIfAny));
             else if (queued.TryGetValue(entry.Index, out var q))
                 statuses.Add(new SweepTaskStatus(entry, q.State, null, log));
             else if (logIfAny is not null || submitted.Contains(entry.Index))

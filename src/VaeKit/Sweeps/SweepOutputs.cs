@@ -27,13 +27,10 @@ internal static class SweepOutputs
         {
             foreach (var row in finished)
             {
-                using var trained = TrainedModel.Load(row.Run, "last", plan.Base.Runtime.Device);
-                using var data = trained.LoadData(null);
-                var images = TrainedModel.Showcase(data, runData: true, needed: GridImages);
-                var (x, reconstructions) = trained.Reconstruct(images, GridImages);
-                using var samples = trained.Sample(GridImages * 2, temperature: 1, seed: SampleSeed);
+                var (x, reconstructions, samplesOut, imageSize) = SweepTraining.Showcase(row.Run, plan.Base.Runtime.Device, GridImages, SampleSeed);
+                using var samples = samplesOut;
                 if (originals is null) originals = x; else x.Dispose();
-                WritePanel(dir.Grid(Path.GetFileName(row.Run)), originals, reconstructions, samples, trained.Config.Model.ImageSize);
+                WritePanel(dir.Grid(Path.GetFileName(row.Run)), originals, reconstructions, samples, imageSize);
                 overviewRows.Add((reconstructions, samples.narrow(0, 0, GridImages).clone()));
             }
             if (originals is not null)

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using VaeKit.Config;
 using VaeKit.Evaluation;
 using VaeKit.Training;
+using static TorchSharp.torch;
 
 namespace VaeKit.Sweeps;
 
@@ -10,9 +11,9 @@ namespace VaeKit.Sweeps;
 public sealed record SweepRunOutcome(RunOutcome Outcome, SweepRow? Row, string? Message);
 
 /// <summary>
-/// Every call the sweep makes into training and evaluation, in one file: train or resume a run, evaluate its last
-/// checkpoint, and read what a run directory says about itself. The rest of <c>Sweeps/</c> sees runs only through
-/// these methods.
+/// Every call the sweep makes into training, evaluation and inference, in one file: train or resume a run, evaluate
+/// its last checkpoint, decode its pictures, and read what a run directory says about itself. The rest of
+/// <c>Sweeps/</c> sees runs only through these methods.
 /// </summary>
 internal static class SweepTraining
 {
@@ -75,11 +76,18 @@ internal static class SweepTraining
         return IsSweepEvaluation(eval, run, plan.Eval) ? Row(entry, plan.ConfigFor(entry), run, eval, "completed") : null;
     }
 
+    /// <summary>The run's row when its training diverged earlier; null when not.</summary>
+    public static SweepRow? DivergedRow(SweepEntry entry, string runsRoot)
+    {
+        var run = new RunDirectory(Path.Combine(runsRoot, entry.RunName));
+        return Diverged(run) is long step ? DivergedRow(entry, run, step) : null;
+    }
+
     /// <summary>The step at which the run diverged, when its metrics.jsonl ends with a "diverged" stop row.</summary>
-    public static long? Diverged(RunDirectory run) =>
+    private static long? Diverged(RunDirectory run) =>
         LastStop(run) is { } stop && (string?)stop["reason"] == "diverged" ? (long?)stop["step"] ?? 0 : null;
 
-    public static SweepRow DivergedRow(SweepEntry entry, RunDirectory run, long step) => new()
+    private static SweepRow DivergedRow(SweepEntry entry, RunDirectory run, long step) => new()
     {
         Label = entry.Label, Model = entry.Model, Settings = entry.Settings, Run = run.Path, Status = "diverged", Steps = step,
     };
@@ -123,6 +131,21 @@ internal static class SweepTraining
             return (string?)row?["type"] == "stop" ? row : null;
         }
         catch (JsonException) { return null; }
+    }
+
+    /// <summary>
+    /// The pictures of one run for the sweep's grids, from its last checkpoint: the first <paramref name="images"/>
+    /// showcase images (1, C, H, W each, as the model sees them) and their reconstructions, and 2·images decodes of
+    /// z ~ N(0, I) drawn with <paramref name="sampleSeed"/> (the same z for every run of a latent size).
+    /// </summary>
+    public static (Tensor Originals, Tensor Reconstructions, Tensor Samples, int ImageSize) Showcase(string runDirectory, string device, int images, int sampleSeed)
+    {
+        using var trained = TrainedModel.Load(runDirectory, "last", device);
+        using var data = trained.LoadData(null);
+        var showcase = TrainedModel.Showcase(data, runData: true, needed: images);
+        var (x, reconstructions) = trained.Reconstruct(showcase, images);
+        var samples = trained.Sample(images * 2, temperature: 1, seed: sampleSeed);
+        return (x, reconstructions, samples, trained.Config.Model.ImageSize);
     }
 
     /// <summary>

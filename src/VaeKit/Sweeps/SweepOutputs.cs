@@ -17,7 +17,7 @@ internal static class SweepOutputs
     private const int GridImages = 8;     // reconstructed images and samples per run in the grids
     private const int SampleSeed = 0;     // the same z for every run, so the samples differ only by the model
 
-    public static void Write(SweepDirectory dir, SweepPlan plan, IReadOnlyList<SweepEntry> entries, IReadOnlyList<SweepRow> rows)
+    public static void Write(SweepDirectory dir, SweepPlan plan, IReadOnlyList<SweepRow> rows)
     {
         Directory.CreateDirectory(dir.Grids);
         var finished = rows.Where(r => r.Status == "completed").ToList();
@@ -27,13 +27,10 @@ internal static class SweepOutputs
         {
             foreach (var row in finished)
             {
-                using var trained = TrainedModel.Load(row.Run, "last", plan.Base.Runtime.Device);
-                using var data = trained.LoadData(null);
-                var images = TrainedModel.Showcase(data, runData: true, needed: GridImages);
-                var (x, reconstructions) = trained.Reconstruct(images, GridImages);
-                using var samples = trained.Sample(GridImages * 2, temperature: 1, seed: SampleSeed);
+                var (x, reconstructions, samplesOut, imageSize) = SweepTraining.Showcase(row.Run, plan.Base.Runtime.Device, GridImages, SampleSeed);
+                using var samples = samplesOut;
                 if (originals is null) originals = x; else x.Dispose();
-                WritePanel(dir.Grid(Path.GetFileName(row.Run)), originals, reconstructions, samples, trained.Config.Model.ImageSize);
+                WritePanel(dir.Grid(Path.GetFileName(row.Run)), originals, reconstructions, samples, imageSize);
                 overviewRows.Add((reconstructions, samples.narrow(0, 0, GridImages).clone()));
             }
             if (originals is not null)
@@ -45,10 +42,18 @@ internal static class SweepOutputs
             foreach (var (r, s) in overviewRows) { r.Dispose(); s.Dispose(); }
         }
 
-        RateDistortionPlot.Save(dir.RateDistortion, rows);
-        Json.WriteAllTextAtomic(dir.SummaryJson, JsonSerializer.Serialize(new { name = plan.Name, rows }, Json.Indented) + "\n");
-        Json.WriteAllTextAtomic(dir.SummaryCsv, Csv(rows));
-        Json.WriteAllTextAtomic(dir.Html, Html(dir, plan, rows));
+        var groups = SweepSummary.Groups(rows);
+        bool seeds = plan.SeedAxis is { Values.Count: > 1 };
+        RateDistortionPlot.Save(dir.RateDistortion, plan, groups);
+        var axes = plan.Axes.Select(a => new { key = a.Key, values = a.Values });
+        object summary = seeds
+            ? new { name = plan.Name, axes, spread = "std: sample standard deviation over seeds (n - 1); min and max also given", rows, groups }
+            : new { name = plan.Name, axes, rows };
+        Json.WriteAllTextAtomic(dir.SummaryJson, JsonSerializer.Serialize(summary, Json.Indented) + "\n");
+        Json.WriteAllTextAtomic(dir.SummaryCsv, Csv(plan, rows));
+        if (seeds) Json.WriteAllTextAtomic(dir.SeedSummaryCsv, SeedCsv(plan, groups));
+        else File.Delete(dir.SeedSummaryCsv);
+        Json.WriteAllTextAtomic(dir.Html, Html(dir, plan, rows, groups, seeds));
     }
 
     /// <summary>Left: originals (odd rows) above reconstructions; right: samples from the sweep's shared z.</summary>
@@ -84,40 +89,116 @@ internal static class SweepOutputs
 
     private static string N(double? v, string format = "G6") => v is double d ? d.ToString(format, CultureInfo.InvariantCulture) : "";
 
-    private static string Csv(IReadOnlyList<SweepRow> rows)
+
+    private static string Field(string text) =>
+        text.IndexOfAny([',', '"', '\n']) >= 0 ? '"' + text.Replace("\"", "\"\"") + '"' : text;
+
+    /// <summary>The axes other than kl_weight, which has its own column in every summary.</summary>
+    private static List<string> AxisColumns(SweepPlan plan) => plan.Axes.Select(a => a.Key).Where(k => k != "kl_weight").ToList();
+
+    private static string Csv(SweepPlan plan, IReadOnlyList<SweepRow> rows)
     {
-        var sb = new StringBuilder("label,model,kl_weight,status,steps,train_seconds,mse,psnr,ssim,kl,active_units,elbo_nats,nll_nats,nll_bits_per_dim,frechet,frechet_aggregate,run\n");
+        var axes = AxisColumns(plan);
+        var sb = new StringBuilder(string.Join(',', ["label", "model", .. axes, "kl_weight", "status", "steps", "train_seconds", "mse", "psnr", "ssim", "kl",
+                                                     "active_units", "elbo_nats", "nll_nats", "nll_bits_per_dim", "frechet", "frechet_aggregate", "run"]) + "\n");
         foreach (var r in rows)
-            sb.AppendLine(string.Join(',', r.Label, r.Model, N(r.KlWeight), r.Status, r.Steps.ToString(CultureInfo.InvariantCulture), N(r.TrainSeconds, "F1"),
+            sb.AppendLine(string.Join(',', [Field(r.Label), r.Model, .. axes.Select(k => Field(r.Settings.GetValueOrDefault(k, ""))), N(r.KlWeight), r.Status,
+                r.Steps.ToString(CultureInfo.InvariantCulture), N(r.TrainSeconds, "F1"),
                 N(r.Mse), N(r.Psnr), N(r.Ssim), N(r.Kl), r.ActiveUnits?.ToString(CultureInfo.InvariantCulture) ?? "",
-                N(r.ElboNats), N(r.NllNats), N(r.NllBitsPerDim), N(r.Frechet), N(r.FrechetAggregate), '"' + r.Run.Replace("\"", "\"\"") + '"'));
+                N(r.ElboNats), N(r.NllNats), N(r.NllBitsPerDim), N(r.Frechet), N(r.FrechetAggregate), Field(r.Run)]));
         return sb.ToString();
     }
 
-    private static string Html(SweepDirectory dir, SweepPlan plan, IReadOnlyList<SweepRow> rows)
+    private static readonly (string Name, Func<SweepGroup, Spread?> Get)[] GroupMetrics =
+    [
+        ("mse", g => g.Mse), ("psnr", g => g.Psnr), ("ssim", g => g.Ssim), ("kl", g => g.Kl), ("active_units", g => g.ActiveUnits),
+        ("elbo_nats", g => g.ElboNats), ("nll_nats", g => g.NllNats), ("nll_bits_per_dim", g => g.NllBitsPerDim),
+        ("frechet", g => g.Frechet), ("frechet_aggregate", g => g.FrechetAggregate),
+    ];
+
+    /// <summary>One line per setting: each metric's mean, sample std (n − 1), min and max over the seeds.</summary>
+    private static string SeedCsv(SweepPlan plan, IReadOnlyList<SweepGroup> groups)
+    {
+        var axes = AxisColumns(plan).Where(k => k != SweepGrid.SeedKey).ToList();
+        bool kl = plan.Axes.Any(a => a.Key == "kl_weight");
+        List<string> header = ["label", "model", .. axes];
+        if (kl) header.Add("kl_weight");
+        header.AddRange(["runs", "completed"]);
+        foreach (var (name, _) in GroupMetrics) header.AddRange([$"{name}_mean", $"{name}_std", $"{name}_min", $"{name}_max"]);
+        var sb = new StringBuilder(string.Join(',', header) + "\n");
+        foreach (var g in groups)
+        {
+            List<string> line = [Field(g.Label), g.Model, .. axes.Select(k => Field(g.Settings.GetValueOrDefault(k, "")))];
+            if (kl) line.Add(g.Settings.GetValueOrDefault("kl_weight", ""));
+            line.AddRange([g.Runs.ToString(CultureInfo.InvariantCulture), g.Completed.ToString(CultureInfo.InvariantCulture)]);
+            foreach (var (_, get) in GroupMetrics)
+                line.AddRange(get(g) is Spread s ? [N(s.Mean), N(s.Std), N(s.Min), N(s.Max)] : ["", "", "", ""]);
+            sb.AppendLine(string.Join(',', line));
+        }
+        return sb.ToString();
+    }
+
+    private static string Html(SweepDirectory dir, SweepPlan plan, IReadOnlyList<SweepRow> rows, IReadOnlyList<SweepGroup> groups, bool seeds)
     {
         static string Img(string path, string alt) =>
             File.Exists(path) ? $"<img src=\"data:image/png;base64,{Convert.ToBase64String(File.ReadAllBytes(path))}\" alt=\"{WebUtility.HtmlEncode(alt)}\">" : "";
         static string E(string s) => WebUtility.HtmlEncode(s);
+        string S(Spread? s, string format) => s is null ? "" : seeds ? $"{N(s.Mean, format)} ± {N(s.Std, format)}" : N(s.Mean, format);
         var b = plan.Base;
+        string over = string.Join(" × ", plan.Axes.Select(a => a.Key));
+        string heading = plan.Axes is [{ Key: "kl_weight" }] ? "what kl_weight does" : $"sweep over {over}";
+        string varied = string.Join("; ", plan.Axes.Select(a => $"{a.Key} ∈ {{{string.Join(", ", a.Values)}}}"));
         var sb = new StringBuilder();
         sb.Append($$"""
             <!doctype html>
-            <html><head><meta charset="utf-8"><title>{{E(plan.Name)}}: kl_weight sweep</title>
-            <style>body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f4f4f4}td.l{text-align:left}img{image-rendering:pixelated}</style>
+            <html><head><meta charset="utf-8"><title>{{E(plan.Name)}}: {{E(over)}} sweep</title>
+            <style>body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f4f4f4}td.l,th.l{text-align:left}img{image-rendering:pixelated}</style>
             </head><body>
-            <h1>{{E(plan.Name)}}: what kl_weight does</h1>
-            <p>Preset {{E(b.Preset ?? "custom")}}, data {{E(b.Data.Source)}}, {{b.Train.Epochs}} epoch(s){{(b.Train.MaxSteps is int m ? $" (at most {m} steps)" : "")}}, batch {{b.Train.BatchSize}}, seed {{b.Train.Seed}}, KL schedule {{E(b.Train.KlSchedule)}}{{(b.Train.FreeBits > 0 ? $", free bits {N(b.Train.FreeBits)}" : "")}}; the same for every run. Metrics from <code>vae eval</code> on the validation split, last checkpoint; likelihoods with k = {{plan.Eval.ImportanceSamples}} and decoder σ² = {{N(plan.Eval.DecoderVariance)}}.</p>
+            <h1>{{E(plan.Name)}}: {{E(heading)}}</h1>
+            <p>Varied: {{E(varied)}}{{(plan.IncludeAe ? "; plus plain AE runs" : "")}}. The rest is the same for every run: preset {{E(b.Preset ?? "custom")}}, data {{E(b.Data.Source)}}, {{b.Train.Epochs}} epoch(s){{(b.Train.MaxSteps is int m ? $" (at most {m} steps)" : "")}}, batch {{b.Train.BatchSize}}, seed {{b.Train.Seed}}, kl_weight {{N(b.Train.KlWeight)}}, KL schedule {{E(b.Train.KlSchedule)}}{{(b.Train.FreeBits > 0 ? $", free bits {N(b.Train.FreeBits)}" : "")}} (unless on an axis). Metrics from <code>vae eval</code> on the validation split, last checkpoint; likelihoods with k = {{plan.Eval.ImportanceSamples}} and decoder σ² = {{N(plan.Eval.DecoderVariance)}}.{{(seeds ? $" Numbers per setting are the mean ± the sample standard deviation (n − 1) over the {plan.SeedAxis!.Values.Count} seeds; summary_over_seeds.csv also has min and max." : "")}}</p>
             <h2>Rate–distortion</h2>
             {{Img(dir.RateDistortion, "rate-distortion plot")}}
-            <h2>Numbers</h2>
-            <table><tr><th>run</th><th>status</th><th>steps</th><th>MSE</th><th>PSNR dB</th><th>SSIM</th><th>KL nats</th><th>active units</th><th>ELBO nats</th><th>NLL ≤ nats</th><th>NLL bits/dim</th><th>Fréchet to N(0,I), means</th><th>Fréchet, aggregate q(z)</th></tr>
 
             """);
-        foreach (var r in rows)
-            sb.Append($"<tr><td class=\"l\">{E(r.Label)}</td><td class=\"l\">{E(r.Status)}</td><td>{r.Steps}</td><td>{N(r.Mse, "F5")}</td><td>{N(r.Psnr, "F2")}</td><td>{N(r.Ssim, "F4")}</td>" +
-                      $"<td>{N(r.Kl, "F2")}</td><td>{r.ActiveUnits}</td><td>{N(r.ElboNats, "F1")}</td><td>{N(r.NllNats, "F1")}</td><td>{N(r.NllBitsPerDim, "F4")}</td><td>{N(r.Frechet, "F2")}</td><td>{N(r.FrechetAggregate, "F2")}</td></tr>\n");
-        sb.Append("</table>\n<h2>All runs</h2>\n<p>Left: the same validation images (top row) and each run's reconstructions, one row per run in the table's order. Right: each run's decodes of the same z ~ N(0, I).</p>\n");
+
+        // The pivot: first axis down, the other axes' combinations across, one table per headline metric.
+        var axes = plan.SettingAxes;
+        if (axes.Count >= 2)
+        {
+            var columns = groups.Where(g => g.Model == "vae" || plan.Axes.Any(a => a.Key == "model"))
+                .Select(g => string.Join(", ", axes.Skip(1).Select(a => $"{a.Key}={g.Settings.GetValueOrDefault(a.Key)}"))).Distinct().ToList();
+            foreach (var (title, get, format) in new (string, Func<SweepGroup, Spread?>, string)[]
+                     { ("MSE per pixel", g => g.Mse, "F5"), ("KL nats per image", g => g.Kl, "F2"), ("NLL ≤ bits/dim", g => g.NllBitsPerDim, "F4") })
+            {
+                sb.Append($"<h2>{E(title)}</h2>\n<table><tr><th class=\"l\">{E(axes[0].Key)}</th>");
+                foreach (var c in columns) sb.Append($"<th>{E(c)}</th>");
+                sb.Append("</tr>\n");
+                foreach (var value in axes[0].Values)
+                {
+                    sb.Append($"<tr><td class=\"l\">{E(value)}</td>");
+                    foreach (var c in columns)
+                    {
+                        var g = groups.FirstOrDefault(g => g.Settings.GetValueOrDefault(axes[0].Key) == value && (g.Model == "vae" || g.Settings.ContainsKey("model")) &&
+                                                           string.Join(", ", axes.Skip(1).Select(a => $"{a.Key}={g.Settings.GetValueOrDefault(a.Key)}")) == c);
+                        sb.Append($"<td>{(g is null ? "" : g.Completed == 0 ? "diverged" : E(S(get(g), format)))}</td>");
+                    }
+                    sb.Append("</tr>\n");
+                }
+                sb.Append("</table>\n");
+            }
+        }
+
+        sb.Append("<h2>Numbers</h2>\n<table><tr><th class=\"l\">run</th><th class=\"l\">status</th>" + (seeds ? "<th>runs</th>" : "<th>steps</th>") +
+                  "<th>MSE</th><th>PSNR dB</th><th>SSIM</th><th>KL nats</th><th>active units</th><th>ELBO nats</th><th>NLL ≤ nats</th><th>NLL bits/dim</th><th>Fréchet to N(0,I), means</th><th>Fréchet, aggregate q(z)</th></tr>\n");
+        if (seeds)
+            foreach (var g in groups)
+                sb.Append($"<tr><td class=\"l\">{E(g.Label)}</td><td class=\"l\">{g.Completed} of {g.Runs} completed</td><td>{g.Runs}</td><td>{S(g.Mse, "F5")}</td><td>{S(g.Psnr, "F2")}</td><td>{S(g.Ssim, "F4")}</td>" +
+                          $"<td>{S(g.Kl, "F2")}</td><td>{S(g.ActiveUnits, "F1")}</td><td>{S(g.ElboNats, "F1")}</td><td>{S(g.NllNats, "F1")}</td><td>{S(g.NllBitsPerDim, "F4")}</td><td>{S(g.Frechet, "F2")}</td><td>{S(g.FrechetAggregate, "F2")}</td></tr>\n");
+        else
+            foreach (var r in rows)
+                sb.Append($"<tr><td class=\"l\">{E(r.Label)}</td><td class=\"l\">{E(r.Status)}</td><td>{r.Steps}</td><td>{N(r.Mse, "F5")}</td><td>{N(r.Psnr, "F2")}</td><td>{N(r.Ssim, "F4")}</td>" +
+                          $"<td>{N(r.Kl, "F2")}</td><td>{r.ActiveUnits}</td><td>{N(r.ElboNats, "F1")}</td><td>{N(r.NllNats, "F1")}</td><td>{N(r.NllBitsPerDim, "F4")}</td><td>{N(r.Frechet, "F2")}</td><td>{N(r.FrechetAggregate, "F2")}</td></tr>\n");
+        sb.Append("</table>\n<h2>All runs</h2>\n<p>Left: the same validation images (top row) and each run's reconstructions, one row per completed run in the order of summary.csv. Right: each run's decodes of the same z ~ N(0, I).</p>\n");
         sb.Append(Img(dir.Overview, "overview")).Append('\n');
         sb.Append("<h2>Per run</h2>\n<p>Left: originals above reconstructions. Right: samples.</p>\n<table>\n");
         foreach (var r in rows)
@@ -127,31 +208,46 @@ internal static class SweepOutputs
     }
 }
 
-/// <summary>The sweep's rate–distortion chart: KL per image (rate) against per-pixel MSE (distortion).</summary>
+/// <summary>
+/// The sweep's rate–distortion chart: KL per image (rate) against per-pixel MSE (distortion), one point per value of
+/// the first axis, one line per combination of the other axes (the seed axis averaged), a dashed line per AE.
+/// </summary>
 internal static class RateDistortionPlot
 {
-    public static void Save(string path, IReadOnlyList<SweepRow> rows)
+    public static void Save(string path, SweepPlan plan, IReadOnlyList<SweepGroup> groups)
     {
         var plot = new ScottPlot.Plot();
-        var vae = rows.Where(r => r.Model == "vae" && r.Kl is not null && r.Mse is not null).OrderBy(r => r.KlWeight).ToList();
-        if (vae.Count > 0)
+        var axes = plan.SettingAxes;
+        var first = axes.FirstOrDefault();
+        var vae = groups.Where(g => g.Model == "vae" && g.Kl is not null && g.Mse is not null).ToList();
+        string Series(SweepGroup g) => string.Join(", ", axes.Skip(1).Select(a => $"{a.Key}={g.Settings.GetValueOrDefault(a.Key)}"));
+        int Position(SweepGroup g) => first is null ? 0 : first.Values.ToList().IndexOf(g.Settings.GetValueOrDefault(first.Key, ""));
+        var palette = new ScottPlot.Palettes.Category10();
+        int index = 0;
+        foreach (var series in vae.GroupBy(Series))
         {
-            var line = plot.Add.Scatter(vae.Select(r => r.Kl!.Value).ToArray(), vae.Select(r => r.Mse!.Value).ToArray());
-            line.LegendText = "VAE, one point per kl_weight";
+            var points = series.OrderBy(Position).ToList();
+            var line = plot.Add.Scatter(points.Select(g => g.Kl!.Mean).ToArray(), points.Select(g => g.Mse!.Mean).ToArray());
+            line.Color = palette.GetColor(index++);
             line.MarkerSize = 8;
-            foreach (var r in vae)
+            line.LegendText = series.Key.Length > 0 ? series.Key : first is null ? "VAE" : $"VAE, one point per {first.Key}";
+            if (first is null) continue;
+            foreach (var g in points)
             {
-                var label = plot.Add.Text($"  β={SweepPlan.Format(r.KlWeight!.Value)}", r.Kl!.Value, r.Mse!.Value);
+                string value = g.Settings.GetValueOrDefault(first.Key, "");
+                var label = plot.Add.Text(first.Key == "kl_weight" ? $"  β={value}" : $"  {value}", g.Kl!.Mean, g.Mse!.Mean);
                 label.LabelFontSize = 13;
             }
         }
-        foreach (var ae in rows.Where(r => r.Model == "ae" && r.Mse is not null))
+        foreach (var ae in groups.Where(g => g.Model == "ae" && g.Mse is not null))
         {
-            var line = plot.Add.HorizontalLine(ae.Mse!.Value);
+            var line = plot.Add.HorizontalLine(ae.Mse!.Mean);
             line.LinePattern = ScottPlot.LinePattern.Dashed;
-            line.LegendText = "AE (no KL term)";
+            line.LegendText = $"{ae.Label} (no KL term)";
         }
-        plot.Title("Rate–distortion over kl_weight (β)");
+        bool seeds = plan.SeedAxis is { Values.Count: > 1 };
+        string over = first is null ? "" : first.Key == "kl_weight" ? " over kl_weight (β)" : $" over {first.Key}";
+        plot.Title($"Rate–distortion{over}{(seeds ? $", mean of {plan.SeedAxis!.Values.Count} seeds" : "")}");
         plot.XLabel("rate: KL(q(z|x) ‖ N(0, I)) per image, nats");
         plot.YLabel("distortion: MSE per pixel");
         plot.ShowLegend(ScottPlot.Alignment.UpperRight);

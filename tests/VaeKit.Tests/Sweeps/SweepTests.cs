@@ -73,4 +73,38 @@ public class SweepTests
         Assert.True(slerpExit == 0, slerpOut + slerpErr);
         Assert.Contains("slerp", slerpOut);
     }
+    [Fact]
+    public void A_seed_axis_gives_each_setting_its_mean_and_standard_deviation_and_the_page_a_pivot()
+    {
+        using var dir = new TempDir();
+        var (exit, output, error) = CliRunner.Run("sweep", "--grid", "kl_weight=1,10", "--grid", "latent=8", "--grid", "seed=0,1", "--preset", "tiny",
+            "--data", "synthetic:128", "--val-fraction", "0.25", "--batch-size", "16", "--epochs", "1", "--max-steps", "2", "--eval-samples", "1",
+            "--eval-limit", "16", "--threads", "1", "--name", "s", "--sweeps-dir", dir["sweeps"], "--cache-dir", dir["cache"]);
+        Assert.True(exit == 0, output + error);
+        string sweep = dir["sweeps/s"];
+        Assert.True(Directory.Exists(Path.Combine(sweep, "runs/kl-10_latent-8_seed-1")));
+
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(sweep, "summary.json")));
+        var mse = summary.RootElement.GetProperty("rows").EnumerateArray()
+            .ToLookup(r => r.GetProperty("settings").GetProperty("kl_weight").GetString(), r => r.GetProperty("mse").GetDouble());
+        Assert.NotEqual(mse["1"].First(), mse["1"].Last());   // the seeds differ
+        var groups = summary.RootElement.GetProperty("groups").EnumerateArray().ToList();
+        Assert.Equal(2, groups.Count);
+        var first = groups[0].GetProperty("mse");
+        Assert.Equal(mse["1"].Average(), first.GetProperty("mean").GetDouble(), 12);
+        Assert.Equal(Math.Abs(mse["1"].First() - mse["1"].Last()) / Math.Sqrt(2), first.GetProperty("std").GetDouble(), 12);
+        Assert.Equal(mse["1"].Min(), first.GetProperty("min").GetDouble());
+        Assert.Equal(2, groups[0].GetProperty("runs").GetInt32());
+
+        var csv = File.ReadAllLines(Path.Combine(sweep, "summary_over_seeds.csv"));
+        Assert.Equal(3, csv.Length);
+        Assert.StartsWith("label,model,latent,kl_weight,runs,completed,mse_mean,mse_std,mse_min,mse_max,", csv[0]);
+        Assert.Equal(5, File.ReadAllLines(Path.Combine(sweep, "summary.csv")).Length);
+        Assert.StartsWith("label,model,latent,seed,kl_weight,", File.ReadAllLines(Path.Combine(sweep, "summary.csv"))[0]);
+
+        string html = File.ReadAllText(Path.Combine(sweep, "index.html"));
+        Assert.Contains("sample standard deviation (n − 1) over the 2 seeds", html);
+        Assert.Contains("<h2>MSE per pixel</h2>\n<table><tr><th class=\"l\">kl_weight</th><th>latent=8</th>", html);
+        Assert.Contains(" ± ", html);
+    }
 }

@@ -1,0 +1,152 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using VaeKit.Config;
+using VaeKit.Evaluation;
+
+namespace VaeKit.Sweeps;
+
+/// <summary>
+/// What <c>vae sweep</c> runs: the same experiment (<see cref="Base"/>: data, budget, every setting not on an axis)
+/// once per point of the Cartesian product of <see cref="Axes"/>, and optionally as a plain AE.
+/// </summary>
+public sealed record SweepPlan
+{
+    public required string Name { get; init; }
+    /// <summary>Every run's configuration but its name and the settings on the axes.</summary>
+    public required RunConfig Base { get; init; }
+    /// <summary>The grid, in the order given; the last axis varies fastest in <see cref="Entries"/>.</summary>
+    public required IReadOnlyList<SweepAxis> Axes { get; init; }
+    /// <summary>Adds AE runs: one per combination of the axes that matter to an AE (all but the KL settings).</summary>
+    public bool IncludeAe { get; init; }
+    public EvalOptions Eval { get; init; } = new();
+
+    /// <summary>The axes that are not the seed: the ones the summary, plot and tables are laid out by.</summary>
+    public IReadOnlyList<SweepAxis> SettingAxes => Axes.Where(a => a.Key != SweepGrid.SeedKey).ToList();
+
+    /// <summary>The seed axis, when the sweep repeats its runs over seeds.</summary>
+    public SweepAxis? SeedAxis => Axes.FirstOrDefault(a => a.Key == SweepGrid.SeedKey);
+
+    /// <summary>The runs in order: the grid's product (last axis fastest), then the AE runs.</summary>
+    public IReadOnlyList<SweepEntry> Entries()
+    {
+        var entries = new List<SweepEntry>();
+        foreach (var point in Product(Axes))
+            entries.Add(Entry(entries.Count, ModelOf(point), point));
+        if (IncludeAe)
+            foreach (var point in Product(Axes.Where(a => SweepGrid.MattersToAe(a.Key)).ToList()))
+                entries.Add(Entry(entries.Count, "ae", point));
+        return entries;
+    }
+
+    private string ModelOf(IReadOnlyList<KeyValuePair<string, string>> point) =>
+        point.FirstOrDefault(s => s.Key == "model").Value ?? (Base.Model.Kind == ModelKinds.Ae ? "ae" : "vae");
+
+    private static SweepEntry Entry(int index, string model, IReadOnlyList<KeyValuePair<string, string>> point)
+    {
+        bool aeRow = model == "ae" && point.All(s => s.Key != "model");
+        var parts = point.Select(s => $"{(s.Key == "kl_weight" ? "kl" : s.Key)}-{SweepGrid.Safe(s.Value)}");
+        string runName = string.Join('_', aeRow ? ["ae", .. parts] : parts);
+        string settings = string.Join(", ", point.Select(s => $"{s.Key}={s.Value}"));
+        string label = aeRow ? (settings.Length > 0 ? $"AE {settings}" : "AE") : settings;
+        return new SweepEntry(index, label, model, point.ToDictionary(s => s.Key, s => s.Value), runName);
+    }
+
+    private static IEnumerable<IReadOnlyList<KeyValuePair<string, string>>> Product(IReadOnlyList<SweepAxis> axes)
+    {
+        IEnumerable<IReadOnlyList<KeyValuePair<string, string>>> points = [[]];
+        foreach (var axis in axes)
+            points = points.SelectMany(p => axis.Values.Select(v => (IReadOnlyList<KeyValuePair<string, string>>)[.. p, new(axis.Key, v)])).ToList();
+        return points;
+    }
+
+    /// <summary>The configuration of one entry's run.</summary>
+    public RunConfig ConfigFor(SweepEntry entry)
+    {
+        var config = SweepGrid.Apply(Base, entry.Settings) with { Name = entry.RunName };
+        return entry.Model == "ae" ? config with { Model = config.Model with { Kind = ModelKinds.Ae } } : config;
+    }
+
+    public SweepPlan Validate()
+    {
+        if (Axes.Count == 0 && !IncludeAe)
+            throw new BadInputException("A sweep needs at least one axis: --grid KEY=V1,V2,… (e.g. --grid kl_weight=0.1,1,10) or --kl-weights 0.1,1,10.");
+        if (Axes.Select(a => a.Key).Distinct().Count() != Axes.Count)
+            throw new BadInputException($"--grid names {Axes.GroupBy(a => a.Key).First(g => g.Count() > 1).Key} twice; give all its values in one --grid.");
+        bool klAxis = Axes.Any(a => !SweepGrid.MattersToAe(a.Key));
+        var models = Axes.FirstOrDefault(a => a.Key == "model")?.Values ?? [Base.Model.Kind == ModelKinds.Ae ? "ae" : "vae"];
+        if (klAxis && models.Contains("ae"))
+            throw new BadInputException(Axes.Any(a => a.Key == "model")
+                ? "model=ae runs have no KL term, so a KL axis would repeat them; drop ae from --grid model and add one AE row per setting with --with-ae."
+                : "A sweep over a KL setting trains VAEs; add a plain AE row with --with-ae instead of --model ae.");
+        if (IncludeAe && Axes.Any(a => a.Key == "model"))
+            throw new BadInputException("--with-ae and --grid model=… both add AE runs; use one of them.");
+        var entries = Entries();
+        if (entries.Select(e => e.RunName).Distinct().Count() != entries.Count)
+            throw new BadInputException("Two runs of this grid would get the same directory name; write the values differently.");
+        foreach (var entry in entries)
+        {
+            var config = ConfigFor(entry);
+            config.Train.Validate();
+            (config.Model with { InChannels = config.Data.Channels ?? 3 }).Validate();
+        }
+        Eval.Validate();
+        return this;
+    }
+
+    /// <summary>The settings that make two invocations the same sweep (hardware and the name are not among them).</summary>
+    internal string Identity()
+    {
+        var identity = new JsonObject();
+        // A kl_weight-only sweep keeps the identity earlier versions wrote, so their sweeps can still be continued.
+        if (Axes is [{ Key: "kl_weight" } only])
+            identity["kl_weights"] = new JsonArray(only.Values.Select(v => JsonValue.Create(double.Parse(v, CultureInfo.InvariantCulture))).ToArray<JsonNode?>());
+        else
+            identity["axes"] = JsonSerializer.SerializeToNode(Axes, Json.Compact);
+        identity["with_ae"] = IncludeAe;
+        identity["model"] = JsonSerializer.SerializeToNode(Base.Model, Json.Compact);
+        identity["train"] = JsonSerializer.SerializeToNode(Base.Train, Json.Compact);
+        identity["data"] = JsonSerializer.SerializeToNode(Base.Data with { Fingerprint = null }, Json.Compact);
+        identity["eval"] = JsonSerializer.SerializeToNode(Eval, Json.Compact);
+        return identity.ToJsonString(Json.Compact);
+    }
+
+    public static string Format(double w) => w.ToString("R", CultureInfo.InvariantCulture);
+}
+
+/// <summary>
+/// One run of a sweep: its position in the plan (the Slurm array index), a label for tables, the model kind, the
+/// axis values that make it (key → canonical value), and its directory name under runs/.
+/// </summary>
+public sealed record SweepEntry(int Index, string Label, string Model, IReadOnlyDictionary<string, string> Settings, string RunName)
+{
+    /// <summary>The settings without the seed: runs that differ only by seed share them.</summary>
+    public IReadOnlyDictionary<string, string> SettingsWithoutSeed =>
+        Settings.Where(s => s.Key != SweepGrid.SeedKey).ToDictionary(s => s.Key, s => s.Value);
+}
+
+/// <summary>One line of summary.csv / summary.json: one run.</summary>
+public sealed record SweepRow
+{
+    public required string Label { get; init; }
+    public required string Model { get; init; }
+    /// <summary>The run's kl_weight (VAE), whether or not it is on an axis.</summary>
+    public double? KlWeight { get; init; }
+    /// <summary>The axis values of this run (key → value).</summary>
+    public IReadOnlyDictionary<string, string> Settings { get; init; } = new Dictionary<string, string>();
+    public required string Run { get; init; }
+    /// <summary>completed or diverged.</summary>
+    public required string Status { get; init; }
+    public long Steps { get; init; }
+    public double TrainSeconds { get; init; }
+    public double? Mse { get; init; }
+    public double? Psnr { get; init; }
+    public double? Ssim { get; init; }
+    public double? Kl { get; init; }
+    public int? ActiveUnits { get; init; }
+    public double? ElboNats { get; init; }
+    public double? NllNats { get; init; }
+    public double? NllBitsPerDim { get; init; }
+    public double? Frechet { get; init; }
+    public double? FrechetAggregate { get; init; }
+}

@@ -31,6 +31,7 @@ public static class VaeCli
             BenchCommand.Create(console),
             ReportCommand.Create(console),
             WandbCommand.Create(console),
+            ServeCommand.Create(console),
         };
 
         ParseResult parse = root.Parse(args);

@@ -32,6 +32,7 @@ internal static class ServeCommand
             if (r.GetValue(checkpoint) is not ("best" or "last")) throw new BadInputException("--checkpoint must be best or last.");
             if (r.GetValue(maxUpload) is < 1 or > 512) throw new BadInputException("--max-upload-mb must be between 1 and 512.");
             if (r.GetValue(maxSide) is < 16 or > 65535) throw new BadInputException("--max-image-side must be between 16 and 65535.");
+            if (r.GetValue(port) is < 0 or > 65535) throw new BadInputException($"--port must be between 0 and 65535 (got {r.GetValue(port)}).");
             if (r.GetValue(benchRequests) is < 10 or > 1_000_000) throw new BadInputException("--bench-requests must be between 10 and 1,000,000.");
             bool benchmark = r.GetValue(bench);
             var options = new ServeOptions

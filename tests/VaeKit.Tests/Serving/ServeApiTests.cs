@@ -11,7 +11,8 @@ using VaeKit.Serving;
 namespace VaeKit.Tests.Serving;
 
 /// <summary>The JSON/PNG API of <c>vae serve</c> over a real Kestrel on 127.0.0.1, as the page and a script use it.</summary>
-public class ServeApiTests(ServeFixture fx) : IClassFixture<ServeFixture>
+[Collection("serve")]
+public class ServeApiTests(ServeFixture fx)
 {
     private static HttpContent Json(object body) => JsonContent.Create(body);
 

@@ -9,7 +9,8 @@ namespace VaeKit.Tests.Serving;
 /// The page in a real browser: Debian's chromium, driven by PuppeteerSharp over the DevTools protocol (no browser
 /// download), against the fixture's server with a VAE and an AE side by side.
 /// </summary>
-public class ServeBrowserTests(ServeFixture fx, Xunit.Abstractions.ITestOutputHelper log) : IClassFixture<ServeFixture>
+[Collection("serve")]
+public class ServeBrowserTests(ServeFixture fx, Xunit.Abstractions.ITestOutputHelper log)
 {
     /// <summary>Where the screenshot goes: $VAEKIT_SERVE_SCREENSHOT (docs/serve.png is made that way), else /tmp.</summary>
     private static string ScreenshotPath =>

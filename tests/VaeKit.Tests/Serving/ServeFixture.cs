@@ -48,3 +48,7 @@ public sealed class ServeFixture : IAsyncLifetime
         _dir.Dispose();
     }
 }
+
+/// <summary>One <see cref="ServeFixture"/> (three trainings) for every serving test class.</summary>
+[CollectionDefinition("serve")]
+public sealed class ServeCollection : ICollectionFixture<ServeFixture>;

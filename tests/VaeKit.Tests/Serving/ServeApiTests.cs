@@ -264,6 +264,15 @@ public class ServeApiTests(ServeFixture fx)
     }
 
     [Fact]
+    public async Task A_second_server_on_a_taken_port_is_bad_input()
+    {
+        var taken = new ServeOptions { Port = fx.Host.Address.Port };
+        var e = await Assert.ThrowsAsync<BadInputException>(() => ServeHost.StartAsync(fx.Models, taken, TextWriter.Null));
+        Assert.Contains($"127.0.0.1:{taken.Port}", e.Message);
+        Assert.Contains("--port", e.Message);
+    }
+
+    [Fact]
     public async Task Runs_with_different_latent_sizes_are_served_each_with_its_own_code()
     {
         var models = new[] { ServedModel.Load(fx.Vae8), ServedModel.Load(fx.Vae4) };

@@ -79,7 +79,7 @@ public sealed class ServedModel : IDisposable
 
     /// <summary>
     /// Loads a run's checkpoint (<paramref name="checkpoint"/>: best, last or a file), then encodes up to
-    /// <see cref="RankingImages"/> of its validation images to rank the dimensions as <c>vae traverse</c> does.
+    /// <see cref="RankingImages"/> of its validation images (its training images when fewer than 64 were held out) to rank the dimensions as <c>vae traverse</c> does.
     /// A run whose data is gone is still served, unranked.
     /// </summary>
     public static ServedModel Load(string runDirectory, string? label = null, string checkpoint = "best", string device = "auto")
@@ -100,7 +100,7 @@ public sealed class ServedModel : IDisposable
             }
             using (data)
             {
-                var images = data is null ? null : TrainedModel.Showcase(data, runData: true, needed: RankingImages);
+                var images = data is null ? null : TrainedModel.Showcase(data, runData: true, needed: 64);
                 if (images is { Count: < 2 })
                 {
                     note = "the run's data has fewer than 2 images; dimensions are in index order";

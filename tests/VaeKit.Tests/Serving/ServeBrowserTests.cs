@@ -1,6 +1,8 @@
 using PuppeteerSharp;
 using PuppeteerSharp.Input;
 using SkiaSharp;
+using VaeKit.Cli.Serving;
+using VaeKit.Serving;
 using VaeKit.Tests.Reporting;
 
 namespace VaeKit.Tests.Serving;
@@ -19,13 +21,7 @@ public class ServeBrowserTests(ServeFixture fx, Xunit.Abstractions.ITestOutputHe
     [FactRequiringChromium]
     public async Task Moving_a_slider_redraws_the_decode_and_an_upload_shows_its_reconstruction_without_console_errors()
     {
-        await using var browser = await Puppeteer.LaunchAsync(new LaunchOptions
-        {
-            ExecutablePath = "/usr/bin/chromium",
-            Headless = true,
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-            UserDataDir = Path.Combine(fx.Root, "chromium-profile"),
-        });
+        await using var browser = await Chromium(Path.Combine(fx.Root, "chromium-profile"));
         await using var page = await browser.NewPageAsync();
         await page.SetViewportAsync(new ViewPortOptions { Width = 1200, Height = 900 });
         var problems = new List<string>();
@@ -91,6 +87,51 @@ public class ServeBrowserTests(ServeFixture fx, Xunit.Abstractions.ITestOutputHe
         Assert.Empty(problems);
     }
 
+    private static Task<IBrowser> Chromium(string profile) => Puppeteer.LaunchAsync(new LaunchOptions
+    {
+        ExecutablePath = "/usr/bin/chromium",
+        Headless = true,
+        Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        UserDataDir = profile,
+    });
+
+    /// <summary>
+    /// Not a check: remakes docs/serve.png from a real sweep when VAEKIT_SERVE_DOCS names one
+    /// (<c>VAEKIT_SERVE_DOCS=sweeps/kl-sweep dotnet test --filter FullyQualifiedName~Docs_screenshot</c>).
+    /// </summary>
+    [DocsScreenshotFact]
+    public async Task Docs_screenshot()
+    {
+        string sweep = Environment.GetEnvironmentVariable("VAEKIT_SERVE_DOCS")!;
+        var models = ServedRuns.Resolve([], sweep).Select(r => ServedModel.Load(r.Directory, r.Label)).ToList();
+        try
+        {
+            await using var host = await ServeHost.StartAsync(models, new ServeOptions { Port = 0 }, TextWriter.Null);
+            using var profile = new TempDir();
+            await using var browser = await Chromium(profile.Path);
+            await using var page = await browser.NewPageAsync();
+            await page.SetViewportAsync(new ViewPortOptions { Width = 330 * models.Count + 40 < 1000 ? 1000 : 330 * models.Count + 40, Height = 760 });
+            await page.GoToAsync(host.Address.AbsoluteUri, WaitUntilNavigation.Load);
+            await page.WaitForSelectorAsync("body[data-ready='1']", new WaitForSelectorOptions { Timeout = 60_000 });
+            var examples = await page.QuerySelectorAllAsync("#examples img");
+            await examples[1].ClickAsync();
+            await page.WaitForFunctionAsync("() => document.querySelectorAll('section.card[data-encoded]').length > 0");
+            await examples[5].ClickAsync();
+            await page.WaitForFunctionAsync("() => !document.getElementById('interpolate').disabled");
+            await page.SelectAsync("#mode", "slerp");
+            await page.ClickAsync("#interpolate");
+            await page.WaitForFunctionAsync("() => [...document.querySelectorAll('img.strip')].every(i => i.complete && i.naturalWidth > 200)");
+            await page.WaitForNetworkIdleAsync(new WaitForNetworkIdleOptions { IdleTime = 500 });
+            string target = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../docs/serve.png"));
+            await page.ScreenshotAsync(target, new ScreenshotOptions { FullPage = true });
+            log.WriteLine($"wrote {target}");
+        }
+        finally
+        {
+            foreach (var m in models) m.Dispose();
+        }
+    }
+
     private static Task<int> Decodes(IPage page, int run) =>
         page.EvaluateExpressionAsync<int>($"Number(document.querySelector('section.card[data-run=\"{run}\"]').dataset.decodes || 0)");
 
@@ -104,4 +145,16 @@ public class ServeBrowserTests(ServeFixture fx, Xunit.Abstractions.ITestOutputHe
         context.drawImage(img, 0, 0);
         return btoa(String.fromCharCode(...context.getImageData(0, 0, canvas.width, canvas.height).data));
     }", run);
+}
+
+/// <summary>Runs only when VAEKIT_SERVE_DOCS names a sweep and chromium is installed (it makes a picture, it checks nothing).</summary>
+public sealed class DocsScreenshotFactAttribute : FactAttribute
+{
+    public DocsScreenshotFactAttribute()
+    {
+        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable("VAEKIT_SERVE_DOCS")))
+            Skip = "makes docs/serve.png; set VAEKIT_SERVE_DOCS=sweeps/NAME to run it";
+        else if (new FactRequiringChromiumAttribute().Skip is { } reason)
+            Skip = reason;
+    }
 }

@@ -264,6 +264,32 @@ public class ServeApiTests(ServeFixture fx)
     }
 
     [Fact]
+    public async Task A_run_whose_images_are_gone_is_served_unranked_with_a_note()
+    {
+        using var dir = new TempDir();
+        string images = dir["faces"];
+        Directory.CreateDirectory(images);
+        for (int i = 0; i < 40; i++)
+        {
+            using var bitmap = new SKBitmap(32, 32);
+            bitmap.Erase(new SKColor((byte)(i * 6), 90, (byte)(255 - i * 6)));
+            using var png = SKImage.FromBitmap(bitmap).Encode(SKEncodedImageFormat.Png, 100);
+            File.WriteAllBytes(Path.Combine(images, $"{i}.png"), png.ToArray());
+        }
+        var (exit, output, error) = Tests.Cli.CliRunner.Run("train", "--data", images, "--widths", "8,16", "--latent", "4", "--epochs", "1", "--max-steps", "2",
+            "--batch-size", "16", "--threads", "1", "--name", "gone", "--runs-dir", dir["runs"], "--no-cache");
+        Assert.True(exit == 0, output + error);
+        Directory.Delete(images, recursive: true);
+
+        using var model = ServedModel.Load(dir["runs/gone"]);
+        Assert.Contains("not available", model.RankingNote);
+        Assert.Equal([0, 1, 2, 3], model.Ranked.Select(d => d.Index));
+        Assert.Empty(model.Examples);
+        using var png2 = Png(await model.DecodeAsync(Filled(4, 0)));
+        Assert.Equal(32, png2.Width);
+    }
+
+    [Fact]
     public async Task A_second_server_on_a_taken_port_is_bad_input()
     {
         var taken = new ServeOptions { Port = fx.Host.Address.Port };

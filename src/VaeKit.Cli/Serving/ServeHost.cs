@@ -181,6 +181,9 @@ public sealed class ServeHost : IAsyncDisposable
                 id = i, label = m.Label, run = m.RunPath, checkpoint = Path.GetFileName(m.CheckpointPath), step = m.Step,
                 family = m.Family, latent = m.Latent, image_size = m.ImageSize, channels = m.Channels,
                 score = m.ScoreName, ranking_note = m.RankingNote, examples = m.Examples.Count,
+                // What the family refuses (VaeModel.Unsupported), so the page can say so instead of failing.
+                cannot_sample = m.Unsupported(Models.ModelOperation.Sample),
+                cannot_interpolate = m.Unsupported(Models.ModelOperation.Interpolate),
                 dimensions = m.Ranked.Select(d => new { index = d.Index, score = double.IsFinite(d.Score) ? d.Score : (double?)null, mean = d.Mean, std = d.Std }),
             }),
         }, Json.Compact));

@@ -2,6 +2,7 @@ using SkiaSharp;
 using TorchSharp;
 using VaeKit.Data;
 using VaeKit.Evaluation;
+using VaeKit.Models;
 using VaeKit.Training;
 using static TorchSharp.torch;
 
@@ -21,8 +22,9 @@ public sealed record ServedDimension(int Index, double Score, double Mean, doubl
 /// libtorch already spreads one forward over the cores, so parallel forwards of one model would only compete.
 /// </summary>
 /// <remarks>
-/// Written against <see cref="TrainedModel"/> and <see cref="LatentTraversal"/>; when the model contract lands, this
-/// is the file to port: encode → posterior mode, decode, a draw from the prior, the ranking of dimensions.
+/// Talks to the model contract (<see cref="VaeModel"/>) through <see cref="TrainedModel"/>: encode → posterior mode,
+/// decode, a draw from the family's prior, the family's refusals (<see cref="VaeModel.Unsupported"/>); dimensions are
+/// ranked by <see cref="LatentTraversal"/> (mean KL for a Gaussian posterior, code variance otherwise).
 /// </remarks>
 public sealed class ServedModel : IDisposable
 {
@@ -35,11 +37,12 @@ public sealed class ServedModel : IDisposable
     private readonly TrainedModel _trained;
     private static long _leakedTensors;
 
-    private ServedModel(TrainedModel trained, string label, IReadOnlyList<ServedDimension> ranked, string? rankingNote,
+    private ServedModel(TrainedModel trained, string label, string scoreName, IReadOnlyList<ServedDimension> ranked, string? rankingNote,
                         IReadOnlyList<byte[]> examples)
     {
         _trained = trained;
         Label = label;
+        ScoreName = scoreName;
         Ranked = ranked;
         RankingNote = rankingNote;
         Examples = examples;
@@ -55,11 +58,14 @@ public sealed class ServedModel : IDisposable
     public string CheckpointPath => _trained.CheckpointPath;
     public long Step => _trained.Header.Step;
 
-    /// <summary>"vae" or "ae" (the families of the model contract will add theirs).</summary>
-    public string Family => _trained.Model.IsVariational ? "vae" : "ae";
+    /// <summary>The model family (<see cref="Config.ModelConfig.Kind"/>): ae, vae, sigma-vae, vq-vae or a user family.</summary>
+    public string Family => _trained.Config.Model.Kind;
 
-    /// <summary>What <see cref="ServedDimension.Score"/> measures: "kl" (nats) or "variance".</summary>
-    public string ScoreName => _trained.Model.IsVariational ? "kl" : "variance";
+    /// <summary>What <see cref="ServedDimension.Score"/> measures: "kl" (nats, a Gaussian posterior), "variance" (other codes), or "none" (unranked).</summary>
+    public string ScoreName { get; }
+
+    /// <summary>Why this model's family cannot do <paramref name="operation"/>, or null when it can.</summary>
+    public string? Unsupported(ModelOperation operation) => _trained.Model.Unsupported(operation);
 
     public int Latent => _trained.Config.Model.Latent;
     public int ImageSize => _trained.Config.Model.ImageSize;
@@ -106,9 +112,14 @@ public sealed class ServedModel : IDisposable
                     note = "the run's data has fewer than 2 images; dimensions are in index order";
                     images = null;
                 }
-                var ranked = images is null ? Unranked(trained.Config.Model.Latent) : Rank(trained, images);
-                var examples = images is null ? [] : ExamplePngs(images);
-                return new ServedModel(trained, label, ranked, note, examples);
+                if (images is not null && trained.Model.Unsupported(ModelOperation.Traverse) is { } why)
+                {
+                    note = $"{why.TrimEnd('.')}; dimensions are in index order";
+                    images = null;
+                }
+                var (scoreName, ranked) = images is null ? ("none", Unranked(trained.Config.Model.Latent)) : Rank(trained, images);
+                var examples = data is null ? [] : ExamplePngs(TrainedModel.Showcase(data, runData: true, needed: 64));
+                return new ServedModel(trained, label, scoreName, ranked, note, examples);
             }
         }
         catch
@@ -122,7 +133,7 @@ public sealed class ServedModel : IDisposable
         Enumerable.Range(0, latent).Select(d => new ServedDimension(d, double.NaN, 0, 1)).ToArray();
 
     /// <summary>Order and scores from <see cref="LatentTraversal"/>; the codes' mean and spread per dimension for the sliders.</summary>
-    private static ServedDimension[] Rank(TrainedModel trained, DecodedImages images)
+    private static (string ScoreName, ServedDimension[] Ranked) Rank(TrainedModel trained, DecodedImages images)
     {
         int latent = trained.Config.Model.Latent;
         int n = Math.Min(images.Count, RankingImages);
@@ -134,15 +145,18 @@ public sealed class ServedModel : IDisposable
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var codes = new List<Tensor>();
+        bool gaussian = false;
         for (int start = 0; start < n; start += 256)
         {
             var x = EpochPlan.ToModelInput(images.Pixels.narrow(0, start, Math.Min(256, n - start)), trained.Device);
-            codes.Add(trained.Model.Encode(x).Mu.to_type(ScalarType.Float64).cpu());
+            var posterior = trained.Model.Encode(x);
+            gaussian = posterior is GaussianPosterior;   // what LatentTraversal ranks by: its KL, else the codes' variance
+            codes.Add(posterior.Mode.to_type(ScalarType.Float64).cpu());
         }
         var all = cat(codes, 0);                                                   // (N, z)
         var mean = all.mean([0]).data<double>().ToArray();
         var std = all.std(0, unbiased: true).data<double>().ToArray();
-        return order.Select((d, i) => new ServedDimension(d, scores[i], mean[d], std[d] > 0 ? std[d] : 1)).ToArray();
+        return (gaussian ? "kl" : "variance", order.Select((d, i) => new ServedDimension(d, scores[i], mean[d], std[d] > 0 ? std[d] : 1)).ToArray());
     }
 
     private static byte[][] ExamplePngs(DecodedImages images)
@@ -168,20 +182,21 @@ public sealed class ServedModel : IDisposable
         return pixels.ToPng();
     }
 
-    /// <summary>A draw from the prior, z ~ N(0, T²·I), from a generator seeded by <paramref name="seed"/>.</summary>
+    /// <summary>A draw from the family's prior at <paramref name="temperature"/> (N(0, T²·I) for the Gaussian families), from a generator seeded by <paramref name="seed"/>.</summary>
     public Task<float[]> SampleCodeAsync(double temperature, long seed, CancellationToken cancellationToken = default)
     {
         if (!(temperature >= 0 && temperature <= 10)) throw new BadInputException($"temperature must be in [0, 10] (got {temperature}).");
+        _trained.Require(ModelOperation.Sample);
         return RunAsync(() =>
         {
             using var generator = new Generator(unchecked((ulong)seed));
-            return randn([Latent], generator: generator).mul(temperature).data<float>().ToArray();
+            return _trained.Model.SamplePrior(1, temperature, generator, _trained.Device).cpu().data<float>().ToArray();
         }, cancellationToken);
     }
 
     /// <summary>
     /// An image (pixels: <see cref="ImageSize"/>² · <see cref="Channels"/> bytes, rows then channels last, as
-    /// <see cref="ServedImages.Decode"/> returns) → its code (the posterior mode: the mean for a VAE) and the PNG
+    /// <see cref="ServedImages.Decode"/> returns) → its code (the posterior's mode: the mean of a Gaussian) and the PNG
     /// of its reconstruction, decoded from that code.
     /// </summary>
     public async Task<(float[] Code, byte[] Reconstruction)> EncodeAsync(byte[] pixels, CancellationToken cancellationToken = default)
@@ -191,8 +206,8 @@ public sealed class ServedModel : IDisposable
         var (code, reconstruction) = await RunAsync(() =>
         {
             var x = EpochPlan.ToModelInput(tensor(pixels, [1, ImageSize, ImageSize, Channels]), _trained.Device);   // (1, C, s, s)
-            var mu = _trained.Model.Encode(x).Mu;                                                                   // (1, z)
-            return (mu.cpu().data<float>().ToArray(), Pixels(_trained.Model.Decode(mu), columns: 1));
+            var mode = _trained.Model.Encode(x).Mode;                                                               // (1, z)
+            return (mode.cpu().data<float>().ToArray(), Pixels(_trained.Model.Decode(mode), columns: 1));
         }, cancellationToken);
         return (code, reconstruction.ToPng());
     }
@@ -206,6 +221,7 @@ public sealed class ServedModel : IDisposable
         CheckCode(a, nameof(a));
         CheckCode(b, nameof(b));
         if (steps is < 2 or > 32) throw new BadInputException($"steps must be between 2 and 32 (got {steps}).");
+        _trained.Require(ModelOperation.Interpolate);
         var pixels = await RunAsync(() =>
         {
             var start = tensor(a, [1, 1, Latent]).to(_trained.Device);                // (1, 1, z)

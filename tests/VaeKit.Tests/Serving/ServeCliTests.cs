@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using VaeKit.Cli;
 using VaeKit.Serving;
 using VaeKit.Tests.Cli;
 

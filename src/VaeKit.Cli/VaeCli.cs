@@ -33,6 +33,7 @@ public static class VaeCli
             ReportCommand.Create(console),
             WandbCommand.Create(console),
             ExportCommand.Create(console), ImportCommand.Create(console),
+            ServeCommand.Create(console),
         };
 
         ParseResult parse = root.Parse(args);

@@ -79,6 +79,7 @@ internal static class DataCommand
     private sealed class StageLines(IAnsiConsole console) : IProgress<DecodeProgress>
     {
         private readonly Lock _gate = new();
+        private readonly Stopwatch _clock = new();
         private string? _stage;
 
         public void Report(DecodeProgress value)
@@ -93,12 +94,13 @@ internal static class DataCommand
                 if (value.Stage != _stage && value.Done == 0)
                 {
                     _stage = value.Stage;
+                    _clock.Restart();
                     console.MarkupLineInterpolated($"  {value.Stage}…");
                 }
                 else if (value.Done == value.Total && value.Total > 0 && _stage == value.Stage)
                 {
                     _stage = null;
-                    console.MarkupLineInterpolated($"  {value.Stage}: {value.Total:N0} done");
+                    console.MarkupLineInterpolated($"  {value.Stage}: {value.Total:N0} done ({_clock.Elapsed.TotalSeconds:F1}s)");
                 }
             }
         }

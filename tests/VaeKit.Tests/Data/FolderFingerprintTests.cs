@@ -71,6 +71,7 @@ public sealed class FolderFingerprintTests : IDisposable
     }
 
     [Fact]
+    [Trait("Category", "Slow")]
     public void Resume_accepts_a_folder_whose_files_were_only_touched()
     {
         string runs = Path.Join(_dir.Path, "runs");

@@ -13,6 +13,7 @@ namespace VaeKit.Tests.Data;
 /// resident set between the two is compared with the growth of the decoded bytes. A ratio within one run, so a loaded
 /// machine does not change the verdict (the full-size numbers are in BENCHMARKS.md).
 /// </summary>
+[Trait("Category", "Slow")]
 public sealed class LoadMemoryTests : IDisposable
 {
     private const int Images = 400, Corrupt = 4;

@@ -207,7 +207,8 @@ public sealed partial class FakeWandbServer : IDisposable
             byte[] body;
             using (var buffer = new MemoryStream())
             {
-                await request.InputStream.CopyToAsync(buffer);
+                try { await request.InputStream.CopyToAsync(buffer); }
+                catch (Exception e) when (e is HttpListenerException or IOException) { return; }   // the client gave up first
                 body = buffer.ToArray();
             }
             string text = Encoding.UTF8.GetString(body);

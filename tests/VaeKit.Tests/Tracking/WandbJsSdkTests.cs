@@ -6,6 +6,11 @@ namespace VaeKit.Tests.Tracking;
 /// Keeps the fake server honest: the official W&amp;B JavaScript SDK (npm @wandb/sdk 0.5.1, tests/wandb-js) logs a run
 /// to it, and the fake must accept every request and record what that client meant to send.
 /// </summary>
+/// <remarks>
+/// That SDK covers only Viewer, UpsertBucket and file_stream: it has no file upload (its RunUploadUrls query is never
+/// called), no resume, no heartbeat and ignores "stopped". CreateRunFiles, the signed PUT, upload headers, heartbeats
+/// and resume are held to docs/wandb-contract.md by WandbContractTests and WandbServiceTests instead.
+/// </remarks>
 public class WandbJsSdkTests(Xunit.Abstractions.ITestOutputHelper log)
 {
     [FactRequiringWandbJs]

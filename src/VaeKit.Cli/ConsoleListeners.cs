@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Spectre.Console;
 using VaeKit.Data;
+using VaeKit.Models;
 using VaeKit.Training;
 
 namespace VaeKit.Cli;
@@ -47,16 +48,30 @@ internal static class ConsoleListeners
         var v = e.Validation;
         string validation = v is null
             ? ""
-            : $"  val loss {v.Loss:F2} (rec {v.Reconstruction:F2}, kl {v.Kl:F2}, mse {v.Mse:F5}, psnr {v.Psnr:F2} dB)";
+            : $"  val loss {v.Loss:F2} (rec {v.Reconstruction:F2}{Terms(v.Values, ", ")}, mse {v.Mse:F5}, psnr {v.Psnr:F2} dB)";
+        string train = Terms(e.Train, "");
         console.MarkupLineInterpolated(
-            $"epoch {e.Epoch}/{e.Epochs}  step {e.Step}  train loss {e.TrainLoss:F2} (kl {e.TrainKl:F2}){validation}  {e.Seconds:F1}s{(e.IsBest ? "  ★ best" : "")}");
+            $"epoch {e.Epoch}/{e.Epochs}  step {e.Step}  train loss {e.TrainLoss:F2}{(train.Length > 0 ? $" ({train})" : "")}{validation}  {e.Seconds:F1}s{(e.IsBest ? "  ★ best" : "")}");
+    }
+
+    /// <summary>The objective's own terms (kl for a VAE, commitment and perplexity for a VQ-VAE, …), each as "name value",
+    /// after <paramref name="lead"/>; the terms every model has (loss, reconstruction, mse, psnr) are shown elsewhere.</summary>
+    private static string Terms(IReadOnlyDictionary<string, double> values, string lead)
+    {
+        var own = values.Where(kv => kv.Key is not (MetricNames.Loss or MetricNames.Reconstruction or MetricNames.Mse or MetricNames.Psnr
+                                                    or MetricNames.KlWeight or MetricNames.LearningRate or MetricNames.GradNorm))
+                        .Select(kv => $"{kv.Key} {kv.Value:F2}").ToList();
+        return own.Count == 0 ? "" : (lead.Length > 0 ? lead : "") + string.Join(", ", own);
     }
 
     /// <summary>The loader reports one-off notices (e.g. an unwritable cache) as a stage starting with "warning: ".</summary>
     private static bool IsNotice(DecodeProgress p) => p.Stage.StartsWith("warning: ", StringComparison.Ordinal);
 
-    internal static string Describe(StepReport r) =>
-        $"epoch {r.Epoch} loss {r.Metrics.Loss:F1} kl {r.Metrics.Kl:F1} psnr {r.Metrics.Psnr:F1} {r.ImagesPerSecond:F0} img/s";
+    internal static string Describe(StepReport r)
+    {
+        string own = Terms(r.Metrics.Values, "");
+        return $"epoch {r.Epoch} loss {r.Metrics.Loss:F1}{(own.Length > 0 ? " " + own.Replace(",", "") : "")} psnr {r.Metrics.Psnr:F1} {r.ImagesPerSecond:F0} img/s";
+    }
 
     private sealed class LiveListener(IAnsiConsole console, ProgressContext context) : IRunCallback
     {

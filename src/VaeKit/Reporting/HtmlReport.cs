@@ -25,6 +25,9 @@ public static partial class HtmlReport
         ("KL", "kl", "val_kl"),
         ("MSE per pixel", "mse", "val_mse"),
         ("PSNR (dB)", "psnr", "val_psnr"),
+        ("Decoder σ (σ-VAE)", "sigma", "val_sigma"),
+        ("Commitment (VQ-VAE)", "commitment", "val_commitment"),
+        ("Codebook perplexity (VQ-VAE)", "perplexity", "val_perplexity"),
         ("Learning rate", "lr", null),
     ];
 
@@ -128,11 +131,15 @@ public static partial class HtmlReport
 
     private const int MaxPoints = 4000;
 
+    private static bool HasPoints(JsonObject series, string? key) => key is not null && series[key] is JsonArray { Count: > 0 };
+
     private static string Render(List<RunData> runs)
     {
         var data = new JsonObject
         {
-            ["charts"] = new JsonArray(Charts.Select(c => (JsonNode)new JsonObject
+            // A chart appears when some run has its numbers (no KL chart for an AE or a VQ-VAE, no σ chart for a VAE).
+            ["charts"] = new JsonArray(Charts.Where(c => runs.Any(r => HasPoints(r.Series, c.Train is null ? null : "train_" + c.Train) || HasPoints(r.Series, c.Validation)))
+                                             .Select(c => (JsonNode)new JsonObject
             {
                 ["title"] = c.Title, ["train"] = c.Train is null ? null : "train_" + c.Train, ["validation"] = c.Validation,
             }).ToArray()),

@@ -67,10 +67,13 @@ public sealed class InMemoryDataTests
         Assert.Equal(bytes.Pixels.shape, back.Pixels.shape);
         Assert.True(bytes.Pixels.eq(back.Pixels).all().item<bool>());
 
-        // 600 RGB images cross several conversion blocks; a value v becomes round(255 v).
-        using var rgb = rand(600, 3, 5, 5, dtype: ScalarType.Float64);
+        // 600 RGB images cross several conversion blocks; a value v becomes round(255 v): (k ± 0.3) / 255 → k.
+        using var generator = new Generator(7);
+        using var k = randint(0, 256, new long[] { 600, 3, 5, 5 }, generator: generator);
+        using var jitter = rand(new long[] { 600, 3, 5, 5 }, dtype: ScalarType.Float64, generator: generator).sub(0.5).mul(0.6);
+        using var rgb = k.to(ScalarType.Float64).add(jitter).clamp(0, 255).div(255);
         using var converted = DecodedImages.FromFloat(rgb);
-        using var expected = rgb.mul(255).round().to(ScalarType.Byte).permute(0, 2, 3, 1);
+        using var expected = k.to(ScalarType.Byte).permute(0, 2, 3, 1);
         Assert.True(converted.Pixels.eq(expected).all().item<bool>());
         using var data = LoadedDataset.FromImages(converted, 0.1);
         Assert.Equal((540, 60, 5, 3), (data.Train.Count, data.Validation.Count, data.Description.ImageSize, data.Description.Channels));

@@ -43,10 +43,16 @@ public static class LibTorchContext
             setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", 0);
             Environment.SetEnvironmentVariable("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
         }
+        SetDeterministic(true);
+    }
+
+    /// <summary>Deterministic algorithms (warn-only) and cuDNN deterministic on or off; on also turns cuDNN benchmark off.</summary>
+    public static void SetDeterministic(bool on)
+    {
         var context = Context();
-        Export<SetFlagsFn>(SetDeterministicAlgorithms)(context, true, true);
-        Export<SetFlagFn>(SetDeterministicCuDnn)(context, true);
-        Export<SetFlagFn>(SetBenchmarkCuDnn)(context, false);
+        Export<SetFlagsFn>(SetDeterministicAlgorithms)(context, on, true);
+        Export<SetFlagFn>(SetDeterministicCuDnn)(context, on);
+        if (on) Export<SetFlagFn>(SetBenchmarkCuDnn)(context, false);
     }
 
     /// <summary>cuDNN benchmark mode: autotune convolution algorithms per input shape (PyTorch's

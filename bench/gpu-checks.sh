@@ -10,6 +10,8 @@
 #  4. bench/compare rows: bench-m b64 fp32 (PyTorch defaults), bench-m b256 bf16 (PyTorch autocast + channels_last
 #     + cudnn.benchmark, VaeKit with and without --cudnn-benchmark; the inference column is the bf16 inference ratio),
 #     and what --deterministic costs.
+#  5. (GPU_CHECKS_SECTIONS="1 2 3 4" skips it) bench/compare on this host's CPU, 2 threads, same libtorch: bench-s and bench-m fp32,
+#     training, inference and sampling ratios (issue 13 item 6).
 # Everything goes to OUTDIR (summary.md is the one to read). On a CPU, for testing the script itself:
 #   GPU_CHECKS_DEVICE=cpu bash bench/gpu-checks.sh src/VaeKit.Cli/bin/Release/net10.0 /tmp/gpu-checks
 # (tiny sizes, the bundled libtorch). PYTHON names a Python with torch (default python3).
@@ -19,6 +21,8 @@ VAEDIR=$(cd "$1" && pwd) || exit 2
 OUT=$(mkdir -p "$2" && cd "$2" && pwd) || exit 2
 HERE=$(cd "$(dirname "$0")" && pwd)
 DEVICE=${GPU_CHECKS_DEVICE:-cuda}
+SECTIONS=" ${GPU_CHECKS_SECTIONS:-1 2 3 4 5} "   # e.g. GPU_CHECKS_SECTIONS="3 4" for a rerun of the benches only
+want() { [[ "$SECTIONS" == *" $1 "* ]]; }
 PYTHON=${PYTHON:-python3}
 export WANDB_MODE=offline   # the spool only, no network
 if [ "$DEVICE" = cuda ]; then
@@ -28,7 +32,7 @@ if [ "$DEVICE" = cuda ]; then
   CONFIGS_FP32=bench-m:64:fp32; CONFIGS_BF16=bench-m:256:bf16
 else
   # Testing the script on a (busy) CPU: a 16 px model with 6 steps per epoch, one repeat, minimal benches.
-  PRESET="tiny --image-size 16 --widths 8,16 --latent 8"; DATA=synthetic:256; BATCH=32; EPOCHS=3; VALF=0.25; THREADS="--threads 2"
+  PRESET="tiny --image-size 16 --widths 8,16 --latent 8"; DATA=synthetic:128; BATCH=32; EPOCHS=3; VALF=0.25; THREADS="--threads 1"
   MEM_PRESETS="bench-s"; MEM_BATCH=8; BSTEPS=1; BWARM=1; REPEAT=1
   CONFIGS_FP32=bench-s:8:fp32; CONFIGS_BF16=bench-s:8:bf16
 fi
@@ -71,7 +75,7 @@ def interrupt(run, pid, moment, timeout=600):
         epochs = [x for x in r if x.get("type") == "epoch"]
         spe = epochs[0]["step"] if epochs else None
         hit = None
-        if moment == "first-epoch" and train and train[-1]["step"] >= 3 and not epochs:
+        if moment == "first-epoch" and train and not epochs:
             hit = f"step {train[-1]['step']} of epoch 1"
         elif moment == "mid-epoch-later" and spe and train and train[-1]["step"] >= 2 * spe + spe // 2:
             hit = f"step {train[-1]['step']} (epoch 3, {spe} steps per epoch)"
@@ -127,9 +131,12 @@ helper() { $PYTHON "$OUT/helper.py" "$@"; }
 COMMON="--preset $PRESET --data $DATA --batch-size $BATCH --epochs $EPOCHS --val-fraction $VALF --seed 7 --log-every 1 --device $DEVICE $THREADS --runs-dir $RUNS --cache-dir $CACHE"
 
 # The uninterrupted reference first (it also renders and caches the synthetic images).
-say ""; say "## 1. Ctrl-C at three moments, then resume"
+if want 1 || want 2; then
 $VAE train $COMMON --name reference > "$OUT/reference.log" 2>&1; rc=$?
 [ $rc -eq 0 ] || fail "the uninterrupted reference run exited $rc (see reference.log)"
+fi
+if want 1; then
+say ""; say "## 1. Ctrl-C at three moments, then resume"
 for moment in first-epoch mid-epoch-later validation; do
   run=$RUNS/int-$moment
   set -m   # job control: a background job that does not ignore SIGINT (bash makes plain '&' jobs ignore it)
@@ -146,7 +153,9 @@ for moment in first-epoch mid-epoch-later validation; do
   [ "$spool" = 130 ] || fail "$moment: W&B spool exit '$spool', not 130"
   [ $rrc -eq 0 ] || fail "$moment: the resume exited $rrc (int-$moment.resume.log)"
 done
+fi
 
+if want 2; then
 say ""; say "## 2. Resume vs uninterrupted, default and --deterministic"
 $VAE train $COMMON --name reference-2 > "$OUT/reference-2.log" 2>&1 || fail "second reference run"
 say "- two uninterrupted runs (run-to-run noise): $(helper compare "$RUNS/reference" "$RUNS/reference-2")"
@@ -156,7 +165,9 @@ pid=$!; set +m; hit=$(helper interrupt "$RUNS/det-int" $pid mid-epoch-later); wa
 $VAE train --resume "$RUNS/det-int" > "$OUT/det-int.resume.log" 2>&1 || fail "deterministic resume"
 say "- --deterministic, SIGINT at $hit (exit $rc), resumed: $(helper compare "$RUNS/det-reference" "$RUNS/det-int")"
 say "- --deterministic vs default reference: $(helper compare "$RUNS/reference" "$RUNS/det-reference")"
+fi
 
+if want 3; then
 say ""; say "## 3. GPU memory at batch $MEM_BATCH"
 say "| preset | precision | vae bench: NVML used (MiB) | PyTorch same model: max allocated / reserved (MiB) | vae info --memory estimate (MiB) |"
 say "|---|---|---|---|---|"
@@ -172,7 +183,9 @@ for preset in $MEM_PRESETS; do
     say "| $preset | $precision | $(mib $used) | $(mib $pt) | $(mib $est) |"
   done
 done
+fi
 
+if want 4; then
 say ""; say "## 4. Side by side with PyTorch (bench/compare, one run each)"
 export VAE PYTHON
 CMP="$PYTHON $HERE/compare --device $DEVICE ${THREADS} --repeat $REPEAT --steps $BSTEPS --warmup $BWARM"
@@ -189,6 +202,14 @@ for flag in "${FLAGS[@]}"; do
   $VAE bench --preset $p --batch $b --precision $pr --device $DEVICE $THREADS --steps $BSTEPS --warmup $BWARM --json $flag > "$OUT/det-cost.json" 2>/dev/null || fail "bench $flag"
   say "- $p b$b $pr ${flag:-default}: $(helper bench-field "$OUT/det-cost.json" train_images_per_second inference_images_per_second) img/s (train, inference)"
 done
+fi
+
+if want 5 && [ "$DEVICE" = cuda ]; then
+  say ""; say "## 5. CPU, same libtorch (this host's CPU, 2 threads): training, inference, sampling"
+  $PYTHON "$HERE/compare" --device cpu --threads 2 --configs bench-s:64:fp32,bench-m:64:fp32 --steps 8 --warmup 2 --repeat 2 \
+    --json "$OUT/compare-cpu.json" > "$OUT/compare-cpu.md" 2> "$OUT/compare-cpu.err" || fail "compare cpu"
+  cat "$OUT/compare-cpu.md" >> "$SUMMARY"
+fi
 
 say ""; say "Failures: $FAILS"
 exit $((FAILS > 0))

@@ -66,8 +66,8 @@ def rows(run):
                 pass   # a line being written
     return out
 
-def interrupt(run, pid, moment, timeout=600):
-    """Sends SIGINT to pid at the moment; prints what it hit."""
+def wait_for(run, pid, moment, timeout=600):
+    """Sends SIGINT to pid at the moment; returns what it hit."""
     pid, start = int(pid), time.time()
     while time.time() - start < timeout:
         r = rows(run)
@@ -84,15 +84,23 @@ def interrupt(run, pid, moment, timeout=600):
                    if len(epochs) < 2 else f"step {train[-1]['step']}: just after the epoch-2 end (validation missed)")
         if hit:
             os.kill(pid, signal.SIGINT)
-            print(hit)
-            return
+            return hit
         try:
             os.kill(pid, 0)
         except OSError:
-            print("the run ended before the moment came")
-            return
+            return "the run ended before the moment came"
         time.sleep(0.02)
-    print("timed out waiting for the moment")
+    return "timed out waiting for the moment"
+
+def run_interrupt(run, moment, log, *cmd):
+    """Starts cmd with SIGINT at its default disposition (a shell's background jobs inherit it ignored, and .NET
+    keeps an inherited ignore), sends SIGINT at the moment, waits; prints 'what it hit|exit code'."""
+    import subprocess
+    with open(log, "w") as f:
+        p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    hit = wait_for(run, p.pid, moment)
+    print(f"{hit}|{p.wait()}")
 
 def losses(run):
     """step -> loss of the train rows, the last row per step winning (a resume rewrites from its checkpoint)."""
@@ -139,11 +147,8 @@ if want 1; then
 say ""; say "## 1. Ctrl-C at three moments, then resume"
 for moment in first-epoch mid-epoch-later validation; do
   run=$RUNS/int-$moment
-  set -m   # job control: a background job that does not ignore SIGINT (bash makes plain '&' jobs ignore it)
-  $VAE train $COMMON --name int-$moment --wandb > "$OUT/int-$moment.log" 2>&1 &
-  pid=$!; set +m
-  hit=$(helper interrupt "$run" $pid $moment)
-  wait $pid; rc=$?
+  out=$(helper run-interrupt "$run" $moment "$OUT/int-$moment.log" $VAE train $COMMON --name int-$moment --wandb)
+  hit=${out%|*}; rc=${out##*|}
   ckpt=$([ -f "$run/checkpoints/last.ckpt" ] && echo yes || echo NO)
   spool=$(helper spool-exit "$run")
   $VAE train --resume "$run" > "$OUT/int-$moment.resume.log" 2>&1; rrc=$?
@@ -160,8 +165,8 @@ say ""; say "## 2. Resume vs uninterrupted, default and --deterministic"
 $VAE train $COMMON --name reference-2 > "$OUT/reference-2.log" 2>&1 || fail "second reference run"
 say "- two uninterrupted runs (run-to-run noise): $(helper compare "$RUNS/reference" "$RUNS/reference-2")"
 $VAE train $COMMON --deterministic --name det-reference > "$OUT/det-reference.log" 2>&1 || fail "deterministic reference run"
-set -m; $VAE train $COMMON --deterministic --name det-int > "$OUT/det-int.log" 2>&1 &
-pid=$!; set +m; hit=$(helper interrupt "$RUNS/det-int" $pid mid-epoch-later); wait $pid; rc=$?
+out=$(helper run-interrupt "$RUNS/det-int" mid-epoch-later "$OUT/det-int.log" $VAE train $COMMON --deterministic --name det-int)
+hit=${out%|*}; rc=${out##*|}
 $VAE train --resume "$RUNS/det-int" > "$OUT/det-int.resume.log" 2>&1 || fail "deterministic resume"
 say "- --deterministic, SIGINT at $hit (exit $rc), resumed: $(helper compare "$RUNS/det-reference" "$RUNS/det-int")"
 say "- --deterministic vs default reference: $(helper compare "$RUNS/reference" "$RUNS/det-reference")"
@@ -191,9 +196,9 @@ export VAE PYTHON
 CMP="$PYTHON $HERE/compare --device $DEVICE ${THREADS} --repeat $REPEAT --steps $BSTEPS --warmup $BWARM"
 $CMP --configs $CONFIGS_FP32 --json "$OUT/compare-fp32.json" > "$OUT/compare-fp32.md" 2> "$OUT/compare-fp32.err" || fail "compare fp32"
 say "### $CONFIGS_FP32, PyTorch eager defaults"; cat "$OUT/compare-fp32.md" >> "$SUMMARY"
-$CMP --configs $CONFIGS_BF16 --pytorch-args --cudnn-benchmark --json "$OUT/compare-bf16.json" > "$OUT/compare-bf16.md" 2> "$OUT/compare-bf16.err" || fail "compare bf16"
+$CMP --configs $CONFIGS_BF16 --pytorch-args=--cudnn-benchmark --json "$OUT/compare-bf16.json" > "$OUT/compare-bf16.md" 2> "$OUT/compare-bf16.err" || fail "compare bf16"
 say ""; say "### $CONFIGS_BF16, PyTorch autocast + channels_last + cudnn.benchmark; VaeKit default (inference ratio = bf16 inference on the twin)"; cat "$OUT/compare-bf16.md" >> "$SUMMARY"
-$CMP --configs $CONFIGS_BF16 --pytorch-args --cudnn-benchmark --vae-args --cudnn-benchmark --json "$OUT/compare-bf16-cb.json" > "$OUT/compare-bf16-cb.md" 2> "$OUT/compare-bf16-cb.err" || fail "compare bf16 cudnn-benchmark"
+$CMP --configs $CONFIGS_BF16 --pytorch-args=--cudnn-benchmark --vae-args=--cudnn-benchmark --json "$OUT/compare-bf16-cb.json" > "$OUT/compare-bf16-cb.md" 2> "$OUT/compare-bf16-cb.err" || fail "compare bf16 cudnn-benchmark"
 say ""; say "### $CONFIGS_BF16, both with cudnn.benchmark"; cat "$OUT/compare-bf16-cb.md" >> "$SUMMARY"
 say ""; say "### what --deterministic costs (vae bench, alternated)"
 IFS=: read -r p b pr <<< "$CONFIGS_FP32"

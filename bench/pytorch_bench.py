@@ -92,6 +92,8 @@ def main():
     ap.add_argument("--threads", type=int)
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--no-tf32", action="store_true")
+    ap.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True (autotuned convolutions)")
+    ap.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms(True), cudnn.benchmark off")
     args = ap.parse_args()
 
     if args.threads:
@@ -101,6 +103,12 @@ def main():
     if gpu:  # the same switch as `vae --no-tf32` (on by default there: matmuls and convolutions)
         torch.backends.cuda.matmul.allow_tf32 = not args.no_tf32
         torch.backends.cudnn.allow_tf32 = not args.no_tf32
+    if args.cudnn_benchmark and not args.deterministic:
+        torch.backends.cudnn.benchmark = True
+    if args.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
     size, widths, blocks, latent = PRESETS[args.preset]
     torch.manual_seed(0)
     model = VAE(size, widths, blocks, latent).to(device)
@@ -183,6 +191,9 @@ def main():
         "threads": torch.get_num_threads(), "parameters": sum(p.numel() for p in params),
         "timed_steps": windows * window, "step_ms": step_s * 1000, "train_images_per_second": args.batch / step_s,
         "inference_images_per_second": inference, "sampling_images_per_second": sampling, "final_loss": last,
+        "gpu_max_allocated_bytes": torch.cuda.max_memory_allocated(device) if gpu else None,
+        "gpu_max_reserved_bytes": torch.cuda.max_memory_reserved(device) if gpu else None,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
         "versions": {"torch": torch.__version__},
     }))
 

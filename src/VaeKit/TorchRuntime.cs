@@ -41,6 +41,25 @@ public static class TorchRuntime
         backends.cudnn.allow_tf32 = enabled;
     }
 
+    /// <summary>
+    /// libtorch's determinism and cuDNN autotuning switches (process-wide): <paramref name="deterministic"/> turns on
+    /// deterministic algorithms and cuDNN's deterministic mode with benchmark off; otherwise cuDNN benchmark is set to
+    /// <paramref name="cudnnBenchmark"/> on CUDA. Nothing is touched on the CPU unless deterministic is asked for.
+    /// Call before the first CUDA matmul.
+    /// </summary>
+    public static void SetDeterminism(Device device, bool deterministic, bool cudnnBenchmark)
+    {
+        try
+        {
+            if (deterministic) LibTorchContext.UseDeterministic();
+            else if (device.type == DeviceType.CUDA && cudnnBenchmark) LibTorchContext.BenchmarkCuDnn = true;
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new BadInputException($"{(deterministic ? "--deterministic" : "--cudnn-benchmark")} cannot be used with this libtorch: {e.Message}");
+        }
+    }
+
     /// <summary>Version strings recorded in config.json and checkpoints.</summary>
     public static IReadOnlyDictionary<string, string> Versions() => new Dictionary<string, string>
     {

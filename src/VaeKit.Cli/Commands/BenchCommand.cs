@@ -20,7 +20,7 @@ internal static class BenchCommand
         var models = new ModelOptions();
         var command = new Command("bench", "Measure training, inference and sampling speed of a model on this machine.");
         models.AddTo(command);
-        foreach (var option in new Option[] { Device, Batch, Steps, Warmup, Threads, TrainCommand.PrecisionOption, TrainCommand.ChannelsLastOption, TrainCommand.NoTf32, AsJson })
+        foreach (var option in new Option[] { Device, Batch, Steps, Warmup, Threads, TrainCommand.PrecisionOption, TrainCommand.ChannelsLastOption, TrainCommand.NoTf32, TrainCommand.DeterministicOption, TrainCommand.CudnnBenchmarkOption, AsJson })
             command.Options.Add(option);
         command.SetAction(r =>
         {
@@ -37,6 +37,8 @@ internal static class BenchCommand
                 Precision = TrainCommand.ParsePrecision(r.GetValue(TrainCommand.PrecisionOption)),
                 Tf32 = !r.GetValue(TrainCommand.NoTf32),
                 ChannelsLast = TrainCommand.ParseChannelsLast(r.GetValue(TrainCommand.ChannelsLastOption)),
+                Deterministic = r.GetValue(TrainCommand.DeterministicOption),
+                CudnnBenchmark = r.GetValue(TrainCommand.CudnnBenchmarkOption),
             };
             bool json = r.GetValue(AsJson);
             var result = TrainBenchmark.Run(options, json ? null : message => console.MarkupLineInterpolated($"[grey]{message}…[/]"));

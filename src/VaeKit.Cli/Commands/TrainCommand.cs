@@ -47,6 +47,8 @@ internal static class TrainCommand
         HelpName = "on|off|auto",
     }.AcceptOnlyFromAmong("on", "off", "auto");
     internal static readonly Option<bool> NoTf32 = new("--no-tf32") { Description = "Exact fp32 on CUDA: no TF32 tensor cores in matmuls and convolutions" };
+    internal static readonly Option<bool> DeterministicOption = new("--deterministic") { Description = "Deterministic algorithms, cuDNN benchmark off: a CUDA resume continues bit-exactly where libtorch allows (slower)" };
+    internal static readonly Option<bool> CudnnBenchmarkOption = new("--cudnn-benchmark") { Description = "CUDA: let cuDNN autotune convolution algorithms (PyTorch's cudnn.benchmark)" };
     private static readonly Option<string?> Name = new("--name") { Description = "Run name; the run goes to RUNS-DIR/NAME [default: PRESET-MODEL-TIMESTAMP]" };
     private static readonly Option<string> RunsDir = new("--runs-dir") { Description = "Where runs are created", DefaultValueFactory = _ => "runs" };
     private static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this directory where it stopped (its stored settings; --epochs, --device, --threads and a moved --data may change)" };
@@ -73,7 +75,7 @@ internal static class TrainCommand
     /// <summary>The flags <see cref="ToConfig"/> reads besides --data and the model's (<c>vae sweep</c> takes them too).</summary>
     internal static Option[] ExperimentOptions =>
         [Epochs, BatchSize, Lr, KlWeight, KlScheduleOption, FreeBits, WeightDecay, Schedule, Warmup, GradClip, Seed, MaxSteps, LogEvery,
-         ValFraction, Flip, Channels, CacheDir, NoCache, Device, Threads, PrecisionOption, ChannelsLastOption, NoTf32, Name];
+         ValFraction, Flip, Channels, CacheDir, NoCache, Device, Threads, PrecisionOption, ChannelsLastOption, NoTf32, DeterministicOption, CudnnBenchmarkOption, Name];
 
     /// <summary>Flags → the run's configuration (pure; unit-tested).</summary>
     internal static RunConfig ToConfig(ParseResult r, ModelOptions models, DateTimeOffset now)
@@ -108,6 +110,7 @@ internal static class TrainCommand
         Device = r.GetValue(Device)!, Threads = r.GetValue(Threads),
         Precision = ParsePrecision(r.GetValue(PrecisionOption)), Tf32 = !r.GetValue(NoTf32),
         ChannelsLast = ParseChannelsLast(r.GetValue(ChannelsLastOption)),
+        Deterministic = r.GetValue(DeterministicOption), CudnnBenchmark = r.GetValue(CudnnBenchmarkOption),
     };
 
     internal static bool? ParseChannelsLast(string? text) => text switch { "on" => true, "off" => false, _ => null };

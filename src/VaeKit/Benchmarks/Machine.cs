@@ -59,7 +59,10 @@ internal static class Machine
     /// keeps what it once needed, so after a run this is its peak reservation plus the CUDA context. Null when NVML
     /// is not there (no NVIDIA driver).
     /// </summary>
-    public static long? GpuMemoryUsedBytes(int index)
+    public static long? GpuMemoryUsedBytes(int index) => GpuMemoryInfo(index)?.Used;
+
+    /// <summary>Free, total and used bytes of GPU <paramref name="index"/> per the driver (NVML); null without NVML.</summary>
+    public static (long Free, long Total, long Used)? GpuMemoryInfo(int index)
     {
         try
         {
@@ -67,7 +70,7 @@ internal static class Machine
             try
             {
                 if (nvmlDeviceGetHandleByIndex_v2((uint)index, out var handle) != 0) return null;
-                return nvmlDeviceGetMemoryInfo(handle, out var memory) == 0 ? (long)memory.Used : null;
+                return nvmlDeviceGetMemoryInfo(handle, out var memory) == 0 ? ((long)memory.Free, (long)memory.Total, (long)memory.Used) : null;
             }
             finally
             {

@@ -22,6 +22,10 @@ public sealed record BenchOptions
     public bool Tf32 { get; init; } = true;
     /// <summary>bf16 only; null = on for CUDA.</summary>
     public bool? ChannelsLast { get; init; }
+    /// <summary>Deterministic algorithms, cuDNN benchmark off (<c>--deterministic</c>).</summary>
+    public bool Deterministic { get; init; }
+    /// <summary>cuDNN benchmark mode on CUDA (<c>--cudnn-benchmark</c>).</summary>
+    public bool CudnnBenchmark { get; init; }
 
     public BenchOptions Validate()
     {
@@ -40,6 +44,8 @@ public sealed record BenchResult
     public required string Device { get; init; }
     public required string Precision { get; init; }
     public bool ChannelsLast { get; init; }
+    public bool Deterministic { get; init; }
+    public bool CudnnBenchmark { get; init; }
     public int Batch { get; init; }
     public int Threads { get; init; }
     public long Parameters { get; init; }
@@ -81,6 +87,7 @@ public static class TrainBenchmark
         TorchRuntime.SetThreads(options.Threads);
         var device = TorchRuntime.ResolveDevice(options.Device);
         TorchRuntime.SetTf32(device, options.Tf32);
+        TorchRuntime.SetDeterminism(device, options.Deterministic, options.CudnnBenchmark);
         bool gpu = device.type == DeviceType.CUDA;
         var model = options.Model;
 
@@ -169,7 +176,7 @@ public static class TrainBenchmark
         double gflopPerImage = FlopCount.TrainStepPerImage(model) / 1e9;
         double achieved = gflopPerImage * options.Batch / stepSeconds;
         progress?.Invoke("measuring inference, sampling and the matmul peak");
-        var (inference, sampling) = Inference(net, options.Batch, device);
+        var (inference, sampling) = Inference(trainer.Bf16Twin ?? net, options.Batch, device, trainer.Bf16Twin is null ? null : ScalarType.BFloat16, trainer.ChannelsLast);
         var peakType = options.Precision == Precision.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
         double peak = Machine.MatmulGflops(device, peakType, gpu ? 8192 : 2048);
 
@@ -179,6 +186,8 @@ public static class TrainBenchmark
             Device = device.ToString(),
             Precision = options.Precision.ToString().ToLowerInvariant(),
             ChannelsLast = trainer.ChannelsLast,
+            Deterministic = options.Deterministic,
+            CudnnBenchmark = options.CudnnBenchmark && !options.Deterministic,
             Batch = options.Batch,
             Threads = get_num_threads(),
             Parameters = net.ParameterCount,
@@ -228,14 +237,26 @@ public static class TrainBenchmark
         }
     }
 
-    /// <summary>Encode+decode and prior-sampling rates (evaluation mode, no gradients), median of timed runs.</summary>
-    private static (double Inference, double Sampling) Inference(Models.VaeModel model, int batch, Device device)
+    /// <summary>
+    /// Encode+decode and prior-sampling rates (evaluation mode, no gradients), median of timed runs. With
+    /// <paramref name="lowPrecision"/> the model is the trainer's bf16 twin: inputs and codes are cast to bf16 (and laid
+    /// out channels-last when the twin is), outputs cast back to fp32 inside the timed call, as a caller would need them.
+    /// </summary>
+    private static (double Inference, double Sampling) Inference(Models.VaeModel model, int batch, Device device,
+                                                                 ScalarType? lowPrecision = null, bool channelsLast = false)
     {
         using var noGrad = no_grad();
         model.eval();
         var config = model.Config;
         using var x = rand([batch, config.InChannels, config.ImageSize, config.ImageSize], device: device);
         using var z = randn([batch, config.Latent], device: device);
+        Tensor In(Tensor t)
+        {
+            if (lowPrecision is not ScalarType type) return t;
+            var cast = t.to(type);
+            return channelsLast && t.dim() == 4 ? cast.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2) : cast;
+        }
+        Tensor Out(Tensor t) => lowPrecision is null ? t : t.to(ScalarType.Float32);
         double Rate(Action run)
         {
             var times = new List<double>();
@@ -248,7 +269,7 @@ public static class TrainBenchmark
             }
             return batch / Machine.Median(times);
         }
-        return (Rate(() => model.call(x)), Rate(() => model.Decode(z)));
+        return (Rate(() => Out(model.call(In(x)).Reconstruction)), Rate(() => Out(model.Decode(In(z)))));
     }
 
     private static DecodedImages RandomImages(int count, int size, int channels, Device device)

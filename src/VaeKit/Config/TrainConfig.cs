@@ -125,6 +125,14 @@ public sealed record RuntimeConfig
     /// <summary>bf16 only: channels-last (NHWC) compute; null = on for CUDA, off for CPU.</summary>
     public bool? ChannelsLast { get; init; }
 
+    /// <summary>Deterministic algorithms (libtorch's switch; cuDNN deterministic, its benchmark mode off): a resume on
+    /// CUDA continues bit-exactly where libtorch allows it, at some speed (see <see cref="LibTorchContext"/>).</summary>
+    public bool Deterministic { get; init; }
+
+    /// <summary>cuDNN benchmark mode (autotuned convolution algorithms, PyTorch's <c>cudnn.benchmark</c>); ignored
+    /// under <see cref="Deterministic"/>. No effect on the CPU.</summary>
+    public bool CudnnBenchmark { get; init; }
+
     public RuntimeConfig Validate()
     {
         if (Threads is <= 0) throw new BadInputException($"runtime.threads must be positive (got {Threads}).");

@@ -34,11 +34,14 @@ public sealed class Decoder : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor z)
     {
-        var h = _project.call(z).view(_bottleneckShape);  // (B, c[L-1], side, side)
+        var h = _project.call(z);
+        h = h.Then(h.view(_bottleneckShape), z);          // (B, c[L-1], side, side)
         foreach (var stage in _stages)
-            h = stage.call(h);                            // doubles H, W between stages
-        h = _convOut.call(nn.functional.silu(_normOut.call(h)));   // (B, C_in, s, s) logits
-        return h.sigmoid();
+            h = h.Then(stage.call(h), z);                 // doubles H, W between stages
+        h = h.Then(_normOut.call(h), z);
+        h = h.Then(nn.functional.silu(h), z);
+        h = h.Then(_convOut.call(h), z);                  // (B, C_in, s, s) logits
+        return h.Then(h.sigmoid(), z);
     }
 }
 
@@ -60,8 +63,9 @@ public sealed class DecoderStage : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
+        var h = x;
         foreach (var block in _blocks)
-            x = block.call(x);                                  // (B, c_i, H, W)
-        return _upsample is null ? x : _upsample.call(x);       // (B, c_{i-1}, 2H, 2W)
+            h = h.Then(block.call(h), x);                       // (B, c_i, H, W)
+        return _upsample is null ? h : h.Then(_upsample.call(h), x);   // (B, c_{i-1}, 2H, 2W)
     }
 }

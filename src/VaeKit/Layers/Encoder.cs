@@ -31,9 +31,10 @@ public sealed class Encoder : nn.Module<Tensor, Tensor>
     {
         var h = _convIn.call(x);                          // (B, c0, s, s)
         foreach (var stage in _stages)
-            h = stage.call(h);                            // halves H, W between stages
-        h = nn.functional.silu(_normOut.call(h));         // (B, c[L-1], side, side)
-        return h.flatten(1);                              // (B, c[L-1]·side²)
+            h = h.Then(stage.call(h), x);                 // halves H, W between stages
+        h = h.Then(_normOut.call(h), x);
+        h = h.Then(nn.functional.silu(h), x);             // (B, c[L-1], side, side)
+        return h.Then(h.flatten(1), x);                   // (B, c[L-1]·side²)
     }
 }
 
@@ -55,8 +56,9 @@ public sealed class EncoderStage : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
+        var h = x;
         foreach (var block in _blocks)
-            x = block.call(x);                                      // (B, c_i, H, W)
-        return _downsample is null ? x : _downsample.call(x);       // (B, c_{i+1}, H/2, W/2)
+            h = h.Then(block.call(h), x);                           // (B, c_i, H, W)
+        return _downsample is null ? h : h.Then(_downsample.call(h), x);   // (B, c_{i+1}, H/2, W/2)
     }
 }

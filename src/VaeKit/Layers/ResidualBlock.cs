@@ -27,8 +27,13 @@ public sealed class ResidualBlock : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        var h = _conv1.call(nn.functional.silu(_norm1.call(x)));   // (B, C, H, W)
-        h = _conv2.call(nn.functional.silu(_norm2.call(h)));       // (B, C, H, W)
-        return x + h;
+        // Each intermediate is released once used (Norm.Then): see there why.
+        var h = _norm1.call(x);
+        h = h.Then(nn.functional.silu(h), x);
+        h = h.Then(_conv1.call(h), x);                  // (B, C, H, W)
+        h = h.Then(_norm2.call(h), x);
+        h = h.Then(nn.functional.silu(h), x);
+        h = h.Then(_conv2.call(h), x);                  // (B, C, H, W)
+        return h.Then(x + h, x);
     }
 }

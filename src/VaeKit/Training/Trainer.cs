@@ -105,6 +105,10 @@ public sealed class Trainer : IDisposable
     /// <summary>Elements of the master buffer that the bf16 twin holds in bf16 (conv and linear parameters).</summary>
     public long LowPrecisionCount { get; }
 
+    /// <summary>Issue 13: the bf16 compute twin (Precision.Bf16 only; null otherwise), weights current after every
+    /// step. Its input is bf16 (channels-last strides when <see cref="ChannelsLast"/>); used by the bench.</summary>
+    internal VaeModel? Bf16Twin => _twin;
+
     /// <summary>All parameters as one buffer (tests and tools; do not resize).</summary>
     internal FlatParameters Parameters => _flat;
 

@@ -78,6 +78,10 @@ internal sealed class TrainingLoop
             }
             return End(new RunEnd(RunOutcome.Completed, Trainer.Step, Position.Epoch, validation, Position.BestLoss, null));
         }
+        catch (Exception e) when (GpuMemory.IsOutOfMemory(e))   // issue 13: one clear message instead of a CUDA stack trace
+        {
+            return End(new RunEnd(RunOutcome.Failed, Trainer.Step, Position.Epoch, validation, Position.BestLoss, OutOfMemory()));
+        }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             _callbacks.RunEnded(new RunEnd(RunOutcome.Failed, Position.Step, Position.Epoch, validation, Position.BestLoss, e.Message));
@@ -183,6 +187,17 @@ internal sealed class TrainingLoop
         };
         return new RunResult(end.Outcome, _store.Directory.Path, end.Outcome == RunOutcome.Diverged ? Position.Step : Trainer.Step,
                              end.Validation, Position.BestLoss, message);
+    }
+
+    /// <summary>Issue 13: the out-of-memory message, with the batch size the estimate says fits this GPU (NVML's total;
+    /// null off NVIDIA) and the images counted when they live on the device.</summary>
+    private string OutOfMemory()
+    {
+        var device = Context.Device;
+        long data = new[] { Context.TrainImages, Context.ValidationImages }.Where(i => i.Pixels.device_type == DeviceType.CUDA).Sum(i => i.ByteLength);
+        long? total = device.type == DeviceType.CUDA ? Benchmarks.Machine.GpuMemoryInfo(Math.Max(0, (int)device.index))?.Total : null;
+        return GpuMemory.OutOfMemoryMessage(_config.Model, _config.Train.BatchSize, Trainer.Precision, total, data) +
+               " Nothing was saved at this step" + (Context.LastSavedStep is long saved ? $"; the last checkpoint is step {saved}." : ".");
     }
 
     public void Notify(string text) => _callbacks.Message(text);

@@ -204,6 +204,7 @@ public static class TrainingRun
         TorchRuntime.SetThreads(runtime.Threads);
         var device = TorchRuntime.ResolveDevice(runtime.Device);
         TorchRuntime.SetTf32(device, runtime.Tf32);
+        TorchRuntime.SetDeterminism(device, runtime.Deterministic, runtime.CudnnBenchmark);   // issue 13: --deterministic
         return device;
     }
 

@@ -35,7 +35,7 @@ public sealed class MlpVae : VaeModel
 
     // (B, z) → (B, C, s, s) in (0, 1)
     public override Tensor Decode(Tensor z) =>
-        sigmoid(_fc4.call(relu(_fc3.call(z)))).view(-1, Config.InChannels, Config.ImageSize, Config.ImageSize);
+        _fc4.call(relu(_fc3.call(z))).sigmoid().view(-1, Config.InChannels, Config.ImageSize, Config.ImageSize);
 }
 
 /// <summary>The family's own setting, read from model.options (config.json) or --model-option hidden=N.</summary>

@@ -1,6 +1,7 @@
 // A user's own model trained by VaeKit: the MLP VAE of MlpVae.cs on images held in memory, interrupted and resumed
 // exactly, then loaded for sampling and evaluation. Usage: dotnet run -- [RUNS_DIR] [STEPS]
 using MlpVaeExample;
+using VaeKit;
 using VaeKit.Config;
 using VaeKit.Data;
 using VaeKit.Imaging;
@@ -30,7 +31,7 @@ var config = new RunConfig
 // 3. Train; stop halfway as Ctrl-C would (last.ckpt is saved), then resume exactly where it stood.
 using var halfway = new CancellationTokenSource();
 var first = TrainingRun.Train(config, new TrainOptions { RunsDirectory = runs, Data = data, Callbacks = [new PatienceStop(2), new CancelAtStep(steps / 2, halfway)] }, halfway.Token);
-Console.WriteLine($"{first.Outcome} at step {first.Step}: {first.Message}");
+Console.WriteLine(first.Message);
 var done = TrainingRun.Resume(new ResumeOptions { RunDirectory = first.Directory }, new TrainOptions { Data = data, Callbacks = [new PatienceStop(2)] }, CancellationToken.None);
 Console.WriteLine($"{done.Outcome} at step {done.Step} → {done.Directory}");
 

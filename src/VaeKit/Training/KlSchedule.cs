@@ -67,4 +67,13 @@ public sealed record KlSchedule(KlScheduleKind Kind, int WarmupSteps = 0, int Cy
     };
 }
 
-public enum KlScheduleKind { Constant, LinearWarmup, Cyclical }
+/// <summary>The shape of a <see cref="KlSchedule"/>.</summary>
+public enum KlScheduleKind
+{
+    /// <summary>kl_weight from the first step.</summary>
+    Constant,
+    /// <summary>Linear rise from 0 to kl_weight over <see cref="KlSchedule.WarmupSteps"/> steps.</summary>
+    LinearWarmup,
+    /// <summary>Repeated linear rises over <see cref="KlSchedule.Cycles"/> cycles of the run.</summary>
+    Cyclical,
+}

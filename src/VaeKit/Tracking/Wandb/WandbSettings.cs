@@ -1,6 +1,15 @@
 namespace VaeKit.Tracking.Wandb;
 
-public enum WandbMode { Online, Offline, Disabled }
+/// <summary>What happens to a run's W&amp;B tracking (<c>WANDB_MODE</c>).</summary>
+public enum WandbMode
+{
+    /// <summary>Spool to runs/NAME/wandb/ and upload while training.</summary>
+    Online,
+    /// <summary>Spool only; upload later with <c>vae wandb sync</c>.</summary>
+    Offline,
+    /// <summary>No tracking at all.</summary>
+    Disabled,
+}
 
 /// <summary>
 /// Where and how a run is tracked on Weights &amp; Biases, resolved the way W&amp;B users know it: flags first, then

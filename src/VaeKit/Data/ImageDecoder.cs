@@ -9,7 +9,7 @@ namespace VaeKit.Data;
 /// transparency on white, and convert to RGB or gray (ITU-R BT.601 luma). Also resizes raw gray images (Fashion-MNIST).
 /// Holds reusable Skia bitmaps, so it is not thread-safe: use one per worker thread.
 /// </summary>
-public sealed class ImageDecoder : IDisposable
+internal sealed class ImageDecoder : IDisposable
 {
     /// <summary>Largest decoded bitmap accepted (pixels); bigger files are skipped rather than risking a multi-GB buffer.</summary>
     public const long MaxDecodedPixels = 128L * 1024 * 1024;

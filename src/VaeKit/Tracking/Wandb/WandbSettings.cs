@@ -127,7 +127,7 @@ public sealed record WandbTiming
 }
 
 /// <summary>Reads the password of one machine from a netrc file (the format curl and Python's netrc use).</summary>
-public static class Netrc
+internal static class Netrc
 {
     public static string? Password(string? path, string host)
     {

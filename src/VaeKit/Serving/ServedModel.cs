@@ -281,6 +281,7 @@ public sealed class ServedModel : IDisposable
         public byte[] ToPng() => ServedImages.EncodePng(Rgb, Width, Height, 3);
     }
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         _trained.Dispose();

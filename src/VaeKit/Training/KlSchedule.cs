@@ -59,6 +59,7 @@ public sealed record KlSchedule(KlScheduleKind Kind, int WarmupSteps = 0, int Cy
     public static double At(TrainConfig config, long step, long totalSteps) =>
         Parse(config.KlSchedule).At(config.KlWeight, step, totalSteps);
 
+    /// <inheritdoc/>
     public override string ToString() => Kind switch
     {
         KlScheduleKind.LinearWarmup => $"linear-warmup:{WarmupSteps}",

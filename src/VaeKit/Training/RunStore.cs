@@ -162,5 +162,6 @@ public sealed class RunStore : IDisposable
         }
     }
 
+    /// <inheritdoc/>
     public void Dispose() => _lock.Dispose();
 }

@@ -33,6 +33,7 @@ public sealed record PendingStep(long Step, double LearningRate, double KlWeight
     /// <summary>The values already read back (a checked step), or null.</summary>
     internal float[]? Host { get; init; }
 
+    /// <inheritdoc/>
     public void Dispose() => Values.Dispose();
 }
 
@@ -350,6 +351,7 @@ public sealed class Trainer : IDisposable
         return (twin, flat);
     }
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         Model.Noise = null;

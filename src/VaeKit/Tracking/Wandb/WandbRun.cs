@@ -372,6 +372,7 @@ public sealed partial class WandbRun : IDisposable
     [GeneratedRegex("""^\{"_step":(\d+),"_runtime":([0-9.eE+-]+)""")]
     private static partial Regex StepAndRuntime();
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         _sender?.Abort();

@@ -22,6 +22,7 @@ public sealed record WandbSettings
     public const string DefaultBaseUrl = "https://api.wandb.ai";
     public const string DefaultProject = "vaekit";
 
+    /// <inheritdoc/>
     public WandbMode Mode { get; init; } = WandbMode.Online;
     public string BaseUrl { get; init; } = DefaultBaseUrl;
     public string Project { get; init; } = DefaultProject;
@@ -51,6 +52,7 @@ public sealed record WandbSettings
         return $"{app}/{Uri.EscapeDataString(entity)}/{Uri.EscapeDataString(project)}/runs/{Uri.EscapeDataString(runId)}";
     }
 
+    /// <inheritdoc/>
     public override string ToString() =>
         $"WandbSettings {{ Mode = {Mode}, BaseUrl = {BaseUrl}, Project = {Project}, Entity = {Entity}, Key = {(ApiKey is null ? "none" : "set")} }}";
 

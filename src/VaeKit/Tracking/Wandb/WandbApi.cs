@@ -12,6 +12,7 @@ public sealed class WandbAuthException(string message) : Exception(message);
 /// <summary>Worth retrying: 5xx, 429, a timeout, a refused or reset connection. <see cref="RetryAfter"/> is the server's wish.</summary>
 public sealed class WandbTransientException(string message, TimeSpan? retryAfter = null) : Exception(message)
 {
+    /// <summary>How long the server asked to wait (HTTP Retry-After); null when it did not say.</summary>
     public TimeSpan? RetryAfter { get; } = retryAfter;
 }
 

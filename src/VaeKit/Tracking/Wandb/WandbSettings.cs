@@ -19,11 +19,14 @@ public enum WandbMode
 /// <remarks>The key is never serialised or printed: <see cref="ToString"/> leaves it out, and no file VaeKit writes holds it.</remarks>
 public sealed record WandbSettings
 {
+    /// <summary>The hosted W&amp;B API.</summary>
     public const string DefaultBaseUrl = "https://api.wandb.ai";
+    /// <summary>Project used when neither a flag nor WANDB_PROJECT names one.</summary>
     public const string DefaultProject = "vaekit";
 
     /// <inheritdoc/>
     public WandbMode Mode { get; init; } = WandbMode.Online;
+    /// <summary>The W&amp;B project the run goes to (WANDB_PROJECT).</summary>
     public string BaseUrl { get; init; } = DefaultBaseUrl;
     public string Project { get; init; } = DefaultProject;
     /// <summary>null: the key's default entity, as the server decides.</summary>
@@ -121,6 +124,7 @@ public sealed record WandbTiming
     public TimeSpan FileStreamTimeout { get; init; } = TimeSpan.FromSeconds(180);
     /// <summary>How often UpsertBucket is retried on HTTP 409 (a concurrent update) before the server's message is reported.</summary>
     public int ConflictRetries { get; init; } = 20;
+    /// <summary>Longest retry delay.</summary>
     /// <summary>First retry delay after a failure; doubles up to <see cref="MaxBackoff"/>. Retry-After wins when given.</summary>
     public TimeSpan MinBackoff { get; init; } = TimeSpan.FromSeconds(2);
     public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(60);

@@ -310,6 +310,7 @@ public sealed class QuantisedPosterior : Posterior
     /// <summary>(B, L) int64.</summary>
     public Tensor Indices { get; }
 
+    /// <summary>K, the number of codebook entries.</summary>
     public int CodebookSize { get; }
 
     /// <inheritdoc/>

@@ -24,18 +24,21 @@ public sealed record WandbSettings
     /// <summary>Project used when neither a flag nor WANDB_PROJECT names one.</summary>
     public const string DefaultProject = "vaekit";
 
-    /// <inheritdoc/>
+    /// <summary>Online, offline (spool only) or disabled (WANDB_MODE).</summary>
     public WandbMode Mode { get; init; } = WandbMode.Online;
-    /// <summary>The W&amp;B project the run goes to (WANDB_PROJECT).</summary>
+    /// <summary>The W&amp;B API server (WANDB_BASE_URL); set it for a self-hosted server.</summary>
     public string BaseUrl { get; init; } = DefaultBaseUrl;
+    /// <summary>The W&amp;B project the run goes to (WANDB_PROJECT).</summary>
     public string Project { get; init; } = DefaultProject;
     /// <summary>null: the key's default entity, as the server decides.</summary>
     public string? Entity { get; init; }
     /// <summary>Display name on the run page; null = the VaeKit run name.</summary>
     public string? DisplayName { get; init; }
+    /// <summary>Tags shown on the run page.</summary>
     public IReadOnlyList<string> Tags { get; init; } = [];
     /// <summary>Never written anywhere; null in offline mode when no key is configured.</summary>
     public string? ApiKey { get; init; }
+    /// <summary>Timeouts, heartbeats and retry delays of the upload client.</summary>
     public WandbTiming Timing { get; init; } = new();
     /// <summary>The run's <c>program</c> on W&amp;B (the official client sends the script's name).</summary>
     public string Program { get; init; } = "vae";
@@ -124,9 +127,9 @@ public sealed record WandbTiming
     public TimeSpan FileStreamTimeout { get; init; } = TimeSpan.FromSeconds(180);
     /// <summary>How often UpsertBucket is retried on HTTP 409 (a concurrent update) before the server's message is reported.</summary>
     public int ConflictRetries { get; init; } = 20;
-    /// <summary>Longest retry delay.</summary>
     /// <summary>First retry delay after a failure; doubles up to <see cref="MaxBackoff"/>. Retry-After wins when given.</summary>
     public TimeSpan MinBackoff { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>Longest retry delay.</summary>
     public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(60);
     /// <summary>At the end of training, how long the sender may keep trying before leaving the rest in the spool.</summary>
     public TimeSpan FinishTimeout { get; init; } = TimeSpan.FromSeconds(60);

@@ -1,12 +1,12 @@
 namespace VaeKit.Tracking.Wandb;
 
-/// <summary>What <see cref="WandbSync.Sync"/> did.
-/// /// <param name="Url">The run's page on W&amp;B.</param>
-/// /// <param name="RowsOnServerBefore">History rows the server already had.</param>
-/// /// <param name="RowsSent">History rows this sync sent.</param>
-/// /// <param name="RowsInSpool">History rows in runs/NAME/wandb/.</param>
-/// /// <param name="Completed">The server holds the run's end (<c>complete</c> was acknowledged, now or before).</param>
-/// /// <param name="ExitCode">The run's recorded exit code (0 completed, 130 interrupted, 1 otherwise); null while it has no recorded end.</param></summary>
+/// <summary>What <see cref="WandbSync.Sync"/> did.</summary>
+/// <param name="Url">The run's page on W&amp;B.</param>
+/// <param name="RowsOnServerBefore">History rows the server already had.</param>
+/// <param name="RowsSent">History rows this sync sent.</param>
+/// <param name="RowsInSpool">History rows in runs/NAME/wandb/.</param>
+/// <param name="Completed">The server holds the run's end (<c>complete</c> was acknowledged, now or before).</param>
+/// <param name="ExitCode">The run's recorded exit code (0 completed, 130 interrupted, 1 otherwise); null while it has no recorded end.</param>
 public sealed record WandbSyncResult(string Url, long RowsOnServerBefore, long RowsSent, long RowsInSpool, bool Completed, int? ExitCode);
 
 /// <summary>

@@ -15,6 +15,7 @@ namespace VaeKit.Training;
 /// </remarks>
 public sealed record KlSchedule(KlScheduleKind Kind, int WarmupSteps = 0, int Cycles = 0, double Ratio = 0.5)
 {
+    /// <summary>kl_weight from the first step (the default).</summary>
     public static readonly KlSchedule Constant = new(KlScheduleKind.Constant);
 
     /// <exception cref="BadInputException">the text is not one of the three forms.</exception>

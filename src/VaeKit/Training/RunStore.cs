@@ -22,6 +22,7 @@ public sealed class RunStore : IDisposable
         _lock = runLock;
     }
 
+    /// <summary>The layout of the run directory this store owns.</summary>
     public RunDirectory Directory { get; }
 
     /// <summary>

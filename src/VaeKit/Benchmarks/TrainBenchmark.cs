@@ -45,7 +45,7 @@ public sealed record BenchOptions
 /// <summary>Numbers of one benchmark (snake_case in <c>--json</c>). Times are medians over timed windows.</summary>
 public sealed record BenchResult
 {
-    /// <see cref="BenchOptions.Preset"/> of the run.
+    /// <summary><see cref="BenchOptions.Preset"/> of the run.</summary>
     public required string Preset { get; init; }
     /// <summary>The device actually used (e.g. cpu, cuda).</summary>
     public required string Device { get; init; }
@@ -71,7 +71,7 @@ public sealed record BenchResult
     public double AchievedGflops { get; init; }
     /// <summary>This machine's square-matmul rate in the benchmark's precision (8192³ on a GPU, 2048³ on a CPU).</summary>
     public double MatmulPeakGflops { get; init; }
-    /// <see cref="AchievedGflops"/> / <see cref="MatmulPeakGflops"/>, in [0, 1] in practice.
+    /// <summary><see cref="AchievedGflops"/> / <see cref="MatmulPeakGflops"/>, in [0, 1] in practice.</summary>
     public double PeakFraction { get; init; }
     /// <summary>Share of step time spent on data: CPU, waiting for the prefetch thread; GPU, the extra median step
     /// time of fresh batches over one reused batch (host time means nothing there: the host blocks wherever the

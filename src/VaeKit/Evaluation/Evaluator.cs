@@ -93,9 +93,9 @@ public sealed record EvalReport
     public double? ElboNats { get; init; }
     /// <summary>Importance-weighted upper bound on −log p(x) with k samples, nats per image (VAE).</summary>
     public double? NllNats { get; init; }
-    /// <see cref="ElboNats"/> / (D·ln 2), bits per dimension (VAE).
+    /// <summary><see cref="ElboNats"/> / (D·ln 2), bits per dimension (VAE).</summary>
     public double? ElboBitsPerDim { get; init; }
-    /// <see cref="NllNats"/> / (D·ln 2), bits per dimension (VAE).
+    /// <summary><see cref="NllNats"/> / (D·ln 2), bits per dimension (VAE).</summary>
     public double? NllBitsPerDim { get; init; }
 
     /// <summary>Fréchet distance between N(0, I) and a Gaussian fitted to the codes of the data.</summary>

@@ -50,7 +50,7 @@ public sealed class DecoderStage : nn.Module<Tensor, Tensor>
     [ComponentName(Name = "blocks")] private readonly ModuleList<ResidualBlock> _blocks;
     [ComponentName(Name = "upsample")] private readonly ConvTranspose2d? _upsample;
 
-    /// <paramref name="width"/> channels in; <paramref name="previousWidth"/> null for the last stage (no upsampling).
+    /// <summary><paramref name="width"/> channels in; <paramref name="previousWidth"/> null for the last stage (no upsampling).</summary>
     public DecoderStage(ModelConfig config, int width, int? previousWidth) : base(nameof(DecoderStage))
     {
         _blocks = new ModuleList<ResidualBlock>();

@@ -45,7 +45,7 @@ public sealed class EncoderStage : nn.Module<Tensor, Tensor>
     [ComponentName(Name = "blocks")] private readonly ModuleList<ResidualBlock> _blocks;
     [ComponentName(Name = "downsample")] private readonly Conv2d? _downsample;
 
-    /// <paramref name="width"/> channels in; <paramref name="nextWidth"/> null for the last stage (no downsampling).
+    /// <summary><paramref name="width"/> channels in; <paramref name="nextWidth"/> null for the last stage (no downsampling).</summary>
     public EncoderStage(ModelConfig config, int width, int? nextWidth) : base(nameof(EncoderStage))
     {
         _blocks = new ModuleList<ResidualBlock>();

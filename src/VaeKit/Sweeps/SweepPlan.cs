@@ -114,7 +114,7 @@ public sealed record SweepPlan
         return identity.ToJsonString(Json.Compact);
     }
 
-    /// <paramref name="w"/> in the invariant round-trip form used in labels and run names.
+    /// <summary><paramref name="w"/> in the invariant round-trip form used in labels and run names.</summary>
     public static string Format(double w) => w.ToString("R", CultureInfo.InvariantCulture);
 }
 

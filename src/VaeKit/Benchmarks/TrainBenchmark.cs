@@ -10,7 +10,7 @@ namespace VaeKit.Benchmarks;
 /// <summary>What <c>vae bench</c> runs: one model shape, one device, one batch size, one precision.</summary>
 public sealed record BenchOptions
 {
-    /// <summary>Name shown in the results (a preset name such as bench-s, or a description of a custom shape).</summary>
+    /// <summary>Name of the model shape shown in the results (the preset it came from, e.g. bench-s).</summary>
     public required string Preset { get; init; }
     /// <summary>The model shape to benchmark.</summary>
     public required ModelConfig Model { get; init; }
@@ -57,7 +57,7 @@ public sealed record BenchResult
     public int Batch { get; init; }
     /// <summary>libtorch intra-op threads in effect.</summary>
     public int Threads { get; init; }
-    /// <summary>Trainable parameters of the model.</summary>
+    /// <summary>Parameters of the model (elements, all tensors).</summary>
     public long Parameters { get; init; }
     /// <summary>Training steps that were timed (warm-up excluded).</summary>
     public int TimedSteps { get; init; }

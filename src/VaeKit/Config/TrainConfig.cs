@@ -50,7 +50,7 @@ public sealed record TrainConfig
     /// gradient norms scale with image size: the default only catches spikes.</summary>
     public double GradClip { get; init; } = 1000;
 
-    /// <summary>Seed of weight initialisation, batch order, flips and posterior noise; the same seed and data give the same run.</summary>
+    /// <summary>Seed of weight initialisation, batch order, flips and posterior noise.</summary>
     public int Seed { get; init; } = 0;
 
     /// <summary>Stop after this many optimizer steps in total (smoke tests, quick looks); null = all epochs.</summary>

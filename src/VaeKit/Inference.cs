@@ -23,12 +23,17 @@ public sealed class TrainedModel : IDisposable
         CheckpointPath = checkpoint;
     }
 
+    /// <summary>The run the checkpoint belongs to.</summary>
     public RunDirectory Run { get; }
+    /// <summary>The loaded checkpoint's header (step, epoch, run configuration).</summary>
     public CheckpointHeader Header { get; }
+    /// <summary>The run's configuration as stored in the checkpoint.</summary>
     public RunConfig Config => Header.Config;
     /// <summary>The model, in evaluation mode, on <see cref="Device"/>.</summary>
     public VaeModel Model { get; }
+    /// <summary>The device the model lives on.</summary>
     public Device Device { get; }
+    /// <summary>Path of the loaded checkpoint file.</summary>
     public string CheckpointPath { get; }
 
     /// <param name="which">"best" (falls back to "last"), "last", or a checkpoint path.</param>
@@ -153,5 +158,6 @@ public sealed class TrainedModel : IDisposable
     public static DecodedImages Showcase(LoadedDataset data, bool runData, int needed) =>
         runData && data.Validation.Count >= needed ? data.Validation : data.Train;
 
+    /// <inheritdoc/>
     public void Dispose() => Model.Dispose();
 }

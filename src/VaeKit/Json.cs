@@ -7,7 +7,9 @@ namespace VaeKit;
 /// <summary>One JSON dialect for every file VaeKit writes: snake_case keys and enum values, as PyTorch users expect.</summary>
 public static class Json
 {
+    /// <summary>Indented snake_case options, for files people read.</summary>
     public static JsonSerializerOptions Indented { get; } = Create(indented: true);
+    /// <summary>Single-line snake_case options, for JSON Lines files.</summary>
     public static JsonSerializerOptions Compact { get; } = Create(indented: false);
 
     private static JsonSerializerOptions Create(bool indented) => new()
@@ -41,6 +43,7 @@ public static class AtomicFile
     /// </summary>
     public const string LeftOverKey = "VaeKit.AtomicFile.LeftOver";
 
+    /// <summary>Replaces <paramref name="path"/> with what <paramref name="write"/> writes to a temporary file in the same directory (flushed, then renamed over the target).</summary>
     public static void Write(string path, Action<Stream> write) => Write(path, write, wrap: null);
 
     /// <param name="wrap">Test seam: wraps the file stream before <paramref name="write"/> sees it (e.g. to fail like a full disk).</param>

@@ -11,6 +11,7 @@ public sealed record LayerRow(string Name, string Type, long[] OutputShape, long
 /// <summary>The layer table and parameter count of a configuration, measured on a real model (not computed on paper).</summary>
 public sealed record ModelSummary(ModelConfig Config, long Parameters, IReadOnlyList<LayerRow> Layers)
 {
+    /// <summary>Builds a model of <paramref name="config"/> on the CPU and runs one image through it to record each layer's output shape and parameters.</summary>
     public static ModelSummary Of(ModelConfig config)
     {
         using var scope = NewDisposeScope();

@@ -10,8 +10,9 @@ namespace VaeKit.Benchmarks;
 /// the loss and the optimizer are not counted: they are memory-bound and a few percent of the arithmetic.
 /// A training step is taken as 3× the forward work (forward, then gradients for inputs and for weights).
 /// </summary>
-public static class FlopCount
+internal static class FlopCount
 {
+    /// <summary>FLOPs (2 per multiply-add) of one image's forward pass through a model of <paramref name="config"/>, measured by running one image through a freshly built model on the CPU.</summary>
     public static double ForwardPerImage(ModelConfig config)
     {
         using var scope = NewDisposeScope();
@@ -54,5 +55,6 @@ public static class FlopCount
         return flops;
     }
 
+    /// <summary>FLOPs of one image's training step: 3 × <see cref="ForwardPerImage"/>.</summary>
     public static double TrainStepPerImage(ModelConfig config) => 3 * ForwardPerImage(config);
 }

@@ -10,15 +10,23 @@ namespace VaeKit.Benchmarks;
 /// <summary>What <c>vae bench</c> runs: one model shape, one device, one batch size, one precision.</summary>
 public sealed record BenchOptions
 {
+    /// <summary>Name of the model shape shown in the results (the preset it came from, e.g. bench-s).</summary>
     public required string Preset { get; init; }
+    /// <summary>The model shape to benchmark.</summary>
     public required ModelConfig Model { get; init; }
+    /// <summary>cpu, cuda or auto (cuda when the loaded libtorch has a GPU).</summary>
     public string Device { get; init; } = "auto";
+    /// <summary>Images per training step.</summary>
     public int Batch { get; init; } = 64;
     /// <summary>Timed training steps (after <see cref="Warmup"/> untimed ones).</summary>
     public int Steps { get; init; } = 30;
+    /// <summary>Untimed steps before the timed ones (allocator and kernel warm-up).</summary>
     public int Warmup { get; init; } = 5;
+    /// <summary>Arithmetic of the training step (fp32, or bf16 with fp32 master weights).</summary>
     public Precision Precision { get; init; } = Precision.Fp32;
+    /// <summary>libtorch intra-op threads; null = one per core.</summary>
     public int? Threads { get; init; }
+    /// <summary>Let CUDA matmuls use TF32 tensor cores; no effect on CPU.</summary>
     public bool Tf32 { get; init; } = true;
     /// <summary>bf16 only; null = on for CUDA.</summary>
     public bool? ChannelsLast { get; init; }
@@ -27,6 +35,7 @@ public sealed record BenchOptions
     /// <summary>cuDNN benchmark mode on CUDA (<c>--cudnn-benchmark</c>).</summary>
     public bool CudnnBenchmark { get; init; }
 
+    /// <summary>Checks the options; throws <see cref="BadInputException"/> on a non-positive batch or step count, negative warm-up or an invalid model.</summary>
     public BenchOptions Validate()
     {
         if (Batch <= 0) throw new BadInputException($"--batch must be positive (got {Batch}).");
@@ -40,34 +49,53 @@ public sealed record BenchOptions
 /// <summary>Numbers of one benchmark (snake_case in <c>--json</c>). Times are medians over timed windows.</summary>
 public sealed record BenchResult
 {
+    /// <summary><see cref="BenchOptions.Preset"/> of the run.</summary>
     public required string Preset { get; init; }
+    /// <summary>The device actually used (e.g. cpu, cuda).</summary>
     public required string Device { get; init; }
+    /// <summary>fp32 or bf16.</summary>
     public required string Precision { get; init; }
+    /// <summary>Whether the step ran in channels-last (NHWC) layout.</summary>
     public bool ChannelsLast { get; init; }
+    /// <summary>Whether the run used libtorch's deterministic algorithms (<c>--deterministic</c>).</summary>
     public bool Deterministic { get; init; }
+    /// <summary>Whether cuDNN's benchmark mode was on (<c>--cudnn-benchmark</c>).</summary>
     public bool CudnnBenchmark { get; init; }
+    /// <summary>Images per training step.</summary>
     public int Batch { get; init; }
+    /// <summary>libtorch intra-op threads in effect.</summary>
     public int Threads { get; init; }
+    /// <summary>Parameters of the model (elements, all tensors).</summary>
     public long Parameters { get; init; }
+    /// <summary>Training steps that were timed (warm-up excluded).</summary>
     public int TimedSteps { get; init; }
+    /// <summary>Median wall time of one training step, milliseconds.</summary>
     public double StepMs { get; init; }
+    /// <summary>Training throughput: <see cref="Batch"/> / step time, images per second.</summary>
     public double TrainImagesPerSecond { get; init; }
     /// <summary>Analytic work of one image's training step (<see cref="FlopCount"/>), GFLOP.</summary>
     public double TrainGflopPerImage { get; init; }
+    /// <summary>Achieved training arithmetic rate: <see cref="TrainGflopPerImage"/> × images per second, GFLOP/s.</summary>
     public double AchievedGflops { get; init; }
     /// <summary>This machine's square-matmul rate in the benchmark's precision (8192³ on a GPU, 2048³ on a CPU).</summary>
     public double MatmulPeakGflops { get; init; }
+    /// <summary><see cref="AchievedGflops"/> / <see cref="MatmulPeakGflops"/>, in [0, 1] in practice.</summary>
     public double PeakFraction { get; init; }
     /// <summary>Share of step time spent on data: CPU, waiting for the prefetch thread; GPU, the extra median step
     /// time of fresh batches over one reused batch (host time means nothing there: the host blocks wherever the
     /// launch queue is full).</summary>
     public double DataWaitFraction { get; init; }
+    /// <summary>Forward-only (encode and decode) throughput in evaluation mode, images per second.</summary>
     public double InferenceImagesPerSecond { get; init; }
+    /// <summary>Decoder-only throughput from N(0, I) latents, images per second.</summary>
     public double SamplingImagesPerSecond { get; init; }
+    /// <summary>Peak resident memory of the process, bytes; null where the OS does not report it.</summary>
     public long? PeakRssBytes { get; init; }
     /// <summary>Device memory in use per the driver (NVML), caching allocator included; null off NVIDIA GPUs.</summary>
     public long? GpuMemoryUsedBytes { get; init; }
+    /// <summary>Loss of the last timed step (a sanity check that training ran on finite numbers).</summary>
     public double FinalLoss { get; init; }
+    /// <summary>Versions of vaekit, torchsharp, libtorch, dotnet and the OS (see <see cref="TorchRuntime.Versions"/>).</summary>
     public required IReadOnlyDictionary<string, string> Versions { get; init; }
 }
 
@@ -81,6 +109,7 @@ public static class TrainBenchmark
     /// <summary>Steps per timed window on a GPU: the host reads the losses back once per window, as in training.</summary>
     private const int GpuWindow = TrainingRun.DeviceReadbackEvery;
 
+    /// <summary>Builds the model, runs warm-up and timed training steps on random images, then measures inference and sampling; <paramref name="progress"/> receives one-line status messages.</summary>
     public static BenchResult Run(BenchOptions options, Action<string>? progress = null)
     {
         options.Validate();

@@ -18,7 +18,13 @@ public static class ModelKinds
 }
 
 /// <summary>Normalisation inside residual blocks and before the heads.</summary>
-public enum NormKind { Batch, Group }
+public enum NormKind
+{
+    /// <summary>BatchNorm: statistics of the batch in training, running averages in evaluation.</summary>
+    Batch,
+    /// <summary>GroupNorm over <see cref="ModelConfig.Groups"/> channel groups of each image; independent of the batch.</summary>
+    Group,
+}
 
 /// <summary>
 /// Which model a run trains: its family (<see cref="Kind"/>), the shape of the symmetric residual CNN the built-in
@@ -51,6 +57,7 @@ public sealed record ModelConfig
     /// <summary>Latent size z.</summary>
     public int Latent { get; init; } = 32;
 
+    /// <summary>Normalisation in the residual blocks and before the heads; Group uses <see cref="Groups"/> groups.</summary>
     public NormKind Norm { get; init; } = NormKind.Batch;
 
     /// <summary>GroupNorm groups when <see cref="Norm"/> is Group; must divide every width.</summary>

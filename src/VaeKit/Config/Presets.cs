@@ -24,11 +24,13 @@ public static class Presets
     /// <summary>Benchmark shape, 64 px: 10,826,563 parameters. Do not change.</summary>
     public static readonly ModelConfig BenchM = new() { ImageSize = 64, Widths = [32, 64, 128, 256], Blocks = 1, Latent = 128 };
 
+    /// <summary>Every preset by its CLI name (tiny, small, base, large, bench-s, bench-m).</summary>
     public static IReadOnlyDictionary<string, ModelConfig> All { get; } = new Dictionary<string, ModelConfig>
     {
         ["tiny"] = Tiny, ["small"] = Small, ["base"] = Base, ["large"] = Large, ["bench-s"] = BenchS, ["bench-m"] = BenchM,
     };
 
+    /// <summary>The preset called <paramref name="name"/>; throws <see cref="BadInputException"/> listing the known names when there is none.</summary>
     public static ModelConfig Get(string name) =>
         All.TryGetValue(name, out var preset)
             ? preset

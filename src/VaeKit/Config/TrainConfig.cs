@@ -1,11 +1,20 @@
 namespace VaeKit.Config;
 
-public enum LrSchedule { Cosine, Constant }
+/// <summary>How the learning rate moves after the linear warm-up.</summary>
+public enum LrSchedule
+{
+    /// <summary>Cosine decay from the peak to 0 at the last step.</summary>
+    Cosine,
+    /// <summary>Stays at the peak.</summary>
+    Constant,
+}
 
 /// <summary>Optimisation hyperparameters; the "train" part of <c>config.json</c>.</summary>
 public sealed record TrainConfig
 {
+    /// <summary>Passes over the training set.</summary>
     public int Epochs { get; init; } = 20;
+    /// <summary>Images per optimizer step.</summary>
     public int BatchSize { get; init; } = 64;
 
     /// <summary>Peak AdamW learning rate, reached after <see cref="WarmupSteps"/>.</summary>
@@ -15,7 +24,9 @@ public sealed record TrainConfig
     /// Stated explicitly: TorchSharp's AdamW defaults to 0 where PyTorch's defaults to 0.01.</summary>
     public double WeightDecay { get; init; } = 1e-4;
 
+    /// <summary>AdamW's first-moment decay rate.</summary>
     public double Beta1 { get; init; } = 0.9;
+    /// <summary>AdamW's second-moment decay rate.</summary>
     public double Beta2 { get; init; } = 0.999;
 
     /// <summary>Multiplier of the KL term; 1 is the plain VAE. Ignored by the AE.</summary>
@@ -29,6 +40,7 @@ public sealed record TrainConfig
     /// this many nats, so the optimizer gains nothing by pushing it lower. 0 = off.</summary>
     public double FreeBits { get; init; }
 
+    /// <summary>Learning rate after warm-up: cosine decay to 0 over the run, or constant.</summary>
     public LrSchedule Schedule { get; init; } = LrSchedule.Cosine;
 
     /// <summary>Linear warm-up from 0 to the peak learning rate over this many optimizer steps.</summary>
@@ -38,6 +50,7 @@ public sealed record TrainConfig
     /// gradient norms scale with image size: the default only catches spikes.</summary>
     public double GradClip { get; init; } = 1000;
 
+    /// <summary>Seed of weight initialisation, batch order, flips and posterior noise.</summary>
     public int Seed { get; init; } = 0;
 
     /// <summary>Stop after this many optimizer steps in total (smoke tests, quick looks); null = all epochs.</summary>
@@ -49,6 +62,7 @@ public sealed record TrainConfig
     /// <summary>Besides every epoch end, "last" is re-saved when this many minutes have passed since the last save.</summary>
     public double CheckpointMinutes { get; init; } = 10;
 
+    /// <summary>Checks the values; throws <see cref="BadInputException"/> naming the first bad one.</summary>
     public TrainConfig Validate()
     {
         if (Epochs <= 0) throw new BadInputException($"train.epochs must be positive (got {Epochs}).");
@@ -77,6 +91,7 @@ public sealed record DataConfig
     /// <summary>1 (grey) or 3 (colour); null = the source's own (3, or 1 for Fashion-MNIST).</summary>
     public int? Channels { get; init; }
 
+    /// <summary>Share of the images held out for validation, in [0, 1); 0 = no validation.</summary>
     public double ValidationFraction { get; init; } = 0.05;
 
     /// <summary>Random horizontal flips of training images.</summary>
@@ -92,6 +107,7 @@ public sealed record DataConfig
     /// different seeds must be compared on the same validation images.</summary>
     public const int SplitSeed = 0;
 
+    /// <summary>Checks the values; throws <see cref="BadInputException"/> naming the first bad one.</summary>
     public DataConfig Validate()
     {
         if (Channels is not (null or 1 or 3)) throw new BadInputException($"data.channels must be 1 or 3 (got {Channels}).");
@@ -133,6 +149,7 @@ public sealed record RuntimeConfig
     /// under <see cref="Deterministic"/>. No effect on the CPU.</summary>
     public bool CudnnBenchmark { get; init; }
 
+    /// <summary>Checks the values; throws <see cref="BadInputException"/> naming the first bad one.</summary>
     public RuntimeConfig Validate()
     {
         if (Threads is <= 0) throw new BadInputException($"runtime.threads must be positive (got {Threads}).");
@@ -142,15 +159,27 @@ public sealed record RuntimeConfig
 }
 
 /// <summary>Training arithmetic. Bf16 keeps fp32 master weights, optimizer state, normalisation and losses.</summary>
-public enum Precision { Fp32, Bf16 }
+public enum Precision
+{
+    /// <summary>Everything in 32-bit floats.</summary>
+    Fp32,
+    /// <summary>bfloat16 convolutions and matmuls with fp32 master weights.</summary>
+    Bf16,
+}
 
 /// <summary>Everything that defines a run; written to <c>runs/NAME/config.json</c> and into each checkpoint.</summary>
 public sealed record RunConfig
 {
+    /// <summary>Run name: the folder under runs/.</summary>
     public required string Name { get; init; }
+    /// <summary>The preset the model came from, if any (informational).</summary>
     public string? Preset { get; init; }
+    /// <summary>The model's shape and family.</summary>
     public required ModelConfig Model { get; init; }
+    /// <summary>Optimisation hyperparameters.</summary>
     public required TrainConfig Train { get; init; }
+    /// <summary>Data source and preparation.</summary>
     public required DataConfig Data { get; init; }
+    /// <summary>Hardware choices (may change on resume).</summary>
     public RuntimeConfig Runtime { get; init; } = new();
 }

@@ -19,24 +19,28 @@ public abstract record DataSpec
     /// <summary>Procedurally drawn faces (<see cref="SyntheticFaces"/>): <c>synthetic</c> or <c>synthetic:N</c>.</summary>
     public sealed record Synthetic(int Count) : DataSpec
     {
+        /// <inheritdoc/>
         public override string Describe() => $"synthetic faces ({Count})";
     }
 
     /// <summary>Fashion-MNIST IDX files in a directory: <c>fashion-mnist</c> or <c>fashion-mnist:PATH</c>.</summary>
     public sealed record FashionMnist(string Directory) : DataSpec
     {
+        /// <inheritdoc/>
         public override string Describe() => $"fashion-mnist {Directory}";
     }
 
     /// <summary>A directory searched recursively for images.</summary>
     public sealed record Folder(string Path) : DataSpec
     {
+        /// <inheritdoc/>
         public override string Describe() => $"folder {Path}";
     }
 
     /// <summary>A .zip archive whose image entries are read in place (never extracted).</summary>
     public sealed record Zip(string Path) : DataSpec
     {
+        /// <inheritdoc/>
         public override string Describe() => $"zip {Path}";
     }
 

@@ -9,7 +9,7 @@ namespace VaeKit.Data;
 /// transparency on white, and convert to RGB or gray (ITU-R BT.601 luma). Also resizes raw gray images (Fashion-MNIST).
 /// Holds reusable Skia bitmaps, so it is not thread-safe: use one per worker thread.
 /// </summary>
-public sealed class ImageDecoder : IDisposable
+internal sealed class ImageDecoder : IDisposable
 {
     /// <summary>Largest decoded bitmap accepted (pixels); bigger files are skipped rather than risking a multi-GB buffer.</summary>
     public const long MaxDecodedPixels = 128L * 1024 * 1024;
@@ -29,7 +29,9 @@ public sealed class ImageDecoder : IDisposable
         _target = new SKBitmap(new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Premul));
     }
 
+    /// <summary>Side of the square output images, pixels.</summary>
     public int Size { get; }
+    /// <summary>Channels of the output images: 1 (grey) or 3 (RGB).</summary>
     public int Channels { get; }
 
     /// <summary>Bytes of one output image: Size·Size·Channels.</summary>
@@ -178,6 +180,7 @@ public sealed class ImageDecoder : IDisposable
         return MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(pixels), pixels.Length);
     }
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         _source?.Dispose();

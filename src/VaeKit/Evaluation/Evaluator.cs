@@ -29,6 +29,7 @@ public sealed record EvalOptions
     /// <summary>Evaluate only the first N images; null = all.</summary>
     public int? Limit { get; init; }
 
+    /// <summary>Checks the options; throws <see cref="BadInputException"/> on a bad sample count, decoder variance, batch size or limit.</summary>
     public EvalOptions Validate()
     {
         if (ImportanceSamples < 1) throw new BadInputException($"--samples must be at least 1 (got {ImportanceSamples}).");
@@ -47,15 +48,25 @@ public sealed record EvalOptions
 /// </summary>
 public sealed record EvalReport
 {
+    /// <summary>Run directory evaluated; null when the model did not come from a run.</summary>
     public string? Run { get; init; }
+    /// <summary>Checkpoint file evaluated.</summary>
     public string? Checkpoint { get; init; }
+    /// <summary>Optimizer step of the checkpoint.</summary>
     public long? Step { get; init; }
+    /// <summary>Description of the data evaluated (e.g. "fashion-mnist DIR").</summary>
     public string? Data { get; init; }
+    /// <summary>Which images: "validation" (the run's held-out split) or "all".</summary>
     public string? Split { get; init; }
+    /// <summary>Model kind (ae, vae, sigma-vae, vq-vae, …).</summary>
     public required string Model { get; init; }
+    /// <summary>The run's KL weight, for reference.</summary>
     public double? KlWeight { get; init; }
+    /// <summary>Images evaluated.</summary>
     public int Images { get; init; }
+    /// <summary>D = pixels × channels of one image.</summary>
     public int Dimensions { get; init; }
+    /// <summary>Latent size z.</summary>
     public int Latent { get; init; }
 
     /// <summary>Mean per-pixel squared error on the [0, 1] scale.</summary>
@@ -74,13 +85,17 @@ public sealed record EvalReport
     /// <summary>Variance over the data of each dimension's code (the posterior mean for a VAE).</summary>
     public double[] CodeVariance { get; init; } = [];
 
+    /// <summary>Importance samples k behind <see cref="NllNats"/> (VAE).</summary>
     public int? ImportanceSamples { get; init; }
+    /// <summary>Variance of the Gaussian decoder behind the likelihood numbers (VAE).</summary>
     public double? DecoderVariance { get; init; }
     /// <summary>Evidence lower bound per image: E_q[log p(x|z)] − KL, nats (VAE).</summary>
     public double? ElboNats { get; init; }
     /// <summary>Importance-weighted upper bound on −log p(x) with k samples, nats per image (VAE).</summary>
     public double? NllNats { get; init; }
+    /// <summary><see cref="ElboNats"/> / (D·ln 2), bits per dimension (VAE).</summary>
     public double? ElboBitsPerDim { get; init; }
+    /// <summary><see cref="NllNats"/> / (D·ln 2), bits per dimension (VAE).</summary>
     public double? NllBitsPerDim { get; init; }
 
     /// <summary>Fréchet distance between N(0, I) and a Gaussian fitted to the codes of the data.</summary>
@@ -102,10 +117,13 @@ public sealed record EvalReport
     /// VQ-VAE's code perplexity and dead codes; null when it has none.</summary>
     public IReadOnlyList<CodeStatistic>? CodeStatistics { get; init; }
 
+    /// <summary>Wall time of the evaluation, seconds.</summary>
     public double Seconds { get; init; }
 
+    /// <summary>Writes the report as indented snake_case JSON, atomically.</summary>
     public void Save(string path) => Json.WriteAllTextAtomic(path, JsonSerializer.Serialize(this, Json.Indented) + "\n");
 
+    /// <summary>Reads a report written by <see cref="Save"/>.</summary>
     public static EvalReport Load(string path) =>
         JsonSerializer.Deserialize<EvalReport>(File.ReadAllText(path), Json.Indented) ?? throw new InvalidDataException($"{path} is empty");
 }
@@ -150,6 +168,7 @@ public static class Evaluator
         return report;
     }
 
+    /// <summary>Measures <paramref name="model"/> (put in evaluation mode) on the first <see cref="EvalOptions.Limit"/> of <paramref name="images"/> on <paramref name="device"/>; the run fields of the report are left null.</summary>
     public static EvalReport Evaluate(VaeModel model, DecodedImages images, Device device, EvalOptions options)
     {
         options.Validate();

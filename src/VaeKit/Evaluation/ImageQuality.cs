@@ -16,7 +16,9 @@ namespace VaeKit.Evaluation;
 /// </remarks>
 public static class ImageQuality
 {
+    /// <summary>Side of the SSIM Gaussian window, pixels.</summary>
     public const int WindowSize = 11;
+    /// <summary>σ of the SSIM Gaussian window, pixels.</summary>
     public const double WindowSigma = 1.5;
     private const double C1 = 0.01 * 0.01, C2 = 0.03 * 0.03;
 

@@ -7,6 +7,7 @@ namespace VaeKit.Evaluation;
 /// <summary>The dimensions a traversal shows and the decoded rows.</summary>
 public sealed record Traversal(int[] Dimensions, double[] Scores, Tensor Images) : IDisposable
 {
+    /// <inheritdoc/>
     public void Dispose() => Images.Dispose();
 }
 

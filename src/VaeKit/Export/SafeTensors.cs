@@ -9,6 +9,7 @@ namespace VaeKit.Export;
 /// <summary>One tensor's entry in a safetensors header: its dtype name, shape and byte range in the data section.</summary>
 public sealed record SafeTensorInfo(string Name, string DType, long[] Shape, long Begin, long End)
 {
+    /// <summary>Size of the tensor's data, bytes.</summary>
     public long ByteLength => End - Begin;
 }
 
@@ -18,6 +19,7 @@ public sealed record SafeTensorInfo(string Name, string DType, long[] Shape, lon
 /// <param name="DataStart">Absolute file offset of the data section (8 + header length).</param>
 public sealed record SafeTensorsHeader(IReadOnlyList<SafeTensorInfo> Tensors, IReadOnlyDictionary<string, string> Metadata, long DataStart)
 {
+    /// <summary>The tensor called <paramref name="name"/>, or null when the file has none.</summary>
     public SafeTensorInfo? this[string name] => Tensors.FirstOrDefault(t => t.Name == name);
 }
 

@@ -19,6 +19,7 @@ public sealed class Decoder : nn.Module<Tensor, Tensor>
     [ComponentName(Name = "conv_out")] private readonly Conv2d _convOut;
     private readonly long[] _bottleneckShape;
 
+    /// <summary>Builds the decoder for <paramref name="config"/>'s widths, blocks, latent size and image size.</summary>
     public Decoder(ModelConfig config) : base(nameof(Decoder))
     {
         var c = config.Widths;
@@ -32,6 +33,7 @@ public sealed class Decoder : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>(B, z) codes → (B, C_in, s, s) images in (0, 1).</summary>
     public override Tensor forward(Tensor z)
     {
         var h = _project.call(z);
@@ -51,6 +53,7 @@ public sealed class DecoderStage : nn.Module<Tensor, Tensor>
     [ComponentName(Name = "blocks")] private readonly ModuleList<ResidualBlock> _blocks;
     [ComponentName(Name = "upsample")] private readonly ConvTranspose2d? _upsample;
 
+    /// <summary><paramref name="width"/> channels in; <paramref name="previousWidth"/> null for the last stage (no upsampling).</summary>
     public DecoderStage(ModelConfig config, int width, int? previousWidth) : base(nameof(DecoderStage))
     {
         _blocks = new ModuleList<ResidualBlock>();
@@ -61,6 +64,7 @@ public sealed class DecoderStage : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>(B, width, H, W) → (B, previousWidth, 2H, 2W), or (B, width, H, W) without upsampling.</summary>
     public override Tensor forward(Tensor x)
     {
         var h = x;

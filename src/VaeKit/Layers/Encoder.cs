@@ -16,6 +16,7 @@ public sealed class Encoder : nn.Module<Tensor, Tensor>
     [ComponentName(Name = "stages")] private readonly ModuleList<EncoderStage> _stages;
     [ComponentName(Name = "norm_out")] private readonly nn.Module<Tensor, Tensor> _normOut;
 
+    /// <summary>Builds the encoder for <paramref name="config"/>'s input channels, widths and blocks.</summary>
     public Encoder(ModelConfig config) : base(nameof(Encoder))
     {
         var c = config.Widths;
@@ -27,6 +28,7 @@ public sealed class Encoder : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>(B, C_in, s, s) images → (B, c[L-1]·side²) flat features.</summary>
     public override Tensor forward(Tensor x)
     {
         var h = _convIn.call(x);                          // (B, c0, s, s)
@@ -44,6 +46,7 @@ public sealed class EncoderStage : nn.Module<Tensor, Tensor>
     [ComponentName(Name = "blocks")] private readonly ModuleList<ResidualBlock> _blocks;
     [ComponentName(Name = "downsample")] private readonly Conv2d? _downsample;
 
+    /// <summary><paramref name="width"/> channels in; <paramref name="nextWidth"/> null for the last stage (no downsampling).</summary>
     public EncoderStage(ModelConfig config, int width, int? nextWidth) : base(nameof(EncoderStage))
     {
         _blocks = new ModuleList<ResidualBlock>();
@@ -54,6 +57,7 @@ public sealed class EncoderStage : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>(B, width, H, W) → (B, nextWidth, H/2, W/2), or (B, width, H, W) without downsampling.</summary>
     public override Tensor forward(Tensor x)
     {
         var h = x;

@@ -16,6 +16,7 @@ public sealed class ResidualBlock : nn.Module<Tensor, Tensor>
     [ComponentName(Name = "norm2")] private readonly nn.Module<Tensor, Tensor> _norm2;
     [ComponentName(Name = "conv2")] private readonly Conv2d _conv2;
 
+    /// <summary>A block of <paramref name="channels"/> channels, normalised as <paramref name="config"/> says.</summary>
     public ResidualBlock(ModelConfig config, int channels) : base(nameof(ResidualBlock))
     {
         _norm1 = Norm.Create(config, channels);
@@ -25,6 +26,7 @@ public sealed class ResidualBlock : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>(B, C, H, W) → (B, C, H, W).</summary>
     public override Tensor forward(Tensor x)
     {
         // Each intermediate is released once used (Norm.Then): see there why.

@@ -32,6 +32,7 @@ public sealed class AutoEncoder : VaeModel
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     public override bool IsVariational { get; }
 
     /// <summary>(B, C, s, s) → N(mu, exp(logvar)) for the VAE, the code itself for the AE; (B, z) each.</summary>
@@ -50,11 +51,15 @@ public sealed class AutoEncoder : VaeModel
 /// <summary>Builds <see cref="AutoEncoder"/> for the kinds ae and vae.</summary>
 public sealed class AutoEncoderFamily : IModelFamily
 {
+    /// <inheritdoc/>
     public IReadOnlyList<string> Kinds { get; } = [ModelKinds.Ae, ModelKinds.Vae];
 
+    /// <inheritdoc/>
     public string Description => "ae: deterministic AutoEncoder; vae: Gaussian posterior, N(0, I) prior, squared-error reconstruction";
 
+    /// <inheritdoc/>
     public ModelConfig Validate(ModelConfig config) => config.ValidateConvolutional();
 
+    /// <inheritdoc/>
     public VaeModel Create(ModelConfig config) => new AutoEncoder(config);
 }

@@ -26,8 +26,11 @@ public abstract class Posterior
 /// <summary>A deterministic code: the AE's. Mode and sample are the code; there is no regulariser.</summary>
 public sealed class PointPosterior(Tensor code) : Posterior
 {
+    /// <inheritdoc/>
     public override Tensor Mode { get; } = code;
+    /// <inheritdoc/>
     public override Tensor Sample(Generator? noise) => Mode;
+    /// <inheritdoc/>
     public override Posterior ToFloat32() => new PointPosterior(Mode.to(ScalarType.Float32));
 }
 
@@ -43,8 +46,10 @@ public sealed class GaussianPosterior(Tensor mu, Tensor logVar) : Posterior
     /// <summary>(B, z)</summary>
     public Tensor LogVar { get; } = logVar;
 
+    /// <inheritdoc/>
     public override Tensor Mode => Mu;
 
+    /// <inheritdoc/>
     public override Tensor Sample(Generator? noise) =>
         Mu + randn(Mu.shape, dtype: Mu.dtype, device: Mu.device, generator: noise) * (0.5 * LogVar).exp();
 
@@ -54,7 +59,9 @@ public sealed class GaussianPosterior(Tensor mu, Tensor logVar) : Posterior
     /// <summary>KL per image, (B).</summary>
     public Tensor Kl() => KlPerDimension().sum(1);
 
+    /// <inheritdoc/>
     public override IReadOnlyList<(string Name, Tensor PerImage)> Regularisers() => [(MetricNames.Kl, Kl())];
 
+    /// <inheritdoc/>
     public override Posterior ToFloat32() => new GaussianPosterior(Mu.to(ScalarType.Float32), LogVar.to(ScalarType.Float32));
 }

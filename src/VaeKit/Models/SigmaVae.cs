@@ -104,6 +104,7 @@ public sealed class SigmaVae : VaeModel
     /// <summary>Optimal (per batch, closed form) or learned σ.</summary>
     public SigmaMode Mode { get; }
 
+    /// <inheritdoc/>
     public override bool IsVariational => true;
 
     /// <summary>(B, C, s, s) → N(mu, exp(logvar)), (B, z) each: the lab's VAE encoder.</summary>
@@ -212,8 +213,10 @@ internal sealed class DecoderSigma : nn.Module
 /// <summary>Builds <see cref="SigmaVae"/> for the kind sigma-vae; option sigma=optimal|learned.</summary>
 public sealed class SigmaVaeFamily : IModelFamily
 {
+    /// <inheritdoc/>
     public IReadOnlyList<string> Kinds { get; } = [ModelKinds.SigmaVae];
 
+    /// <inheritdoc/>
     public string Description =>
         "sigma-vae: the VAE with a calibrated Gaussian decoder N(x̂, σ²I), σ the batch optimum or learned " +
         "(Rybkin et al. 2021); --model-option sigma=optimal|learned";
@@ -233,6 +236,7 @@ public sealed class SigmaVaeFamily : IModelFamily
         return config.WithOptions(options);
     }
 
+    /// <inheritdoc/>
     public VaeModel Create(ModelConfig config) => new SigmaVae(config);
 
     internal static SigmaMode ParseMode(SigmaVaeOptions options) => options.Sigma switch

@@ -124,4 +124,12 @@ public abstract class VaeModel : nn.Module<Tensor, ModelOutput>
 }
 
 /// <summary>Operations a command performs on a model, for <see cref="VaeModel.Unsupported"/>.</summary>
-public enum ModelOperation { Interpolate, Traverse, Sample }
+public enum ModelOperation
+{
+    /// <summary>Decode points on the line between two images' codes.</summary>
+    Interpolate,
+    /// <summary>Decode one code with single latent dimensions swept.</summary>
+    Traverse,
+    /// <summary>Decode codes drawn from the prior.</summary>
+    Sample,
+}

@@ -108,6 +108,7 @@ public sealed class VqVae : VaeModel
         get { using var sum = PriorCounts.sum(); return sum.item<float>() > 0; }
     }
 
+    /// <inheritdoc/>
     public override bool IsVariational => false;
 
     /// <summary>
@@ -215,6 +216,7 @@ public sealed class VqVae : VaeModel
     /// before any fit.</summary>
     public override IEnumerable<IRunCallback> Callbacks() => [new CodePriorFit(this)];
 
+    /// <inheritdoc/>
     public override string? Unsupported(ModelOperation operation) =>
         operation == ModelOperation.Sample && !PriorFitted
             ? "This vq-vae checkpoint has no fitted code prior yet (it was written before the first epoch ended); " +
@@ -308,15 +310,19 @@ public sealed class QuantisedPosterior : Posterior
     /// <summary>(B, L) int64.</summary>
     public Tensor Indices { get; }
 
+    /// <summary>K, the number of codebook entries.</summary>
     public int CodebookSize { get; }
 
+    /// <inheritdoc/>
     public override Tensor Mode { get; }
 
+    /// <inheritdoc/>
     public override Tensor Sample(Generator? noise) => Mode;
 
     /// <summary>‖z_e − sg(e)‖² per image, (B).</summary>
     public Tensor Commitment() => VectorQuantiser.Commitment(Encoded, Quantised);
 
+    /// <inheritdoc/>
     public override Posterior ToFloat32() =>
         Encoded.dtype == ScalarType.Float32 && Quantised.dtype == ScalarType.Float32
             ? this
@@ -404,10 +410,13 @@ public static class VectorQuantiser
 /// <summary>Builds <see cref="VqVae"/> for the kind vq-vae, filling the codebook size and code size from the shape.</summary>
 public sealed class VqVaeFamily : IModelFamily
 {
+    /// <inheritdoc/>
     public IReadOnlyList<string> Kinds { get; } = [ModelKinds.VqVae];
 
+    /// <inheritdoc/>
     public string Description => "vq-vae: vector-quantised code (K × d codebook, EMA updates, straight-through), per-position categorical prior";
 
+    /// <inheritdoc/>
     public ModelConfig Validate(ModelConfig config)
     {
         config.ValidateConvolutional();
@@ -437,6 +446,7 @@ public sealed class VqVaeFamily : IModelFamily
         return config.WithOptions(options with { Codebook = k, CodeDim = d });
     }
 
+    /// <inheritdoc/>
     public VaeModel Create(ModelConfig config) => new VqVae(config);
 
     /// <summary>4 for a latent of up to 64, else 8; the largest divisor of z at most that.</summary>

@@ -15,6 +15,7 @@ namespace VaeKit.Reporting;
 /// </summary>
 public static partial class HtmlReport
 {
+    /// <summary>Version of the Chart.js copy embedded in every report.</summary>
     public const string ChartJsVersion = "4.6.1";
 
     /// <summary>(chart title, train key in "train" rows, validation key in "epoch" rows)</summary>

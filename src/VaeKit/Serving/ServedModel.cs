@@ -54,8 +54,11 @@ public sealed class ServedModel : IDisposable
     /// <summary>A short name for the page (the sweep's label, or the run directory's name).</summary>
     public string Label { get; }
 
+    /// <summary>Full path of the run directory the model came from.</summary>
     public string RunPath => _trained.Run.Path;
+    /// <summary>Path of the loaded checkpoint file.</summary>
     public string CheckpointPath => _trained.CheckpointPath;
+    /// <summary>Optimizer step of the loaded checkpoint.</summary>
     public long Step => _trained.Header.Step;
 
     /// <summary>The model family (<see cref="Config.ModelConfig.Kind"/>): ae, vae, sigma-vae, vq-vae or a user family.</summary>
@@ -67,8 +70,11 @@ public sealed class ServedModel : IDisposable
     /// <summary>Why this model's family cannot do <paramref name="operation"/>, or null when it can.</summary>
     public string? Unsupported(ModelOperation operation) => _trained.Model.Unsupported(operation);
 
+    /// <summary>Latent size z.</summary>
     public int Latent => _trained.Config.Model.Latent;
+    /// <summary>Side s of the square images the model takes and makes, pixels.</summary>
     public int ImageSize => _trained.Config.Model.ImageSize;
+    /// <summary>Image channels: 1 (grey) or 3 (RGB).</summary>
     public int Channels => _trained.Config.Model.InChannels;
 
     /// <summary>Every dimension, the highest score first (data order when the data was unavailable).</summary>
@@ -281,6 +287,7 @@ public sealed class ServedModel : IDisposable
         public byte[] ToPng() => ServedImages.EncodePng(Rgb, Width, Height, 3);
     }
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         _trained.Dispose();

@@ -23,9 +23,15 @@ public enum SweepOutcome
 /// <summary>Where one run of a sweep stands: completed, diverged, pending/running (Slurm), failed, or not run.</summary>
 public sealed record SweepTaskStatus(SweepEntry Entry, string State, SweepRow? Row, string? Log)
 {
+    /// <summary>True for a run with a result (completed or diverged); pending, running, failed and not-run tasks are not.</summary>
     public bool Finished => State is "completed" or "diverged";
 }
 
+/// <summary>What a sweep command did.</summary>
+/// <param name="Outcome">How it ended.</param>
+/// <param name="Directory">Absolute path of sweeps/NAME/.</param>
+/// <param name="Rows">The finished runs' rows (empty after a submission).</param>
+/// <param name="Message">What to do next (interrupted, incomplete or submitted); null when completed.</param>
 public sealed record SweepResult(SweepOutcome Outcome, string Directory, IReadOnlyList<SweepRow> Rows, string? Message)
 {
     /// <summary>Every run's state (for <see cref="SweepOutcome.Incomplete"/> and <see cref="SweepOutcome.Submitted"/>).</summary>
@@ -284,22 +290,34 @@ public static class Sweep
 /// <summary>The layout of sweeps/NAME/.</summary>
 public sealed class SweepDirectory(string path)
 {
+    /// <summary>Absolute path of sweeps/NAME/.</summary>
     public string Path { get; } = System.IO.Path.GetFullPath(path);
     /// <summary>The plan's identity: what makes a later invocation the same sweep.</summary>
     public string Plan => System.IO.Path.Combine(Path, "sweep.json");
     /// <summary>The whole plan, read by <c>vae sweep --task N</c> and <c>--collect</c>.</summary>
     public string PlanFile => System.IO.Path.Combine(Path, "plan.json");
+    /// <summary>runs/: one run directory per entry.</summary>
     public string Runs => System.IO.Path.Combine(Path, "runs");
+    /// <summary>grids/: one image grid per run.</summary>
     public string Grids => System.IO.Path.Combine(Path, "grids");
+    /// <summary>summary.csv: one row per run (<see cref="SweepRow"/>).</summary>
     public string SummaryCsv => System.IO.Path.Combine(Path, "summary.csv");
+    /// <summary>summary.json: the same rows as JSON.</summary>
     public string SummaryJson => System.IO.Path.Combine(Path, "summary.json");
     /// <summary>Mean, standard deviation, min and max over seeds of each setting (sweeps with a seed axis).</summary>
     public string SeedSummaryCsv => System.IO.Path.Combine(Path, "summary_over_seeds.csv");
+    /// <summary>rate_distortion.png: distortion against rate over the settings.</summary>
     public string RateDistortion => System.IO.Path.Combine(Path, "rate_distortion.png");
+    /// <summary>overview.png: the originals, then each run's reconstructions and samples.</summary>
     public string Overview => System.IO.Path.Combine(Path, "overview.png");
+    /// <summary>index.html: the sweep's page.</summary>
     public string Html => System.IO.Path.Combine(Path, "index.html");
+    /// <summary>slurm/: Slurm logs, the task script and the submissions.</summary>
     public string SlurmLogs => System.IO.Path.Combine(Path, "slurm");
+    /// <summary>slurm/task.sh: the script each array task runs.</summary>
     public string SlurmScript => System.IO.Path.Combine(SlurmLogs, "task.sh");
+    /// <summary>slurm/jobs.json: the Slurm jobs submitted so far.</summary>
     public string SlurmJobs => System.IO.Path.Combine(SlurmLogs, "jobs.json");
+    /// <summary>grids/RUN.png for the run named <paramref name="runName"/>.</summary>
     public string Grid(string runName) => System.IO.Path.Combine(Grids, $"{runName}.png");
 }

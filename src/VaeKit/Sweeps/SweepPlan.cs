@@ -12,6 +12,7 @@ namespace VaeKit.Sweeps;
 /// </summary>
 public sealed record SweepPlan
 {
+    /// <summary>Sweep name: the folder under sweeps/.</summary>
     public required string Name { get; init; }
     /// <summary>Every run's configuration but its name and the settings on the axes.</summary>
     public required RunConfig Base { get; init; }
@@ -19,6 +20,7 @@ public sealed record SweepPlan
     public required IReadOnlyList<SweepAxis> Axes { get; init; }
     /// <summary>Adds AE runs: one per combination of the axes that matter to an AE (all but the KL settings).</summary>
     public bool IncludeAe { get; init; }
+    /// <summary>How each run is evaluated after training (the same for every run).</summary>
     public EvalOptions Eval { get; init; } = new();
 
     /// <summary>The axes that are not the seed: the ones the summary, plot and tables are laid out by.</summary>
@@ -67,6 +69,7 @@ public sealed record SweepPlan
         return entry.Model == "ae" ? config with { Model = config.Model with { Kind = ModelKinds.Ae } } : config;
     }
 
+    /// <summary>Checks the plan (axes, AE rows, unique run names, every run's config); throws <see cref="BadInputException"/> naming the first problem.</summary>
     public SweepPlan Validate()
     {
         if (Axes.Count == 0 && !IncludeAe)
@@ -111,6 +114,7 @@ public sealed record SweepPlan
         return identity.ToJsonString(Json.Compact);
     }
 
+    /// <summary><paramref name="w"/> in the invariant round-trip form used in labels and run names.</summary>
     public static string Format(double w) => w.ToString("R", CultureInfo.InvariantCulture);
 }
 
@@ -128,25 +132,40 @@ public sealed record SweepEntry(int Index, string Label, string Model, IReadOnly
 /// <summary>One line of summary.csv / summary.json: one run.</summary>
 public sealed record SweepRow
 {
+    /// <summary>The run's label in tables and plots.</summary>
     public required string Label { get; init; }
+    /// <summary>The run's model kind: ae, vae or the value of the model axis.</summary>
     public required string Model { get; init; }
     /// <summary>The run's kl_weight (VAE), whether or not it is on an axis.</summary>
     public double? KlWeight { get; init; }
     /// <summary>The axis values of this run (key → value).</summary>
     public IReadOnlyDictionary<string, string> Settings { get; init; } = new Dictionary<string, string>();
+    /// <summary>Absolute path of the run directory.</summary>
     public required string Run { get; init; }
     /// <summary>completed or diverged.</summary>
     public required string Status { get; init; }
+    /// <summary>Optimizer steps the run took.</summary>
     public long Steps { get; init; }
+    /// <summary>Training wall time, seconds.</summary>
     public double TrainSeconds { get; init; }
+    /// <summary>Validation <see cref="EvalReport.Mse"/>; null when diverged.</summary>
     public double? Mse { get; init; }
+    /// <summary>Validation <see cref="EvalReport.Psnr"/>, dB; null when diverged.</summary>
     public double? Psnr { get; init; }
+    /// <summary>Validation <see cref="EvalReport.Ssim"/>; null when diverged.</summary>
     public double? Ssim { get; init; }
+    /// <summary>Validation <see cref="EvalReport.Kl"/>, nats (VAE).</summary>
     public double? Kl { get; init; }
+    /// <summary>Validation <see cref="EvalReport.ActiveUnits"/>.</summary>
     public int? ActiveUnits { get; init; }
+    /// <summary>Validation <see cref="EvalReport.ElboNats"/> (VAE).</summary>
     public double? ElboNats { get; init; }
+    /// <summary>Validation <see cref="EvalReport.NllNats"/> (VAE).</summary>
     public double? NllNats { get; init; }
+    /// <summary>Validation <see cref="EvalReport.NllBitsPerDim"/> (VAE).</summary>
     public double? NllBitsPerDim { get; init; }
+    /// <summary>Validation <see cref="EvalReport.Frechet"/>.</summary>
     public double? Frechet { get; init; }
+    /// <summary>Validation <see cref="EvalReport.FrechetAggregate"/> (VAE).</summary>
     public double? FrechetAggregate { get; init; }
 }

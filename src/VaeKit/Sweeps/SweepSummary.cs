@@ -4,7 +4,7 @@ namespace VaeKit.Sweeps;
 /// A metric over the seeds of one setting: the mean, the sample standard deviation (n − 1 in the denominator; 0 for
 /// one run), the smallest and largest value, and how many runs had it.
 /// </summary>
-public sealed record Spread(double Mean, double Std, double Min, double Max, int N)
+internal sealed record Spread(double Mean, double Std, double Min, double Max, int N)
 {
     public static Spread? Of(IEnumerable<double?> values)
     {
@@ -17,7 +17,7 @@ public sealed record Spread(double Mean, double Std, double Min, double Max, int
 }
 
 /// <summary>One setting of a sweep (its axis values without the seed) summarised over its seeds.</summary>
-public sealed record SweepGroup
+internal sealed record SweepGroup
 {
     public required string Label { get; init; }
     public required string Model { get; init; }
@@ -38,7 +38,7 @@ public sealed record SweepGroup
 }
 
 /// <summary>Groups a sweep's rows by setting, the seed axis folded into a <see cref="Spread"/> per metric.</summary>
-public static class SweepSummary
+internal static class SweepSummary
 {
     /// <summary>One group per setting, in the order the settings first appear among the rows.</summary>
     public static IReadOnlyList<SweepGroup> Groups(IReadOnlyList<SweepRow> rows) =>

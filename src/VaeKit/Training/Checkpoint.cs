@@ -11,28 +11,38 @@ namespace VaeKit.Training;
 /// <summary>Where training stands; the JSON header of a checkpoint.</summary>
 public sealed record CheckpointHeader
 {
+    /// <summary>The run's configuration.</summary>
     public required RunConfig Config { get; init; }
     /// <summary>Optimizer steps taken.</summary>
     public long Step { get; init; }
     /// <summary>0-based epoch in progress, and the next batch in it. BatchInEpoch = steps per epoch means the
     /// epoch's steps are done but its end (validation, images) is not.</summary>
     public int Epoch { get; init; }
+    /// <summary>Next batch in <see cref="Epoch"/>, 0-based.</summary>
     public int BatchInEpoch { get; init; }
     /// <summary>Sums of the epoch in progress by metric name (loss and the objective's terms), so its train means
     /// survive an interruption.</summary>
     public IReadOnlyDictionary<string, double>? EpochSums { get; init; }
+    /// <summary>Steps behind <see cref="EpochSums"/>.</summary>
     public int EpochSteps { get; init; }
     /// <summary>Format 2 before named terms: read so a resumed old checkpoint keeps its epoch means.</summary>
     [JsonPropertyName("epoch_loss_sum"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public double LegacyEpochLossSum { get; init; }
+    /// <summary>Format 2 before named terms: the epoch's reconstruction sum.</summary>
     [JsonPropertyName("epoch_reconstruction_sum"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public double LegacyEpochReconstructionSum { get; init; }
+    /// <summary>Format 2 before named terms: the epoch's KL sum.</summary>
     [JsonPropertyName("epoch_kl_sum"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public double LegacyEpochKlSum { get; init; }
+    /// <summary>Lowest validation loss so far (the "best" checkpoint's); null before the first validation.</summary>
     public double? BestLoss { get; init; }
+    /// <summary>Step of <see cref="BestLoss"/>.</summary>
     public long? BestStep { get; init; }
+    /// <summary>Training wall time so far, seconds, across resumes.</summary>
     public double ElapsedSeconds { get; init; }
+    /// <summary>When the checkpoint was written.</summary>
     public DateTimeOffset SavedAt { get; init; }
+    /// <summary>Versions of vaekit, torchsharp, libtorch, dotnet and the OS that wrote it.</summary>
     public IReadOnlyDictionary<string, string>? Versions { get; init; }
 }
 

@@ -9,7 +9,7 @@ namespace VaeKit.Training;
 /// the middle of an epoch sees exactly the batches it would have seen. Batches are assembled with tensor ops
 /// (index_select, permute, convert) — no per-pixel managed code.
 /// </summary>
-public sealed class EpochPlan : IDisposable
+internal sealed class EpochPlan : IDisposable
 {
     private readonly DecodedImages _images;
     private readonly Tensor _order;    // (N) int64 permutation

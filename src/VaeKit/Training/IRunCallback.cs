@@ -53,8 +53,11 @@ public sealed record StepReport(int Epoch, int Batch, StepMetrics Metrics, doubl
 public sealed record EpochReport(
     int Epoch, int Epochs, long Step, IReadOnlyDictionary<string, double> Train, EvalMetrics? Validation, bool IsBest, double Seconds)
 {
+    /// <summary>Mean training loss per image over the epoch.</summary>
     public double TrainLoss => Train.GetValueOrDefault(Models.MetricNames.Loss);
+    /// <summary>Mean reconstruction term per image over the epoch (0 when the objective has none).</summary>
     public double TrainReconstruction => Train.GetValueOrDefault(Models.MetricNames.Reconstruction);
+    /// <summary>Mean KL per image over the epoch, nats (0 for a model without a KL term).</summary>
     public double TrainKl => Train.GetValueOrDefault(Models.MetricNames.Kl);
 
     /// <summary>Image files written for this epoch, by name; filled by the callbacks that write them.</summary>
@@ -76,5 +79,6 @@ public sealed record RunEnd(RunOutcome Outcome, long Step, int Epoch, EvalMetric
 /// <summary>A callback that ignores everything.</summary>
 public sealed class NullCallback : IRunCallback
 {
+    /// <summary>The shared instance.</summary>
     public static readonly NullCallback Instance = new();
 }

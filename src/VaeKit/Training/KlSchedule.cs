@@ -15,6 +15,7 @@ namespace VaeKit.Training;
 /// </remarks>
 public sealed record KlSchedule(KlScheduleKind Kind, int WarmupSteps = 0, int Cycles = 0, double Ratio = 0.5)
 {
+    /// <summary>kl_weight from the first step (the default).</summary>
     public static readonly KlSchedule Constant = new(KlScheduleKind.Constant);
 
     /// <exception cref="BadInputException">the text is not one of the three forms.</exception>
@@ -59,6 +60,7 @@ public sealed record KlSchedule(KlScheduleKind Kind, int WarmupSteps = 0, int Cy
     public static double At(TrainConfig config, long step, long totalSteps) =>
         Parse(config.KlSchedule).At(config.KlWeight, step, totalSteps);
 
+    /// <inheritdoc/>
     public override string ToString() => Kind switch
     {
         KlScheduleKind.LinearWarmup => $"linear-warmup:{WarmupSteps}",
@@ -67,4 +69,13 @@ public sealed record KlSchedule(KlScheduleKind Kind, int WarmupSteps = 0, int Cy
     };
 }
 
-public enum KlScheduleKind { Constant, LinearWarmup, Cyclical }
+/// <summary>The shape of a <see cref="KlSchedule"/>.</summary>
+public enum KlScheduleKind
+{
+    /// <summary>kl_weight from the first step.</summary>
+    Constant,
+    /// <summary>Linear rise from 0 to kl_weight over <see cref="KlSchedule.WarmupSteps"/> steps.</summary>
+    LinearWarmup,
+    /// <summary>Repeated linear rises over <see cref="KlSchedule.Cycles"/> cycles of the run.</summary>
+    Cyclical,
+}

@@ -34,11 +34,13 @@ public sealed class RunContext
     /// <summary>runs/NAME/.</summary>
     public RunDirectory Directory => Store.Directory;
 
+    /// <summary>The run's configuration (with the resumed run's hardware choices on a resume).</summary>
     public RunConfig Config { get; }
 
     /// <summary>The fp32 master model: what checkpoints hold and evaluation uses.</summary>
     public VaeModel Model { get; }
 
+    /// <summary>The device training runs on.</summary>
     public Device Device { get; }
 
     /// <summary>The loaded data (host memory).</summary>
@@ -50,6 +52,7 @@ public sealed class RunContext
     /// <summary>The validation images on <see cref="Device"/>; may hold zero images.</summary>
     public DecodedImages ValidationImages { get; }
 
+    /// <summary>True when this process continued a run from a checkpoint.</summary>
     public bool Resumed { get; }
 
     /// <summary>Optimizer steps taken (including steps not yet read back on a GPU).</summary>

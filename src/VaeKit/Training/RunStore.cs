@@ -22,6 +22,7 @@ public sealed class RunStore : IDisposable
         _lock = runLock;
     }
 
+    /// <summary>The layout of the run directory this store owns.</summary>
     public RunDirectory Directory { get; }
 
     /// <summary>
@@ -162,5 +163,6 @@ public sealed class RunStore : IDisposable
         }
     }
 
+    /// <inheritdoc/>
     public void Dispose() => _lock.Dispose();
 }

@@ -12,14 +12,21 @@ namespace VaeKit.Training;
 /// </summary>
 public sealed record StepMetrics(long Step, IReadOnlyDictionary<string, double> Values)
 {
+    /// <summary>Loss per image (the objective's total, as optimised).</summary>
     public double Loss => Values[MetricNames.Loss];
+    /// <summary>Reconstruction term per image (0 when the objective has none).</summary>
     public double Reconstruction => Values.GetValueOrDefault(MetricNames.Reconstruction);
     /// <summary>0 for a model without a KL term.</summary>
     public double Kl => Values.GetValueOrDefault(MetricNames.Kl);
+    /// <summary>Mean per-pixel squared error on the [0, 1] scale.</summary>
     public double Mse => Values.GetValueOrDefault(MetricNames.Mse);
+    /// <summary>dB, from <see cref="Mse"/>.</summary>
     public double Psnr => Values.GetValueOrDefault(MetricNames.Psnr);
+    /// <summary>The effective KL weight of the step (after the KL schedule).</summary>
     public double KlWeight => Values.GetValueOrDefault(MetricNames.KlWeight);
+    /// <summary>Learning rate of the step (after warm-up and schedule).</summary>
     public double LearningRate => Values.GetValueOrDefault(MetricNames.LearningRate);
+    /// <summary>Global gradient norm before clipping.</summary>
     public double GradNorm => Values.GetValueOrDefault(MetricNames.GradNorm);
 }
 
@@ -33,6 +40,7 @@ public sealed record PendingStep(long Step, double LearningRate, double KlWeight
     /// <summary>The values already read back (a checked step), or null.</summary>
     internal float[]? Host { get; init; }
 
+    /// <inheritdoc/>
     public void Dispose() => Values.Dispose();
 }
 
@@ -94,9 +102,13 @@ public sealed class Trainer : IDisposable
         RefreshTwin();
     }
 
+    /// <summary>The fp32 master model being trained.</summary>
     public VaeModel Model { get; }
+    /// <summary>The optimisation hyperparameters.</summary>
     public TrainConfig Config { get; }
+    /// <summary>Length of the run in optimizer steps; the learning-rate and KL schedules are functions of the step and this.</summary>
     public long TotalSteps { get; }
+    /// <summary>Arithmetic of the training step.</summary>
     public Precision Precision { get; }
 
     /// <summary>Whether the bf16 twin computes in the channels-last layout.</summary>
@@ -268,6 +280,7 @@ public sealed class Trainer : IDisposable
         _optimizer.Save(writer);
     }
 
+    /// <summary>Restores what <see cref="SaveState"/> wrote, in the same layout.</summary>
     public void LoadState(BinaryReader reader)
     {
         Step = reader.ReadInt64();
@@ -354,6 +367,7 @@ public sealed class Trainer : IDisposable
         return (twin, flat);
     }
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         Model.Noise = null;
@@ -371,6 +385,7 @@ public sealed class MetricSums
     private readonly Dictionary<string, double> _sums = new();
     private readonly List<string> _order = new();
 
+    /// <summary>Images added so far.</summary>
     public long Images { get; private set; }
 
     /// <summary>Adds one batch: <paramref name="means"/>[i] is the batch mean of <paramref name="names"/>[i].</summary>
@@ -398,10 +413,14 @@ public sealed class MetricSums
 /// pixel, psnr (dB) from that mse.</summary>
 public sealed record EvalMetrics(IReadOnlyDictionary<string, double> Values, long Images)
 {
+    /// <summary>Loss per image.</summary>
     public double Loss => Values[MetricNames.Loss];
+    /// <summary>Reconstruction term per image (0 when the objective has none).</summary>
     public double Reconstruction => Values.GetValueOrDefault(MetricNames.Reconstruction);
     /// <summary>0 for a model without a KL term.</summary>
     public double Kl => Values.GetValueOrDefault(MetricNames.Kl);
+    /// <summary>Mean per-pixel squared error on the [0, 1] scale.</summary>
     public double Mse => Values.GetValueOrDefault(MetricNames.Mse);
+    /// <summary>dB, from <see cref="Mse"/>.</summary>
     public double Psnr => Values.GetValueOrDefault(MetricNames.Psnr);
 }

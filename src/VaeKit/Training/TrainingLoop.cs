@@ -7,7 +7,17 @@ using static TorchSharp.torch;
 namespace VaeKit.Training;
 
 /// <summary>How a run ended.</summary>
-public enum RunOutcome { Completed, Interrupted, Diverged, Failed }
+public enum RunOutcome
+{
+    /// <summary>All epochs (or max_steps) ran.</summary>
+    Completed,
+    /// <summary>Stopped on request (Ctrl-C, cancellation or <see cref="RunContext.RequestStop"/>) after saving "last"; resumable.</summary>
+    Interrupted,
+    /// <summary>The loss became NaN or infinite; the last good checkpoint on disk is kept.</summary>
+    Diverged,
+    /// <summary>An exception ended the run; <see cref="RunResult"/> carries its message.</summary>
+    Failed,
+}
 
 /// <summary>What <c>TrainingRun.Train</c> and <c>Resume</c> return: how the run ended, where, at which step, the last
 /// validation metrics, the best score, and a message for the user (why it stopped, what is saved).</summary>

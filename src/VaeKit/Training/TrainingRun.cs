@@ -9,6 +9,7 @@ namespace VaeKit.Training;
 /// <summary>What a resume may change: hardware, the epoch total, and which checkpoint to start from.</summary>
 public sealed record ResumeOptions
 {
+    /// <summary>The run directory to continue (runs/NAME).</summary>
     public required string RunDirectory { get; init; }
     /// <summary>"last" (default), "best", or a checkpoint file of the same run.</summary>
     public string From { get; init; } = "last";
@@ -16,7 +17,9 @@ public sealed record ResumeOptions
     public string? Data { get; init; }
     /// <summary>A larger total epoch count to extend a run; null = as stored.</summary>
     public int? Epochs { get; init; }
+    /// <summary>cpu, cuda or auto; null = as stored.</summary>
     public string? Device { get; init; }
+    /// <summary>libtorch intra-op threads; null = as stored.</summary>
     public int? Threads { get; init; }
     /// <summary>Training arithmetic from here on; null = as stored.</summary>
     public Precision? Precision { get; init; }

@@ -12,6 +12,7 @@ public sealed class WandbAuthException(string message) : Exception(message);
 /// <summary>Worth retrying: 5xx, 429, a timeout, a refused or reset connection. <see cref="RetryAfter"/> is the server's wish.</summary>
 public sealed class WandbTransientException(string message, TimeSpan? retryAfter = null) : Exception(message)
 {
+    /// <summary>How long the server asked to wait (HTTP Retry-After); null when it did not say.</summary>
     public TimeSpan? RetryAfter { get; } = retryAfter;
 }
 
@@ -32,10 +33,10 @@ public sealed class WandbUploadException(string message) : Exception(message);
 /// entity/project/run name as the server returned them from UpsertBucket; every later call uses these.
 /// <see cref="Inserted"/>: the upsert created the run (so the server holds no history yet).
 /// </summary>
-public sealed record WandbRunPath(string Entity, string Project, string Name, long HistoryLineCount, bool Inserted = false);
+internal sealed record WandbRunPath(string Entity, string Project, string Name, long HistoryLineCount, bool Inserted = false);
 
 /// <summary>What UpsertBucket says about the run besides its config: all optional, null when unknown (sent as null).</summary>
-public sealed record WandbRunMetadata
+internal sealed record WandbRunMetadata
 {
     public string? DisplayName { get; init; }
     /// <summary>null when there are none: an empty list would clear tags added on the run page.</summary>
@@ -48,7 +49,7 @@ public sealed record WandbRunMetadata
 }
 
 /// <summary>A signed URL from CreateRunFiles and the headers its PUT must carry.</summary>
-public sealed record WandbUploadTarget(string Name, string Url, IReadOnlyList<string> Headers);
+internal sealed record WandbUploadTarget(string Name, string Url, IReadOnlyList<string> Headers);
 
 /// <summary>
 /// The wire protocol of docs/wandb-contract.md (taken from the official client): GraphQL (Viewer, UpsertBucket,
@@ -56,7 +57,7 @@ public sealed record WandbUploadTarget(string Name, string Url, IReadOnlyList<st
 /// the base URL; upload URLs get none. Every failure is classified (auth / transient / protocol / upload), carries
 /// what the server said about it, and its message never holds the key.
 /// </summary>
-public sealed class WandbApi : IDisposable
+internal sealed class WandbApi : IDisposable
 {
     private const string UpsertBucketQuery = """
         mutation UpsertBucket($id: String, $name: String, $project: String, $entity: String, $groupName: String,
@@ -328,7 +329,7 @@ public sealed class WandbApi : IDisposable
 }
 
 /// <summary>Removes a secret (and its Basic-auth encoding) from text that may be shown or stored.</summary>
-public static class Redactor
+internal static class Redactor
 {
     public static string Redact(string text, string? secret)
     {

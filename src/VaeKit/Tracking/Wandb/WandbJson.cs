@@ -11,7 +11,7 @@ namespace VaeKit.Tracking.Wandb;
 /// are written here. Values: double, float, int, long, bool, string, <see cref="JsonNode"/>, or a nested
 /// <see cref="IEnumerable{T}"/> of string/object pairs.
 /// </summary>
-public static class WandbJson
+internal static class WandbJson
 {
     private static readonly JsonWriterOptions Options = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 

@@ -24,6 +24,7 @@ public sealed class WandbListener(WandbRun run, Action<string>? notices = null) 
     /// <summary>Cancelled when the run was stopped from its W&amp;B page; see <see cref="WandbRun.StopRequested"/>.</summary>
     public CancellationToken StopRequested => run.StopRequested;
 
+    /// <inheritdoc/>
     public void RunStarted(RunStart start)
     {
         _context = start.Context;
@@ -36,6 +37,7 @@ public sealed class WandbListener(WandbRun run, Action<string>? notices = null) 
         });
     }
 
+    /// <inheritdoc/>
     public void StepCompleted(StepReport report)
     {
         if (run.StopRequested.IsCancellationRequested)
@@ -50,6 +52,7 @@ public sealed class WandbListener(WandbRun run, Action<string>? notices = null) 
         });
     }
 
+    /// <inheritdoc/>
     public void EpochCompleted(EpochReport report) => Guard(() => LogEpoch(report));
 
     private void LogEpoch(EpochReport report)
@@ -70,6 +73,7 @@ public sealed class WandbListener(WandbRun run, Action<string>? notices = null) 
         }
     }
 
+    /// <inheritdoc/>
     public void RunEnded(RunEnd end)
     {
         int exitCode = end.Outcome switch { RunOutcome.Completed => 0, RunOutcome.Interrupted => 130, _ => 1 };

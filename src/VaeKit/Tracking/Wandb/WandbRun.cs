@@ -46,6 +46,7 @@ public sealed partial class WandbRun : IDisposable
 
     private readonly CancellationTokenSource _stop = new();
 
+    /// <summary>The settings the run was connected with (the API key included; never print them whole).</summary>
     public WandbSettings Settings => _settings;
 
     /// <summary>
@@ -54,7 +55,9 @@ public sealed partial class WandbRun : IDisposable
     /// finish the step, save, and end (the W&amp;B run is still finished with the exit code).
     /// </summary>
     public CancellationToken StopRequested => _stop.Token;
+    /// <summary>The run's page on W&amp;B once the server has created it; null before, and in offline mode until a sync.</summary>
     public string? Url => _spool?.Info.Url;
+    /// <summary>The local spool (runs/NAME/wandb/) once <see cref="Start"/> has run; null before.</summary>
     public string? SpoolDirectory => _spool?.Directory;
 
     /// <summary>
@@ -372,6 +375,7 @@ public sealed partial class WandbRun : IDisposable
     [GeneratedRegex("""^\{"_step":(\d+),"_runtime":([0-9.eE+-]+)""")]
     private static partial Regex StepAndRuntime();
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         _sender?.Abort();

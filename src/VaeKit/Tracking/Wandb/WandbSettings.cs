@@ -1,6 +1,15 @@
 namespace VaeKit.Tracking.Wandb;
 
-public enum WandbMode { Online, Offline, Disabled }
+/// <summary>What happens to a run's W&amp;B tracking (<c>WANDB_MODE</c>).</summary>
+public enum WandbMode
+{
+    /// <summary>Spool to runs/NAME/wandb/ and upload while training.</summary>
+    Online,
+    /// <summary>Spool only; upload later with <c>vae wandb sync</c>.</summary>
+    Offline,
+    /// <summary>No tracking at all.</summary>
+    Disabled,
+}
 
 /// <summary>
 /// Where and how a run is tracked on Weights &amp; Biases, resolved the way W&amp;B users know it: flags first, then
@@ -10,19 +19,26 @@ public enum WandbMode { Online, Offline, Disabled }
 /// <remarks>The key is never serialised or printed: <see cref="ToString"/> leaves it out, and no file VaeKit writes holds it.</remarks>
 public sealed record WandbSettings
 {
+    /// <summary>The hosted W&amp;B API.</summary>
     public const string DefaultBaseUrl = "https://api.wandb.ai";
+    /// <summary>Project used when neither a flag nor WANDB_PROJECT names one.</summary>
     public const string DefaultProject = "vaekit";
 
+    /// <summary>Online, offline (spool only) or disabled (WANDB_MODE).</summary>
     public WandbMode Mode { get; init; } = WandbMode.Online;
+    /// <summary>The W&amp;B API server (WANDB_BASE_URL); set it for a self-hosted server.</summary>
     public string BaseUrl { get; init; } = DefaultBaseUrl;
+    /// <summary>The W&amp;B project the run goes to (WANDB_PROJECT).</summary>
     public string Project { get; init; } = DefaultProject;
     /// <summary>null: the key's default entity, as the server decides.</summary>
     public string? Entity { get; init; }
     /// <summary>Display name on the run page; null = the VaeKit run name.</summary>
     public string? DisplayName { get; init; }
+    /// <summary>Tags shown on the run page.</summary>
     public IReadOnlyList<string> Tags { get; init; } = [];
     /// <summary>Never written anywhere; null in offline mode when no key is configured.</summary>
     public string? ApiKey { get; init; }
+    /// <summary>Timeouts, heartbeats and retry delays of the upload client.</summary>
     public WandbTiming Timing { get; init; } = new();
     /// <summary>The run's <c>program</c> on W&amp;B (the official client sends the script's name).</summary>
     public string Program { get; init; } = "vae";
@@ -42,6 +58,7 @@ public sealed record WandbSettings
         return $"{app}/{Uri.EscapeDataString(entity)}/{Uri.EscapeDataString(project)}/runs/{Uri.EscapeDataString(runId)}";
     }
 
+    /// <inheritdoc/>
     public override string ToString() =>
         $"WandbSettings {{ Mode = {Mode}, BaseUrl = {BaseUrl}, Project = {Project}, Entity = {Entity}, Key = {(ApiKey is null ? "none" : "set")} }}";
 
@@ -112,13 +129,14 @@ public sealed record WandbTiming
     public int ConflictRetries { get; init; } = 20;
     /// <summary>First retry delay after a failure; doubles up to <see cref="MaxBackoff"/>. Retry-After wins when given.</summary>
     public TimeSpan MinBackoff { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>Longest retry delay.</summary>
     public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(60);
     /// <summary>At the end of training, how long the sender may keep trying before leaving the rest in the spool.</summary>
     public TimeSpan FinishTimeout { get; init; } = TimeSpan.FromSeconds(60);
 }
 
 /// <summary>Reads the password of one machine from a netrc file (the format curl and Python's netrc use).</summary>
-public static class Netrc
+internal static class Netrc
 {
     public static string? Password(string? path, string host)
     {

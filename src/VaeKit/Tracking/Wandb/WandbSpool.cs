@@ -5,7 +5,7 @@ using System.Text.Json.Nodes;
 namespace VaeKit.Tracking.Wandb;
 
 /// <summary>What runs/NAME/wandb/run.json records about the W&amp;B run (never the API key).</summary>
-public sealed record WandbSpoolInfo
+internal sealed record WandbSpoolInfo
 {
     /// <summary>The W&amp;B run ID (URL slug): 8 characters of [a-z0-9], as the official client makes them.</summary>
     public required string Id { get; init; }
@@ -51,7 +51,7 @@ public sealed record WandbSpoolInfo
 /// The history file is the sender's queue: the training thread appends, the sender reads from its offset, so memory
 /// stays bounded (one file position per line) however long the server is away.
 /// </summary>
-public sealed class WandbSpool : IDisposable
+internal sealed class WandbSpool : IDisposable
 {
     private readonly Lock _gate = new();
     private readonly List<long> _lineStarts = [];   // byte offset of each line in history.jsonl

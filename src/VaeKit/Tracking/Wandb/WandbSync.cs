@@ -1,5 +1,12 @@
 namespace VaeKit.Tracking.Wandb;
 
+/// <summary>What <see cref="WandbSync.Sync"/> did.</summary>
+/// <param name="Url">The run's page on W&amp;B.</param>
+/// <param name="RowsOnServerBefore">History rows the server already had.</param>
+/// <param name="RowsSent">History rows this sync sent.</param>
+/// <param name="RowsInSpool">History rows in runs/NAME/wandb/.</param>
+/// <param name="Completed">The server holds the run's end (<c>complete</c> was acknowledged, now or before).</param>
+/// <param name="ExitCode">The run's recorded exit code (0 completed, 130 interrupted, 1 otherwise); null while it has no recorded end.</param>
 public sealed record WandbSyncResult(string Url, long RowsOnServerBefore, long RowsSent, long RowsInSpool, bool Completed, int? ExitCode);
 
 /// <summary>
@@ -11,6 +18,7 @@ public sealed record WandbSyncResult(string Url, long RowsOnServerBefore, long R
 /// </summary>
 public static class WandbSync
 {
+    /// <summary>Uploads what the spool of <paramref name="runDirectory"/> holds and the server lacks, waiting at most <paramref name="timeout"/> for delivery; <paramref name="notify"/> receives progress lines. Throws <see cref="BadInputException"/> (no spool, no or refused key) or <see cref="WandbUnavailableException"/> (server unreachable, or rows left undelivered).</summary>
     public static WandbSyncResult Sync(string runDirectory, WandbSettings settings, TimeSpan timeout, Action<string> notify)
     {
         string directory = Path.Combine(Path.GetFullPath(runDirectory), "wandb");

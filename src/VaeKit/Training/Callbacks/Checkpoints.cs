@@ -13,14 +13,17 @@ public sealed class Checkpoints : IRunCallback
     private readonly Stopwatch _sinceSave = Stopwatch.StartNew();
     private RunContext? _run;
 
+    /// <inheritdoc/>
     public void RunStarted(RunStart start) => _run = start.Context;
 
+    /// <inheritdoc/>
     public void StepCompleted(StepReport report)
     {
         if (_run is not null && _sinceSave.Elapsed.TotalMinutes >= _run.Config.Train.CheckpointMinutes)
             _run.RequestCheckpoint();
     }
 
+    /// <inheritdoc/>
     public void EpochCompleted(EpochReport report)
     {
         if (_run is null) return;
@@ -28,11 +31,13 @@ public sealed class Checkpoints : IRunCallback
         _run.SaveCheckpoint("last");
     }
 
+    /// <inheritdoc/>
     public void CheckpointSaved(CheckpointSaved saved)
     {
         if (saved.Which == "last") _sinceSave.Restart();
     }
 
+    /// <inheritdoc/>
     public void RunEnded(RunEnd end)
     {
         if (_run is not null && end.Outcome == RunOutcome.Interrupted && _run.LastSavedStep != _run.Step)

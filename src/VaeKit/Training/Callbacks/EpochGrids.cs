@@ -19,6 +19,7 @@ public sealed class EpochGrids : IRunCallback, IDisposable
     private RunContext? _run;
     private Tensor? _gridImages;    // fixed images for the reconstruction grid
 
+    /// <inheritdoc/>
     public void RunStarted(RunStart start)
     {
         _run = start.Context ?? throw new InvalidOperationException("EpochGrids needs a run context");
@@ -28,6 +29,7 @@ public sealed class EpochGrids : IRunCallback, IDisposable
         _gridImages = EpochPlan.ToModelInput(source.Pixels.narrow(0, 0, Math.Min(ReconstructionImages, source.Count)), _run.Device).DetachFromDisposeScope();
     }
 
+    /// <inheritdoc/>
     public void EpochCompleted(EpochReport report)
     {
         if (_run is null) return;
@@ -48,8 +50,10 @@ public sealed class EpochGrids : IRunCallback, IDisposable
         report.Images["samples"] = samples;
     }
 
+    /// <inheritdoc/>
     public void RunEnded(RunEnd end) => Dispose();
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         _gridImages?.Dispose();

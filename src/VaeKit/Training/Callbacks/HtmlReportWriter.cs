@@ -8,11 +8,13 @@ public sealed class HtmlReportWriter : IRunCallback
 {
     private RunContext? _run;
 
+    /// <inheritdoc/>
     public void RunStarted(RunStart start) => _run = start.Context;
 
     /// <summary>Where the report went, once written.</summary>
     public string? Written { get; private set; }
 
+    /// <inheritdoc/>
     public void RunEnded(RunEnd end)
     {
         if (_run is null) return;

@@ -13,6 +13,7 @@ public sealed class MetricsFile : IRunCallback, IDisposable
     private MetricsLog? _log;
     private RunContext? _run;
 
+    /// <inheritdoc/>
     public void RunStarted(RunStart start)
     {
         _run = start.Context ?? throw new InvalidOperationException("MetricsFile needs a run context");
@@ -21,6 +22,7 @@ public sealed class MetricsFile : IRunCallback, IDisposable
             _log.Write(new JsonObject { ["type"] = "resume", ["step"] = start.StartStep, ["epoch"] = _run.Position.Epoch + 1, ["time"] = Now() });
     }
 
+    /// <inheritdoc/>
     public void StepCompleted(StepReport report)
     {
         if (_log is null || report.Metrics.Step % _run!.Config.Train.LogEvery != 0) return;
@@ -31,6 +33,7 @@ public sealed class MetricsFile : IRunCallback, IDisposable
         _log.Write(row);
     }
 
+    /// <inheritdoc/>
     public void EpochCompleted(EpochReport report)
     {
         if (_log is null) return;
@@ -45,6 +48,7 @@ public sealed class MetricsFile : IRunCallback, IDisposable
         _log.Write(row);
     }
 
+    /// <inheritdoc/>
     public void RunEnded(RunEnd end)
     {
         if (_log is null) return;
@@ -57,6 +61,7 @@ public sealed class MetricsFile : IRunCallback, IDisposable
 
     private static double Now() => Math.Round(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0, 3);
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         _log?.Dispose();

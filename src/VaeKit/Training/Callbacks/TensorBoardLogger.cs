@@ -11,6 +11,7 @@ public sealed class TensorBoardLogger : IRunCallback
     private TorchSharp.Modules.SummaryWriter? _writer;
     private int _logEvery = 1;
 
+    /// <inheritdoc/>
     public void RunStarted(RunStart start)
     {
         var run = start.Context ?? throw new InvalidOperationException("TensorBoardLogger needs a run context");
@@ -18,6 +19,7 @@ public sealed class TensorBoardLogger : IRunCallback
         _logEvery = run.Config.Train.LogEvery;
     }
 
+    /// <inheritdoc/>
     public void StepCompleted(StepReport report)
     {
         if (_writer is null || report.Metrics.Step % _logEvery != 0) return;
@@ -26,6 +28,7 @@ public sealed class TensorBoardLogger : IRunCallback
         _writer.add_scalar("train/" + MetricNames.ImagesPerSecond, (float)report.ImagesPerSecond, step);
     }
 
+    /// <inheritdoc/>
     public void EpochCompleted(EpochReport report)
     {
         if (_writer is null) return;

@@ -56,7 +56,7 @@ internal static class ConsoleListeners
 
     /// <summary>The objective's own terms (kl for a VAE, commitment and perplexity for a VQ-VAE, …), each as "name value",
     /// after <paramref name="lead"/>; the terms every model has (loss, reconstruction, mse, psnr) are shown elsewhere.</summary>
-    private static string Terms(IReadOnlyDictionary<string, double> values, string lead)
+    internal static string Terms(IReadOnlyDictionary<string, double> values, string lead)
     {
         var own = values.Where(kv => kv.Key is not (MetricNames.Loss or MetricNames.Reconstruction or MetricNames.Mse or MetricNames.Psnr
                                                     or MetricNames.KlWeight or MetricNames.LearningRate or MetricNames.GradNorm))

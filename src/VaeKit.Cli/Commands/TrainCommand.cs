@@ -178,7 +178,7 @@ internal static class TrainCommand
                 var v = result.Validation;
                 console.MarkupLineInterpolated($"[green]done[/] after {result.Step} steps → {result.Directory}");
                 if (v is not null)
-                    console.MarkupLineInterpolated($"  validation: loss {v.Loss:F2}  reconstruction {v.Reconstruction:F2}  kl {v.Kl:F2}  mse {v.Mse:F5}  psnr {v.Psnr:F2} dB  (best loss {result.BestLoss:F2})");
+                    console.MarkupLineInterpolated($"  validation: loss {v.Loss:F2}  reconstruction {v.Reconstruction:F2}{ConsoleListeners.Terms(v.Values, "  ")}  mse {v.Mse:F5}  psnr {v.Psnr:F2} dB  (best loss {result.BestLoss:F2})");
                 console.MarkupLineInterpolated($"  images: {Path.Combine(result.Directory, "images")}   TensorBoard: tensorboard --logdir {Path.Combine(result.Directory, "tensorboard")}");
                 return ExitCodes.Ok;
             case RunOutcome.Interrupted:

@@ -5,7 +5,7 @@ namespace VaeKit;
 
 /// <summary>
 /// libtorch's process-wide switches in <c>at::globalContext()</c> that TorchSharp 0.107 does not expose
-/// (its <c>use_deterministic_algorithms</c> throws NotImplementedException): deterministic algorithms and cuDNN's
+/// (its <c>use_deterministic_algorithms</c> is not implemented in the binding): deterministic algorithms and cuDNN's
 /// benchmark and deterministic modes. They are called through libtorch_cpu's exported C++ symbols (Itanium mangling,
 /// member functions taking the context as their first argument), resolved in the libtorch_cpu.so this process has
 /// loaded. The names carry only <c>bool</c>/<c>int</c> arguments, so they are the same under both C++ string ABIs;

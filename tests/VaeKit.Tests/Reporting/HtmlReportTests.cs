@@ -139,7 +139,7 @@ public class HtmlReportTests(Xunit.Abstractions.ITestOutputHelper log)
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromSeconds(60)))
+        if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
         {
             process.Kill(entireProcessTree: true);
             Assert.Fail("chromium did not finish");

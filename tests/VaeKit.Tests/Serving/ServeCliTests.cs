@@ -97,12 +97,12 @@ public class ServeCliTests(ServeFixture fx)
             port = ((IPEndPoint)probe.LocalEndpoint).Port;
         }
         using var vae = VaeProcess.Start(["serve", "--sweep", sweep, "--port", $"{port}"]);
-        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(5) };
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromMinutes(1) };
         string? runs = null;
         for (var clock = System.Diagnostics.Stopwatch.StartNew(); runs is null && clock.Elapsed < TimeSpan.FromMinutes(2);)
         {
             try { runs = await http.GetStringAsync("api/runs"); }
-            catch (HttpRequestException) { await Task.Delay(200); }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { await Task.Delay(200); }   // not listening yet
         }
         Assert.NotNull(runs);
         using (var doc = JsonDocument.Parse(runs))

@@ -27,6 +27,7 @@ public sealed class HtmlReportWriter : IRunCallback
         catch (Exception e) when (e is BadInputException or IOException or UnauthorizedAccessException)
         {
             Failure = e.Message;
+            _run.Notify($"warning: no HTML report ({e.Message})");   // the run's outcome stands; say why the report is missing
         }
     }
 

@@ -101,6 +101,20 @@ public abstract class VaeModel : nn.Module<Tensor, ModelOutput>
     /// <summary>The decoder variance <see cref="LogLikelihood"/> uses, when the model has its own; null = the evaluator's.</summary>
     public virtual double? DecoderVariance => null;
 
+    /// <summary>
+    /// Data-dependent initialisation: called once by the trainer, on the fp32 master model under no_grad, with the
+    /// first training batch (B, C, s, s) of a new run, before its first optimizer step; never on resume, so a resumed
+    /// run continues from the weights it saved. Default: nothing. σ-VAE with a learned σ starts log σ at the batch
+    /// optimum here.
+    /// </summary>
+    public virtual void InitialiseFromBatch(Tensor x) { }
+
+    /// <summary>
+    /// Multiplier of the learning rate for the parameter named <paramref name="parameterName"/> (its state_dict
+    /// name): lets a family give one scalar its own step size (σ-VAE's learned log σ). Default 1 for every parameter.
+    /// </summary>
+    public virtual double StepSizeScale(string parameterName) => 1.0;
+
     /// <summary>Run callbacks this family needs (e.g. fitting a prior at each epoch end), run before the built-in ones.</summary>
     public virtual IEnumerable<Training.IRunCallback> Callbacks() => [];
 

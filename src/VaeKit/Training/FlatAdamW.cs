@@ -8,7 +8,9 @@ namespace VaeKit.Training;
 /// m ← β1·m + (1 − β1)·g, v ← β2·v + (1 − β2)·g², p ← p − lr/(1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + ε).
 /// Weight decay applies where <c>decayMask</c> is 1 (conv and linear weights), so the two parameter groups of the
 /// usual recipe are one buffer and a mask. About ten kernels per step whatever the parameter count, and no host
-/// synchronisation: the step count lives on the host, the gradient norm stays on the device.
+/// synchronisation: the step count lives on the host, the gradient norm stays on the device. An optional step-scale
+/// buffer multiplies the learning rate per element (a family's own step size for one parameter); without one the
+/// step costs nothing extra.
 /// </summary>
 internal sealed class FlatAdamW : IDisposable
 {
@@ -16,10 +18,14 @@ internal sealed class FlatAdamW : IDisposable
     private readonly Tensor _decayMask;    // (P) 1 = decay
     private readonly Tensor _m;            // (P) first moment
     private readonly Tensor _v;            // (P) second moment
+    private readonly Tensor? _stepScale;   // (P) per-element learning-rate multiplier; null = 1 everywhere
 
     /// <param name="decayMask">(P) 1 where weight decay applies, else 0; the optimizer owns (disposes) it.</param>
-    public FlatAdamW(FlatParameters flat, Tensor decayMask, double beta1, double beta2, double weightDecay, double eps = 1e-8)
+    /// <param name="stepScale">(P) learning-rate multiplier per element, or null for 1 everywhere; owned likewise.</param>
+    public FlatAdamW(FlatParameters flat, Tensor decayMask, double beta1, double beta2, double weightDecay, double eps = 1e-8,
+                     Tensor? stepScale = null)
     {
+        _stepScale = stepScale?.DetachFromDisposeScope();
         _flat = flat;
         _decayMask = decayMask.DetachFromDisposeScope();
         Beta1 = beta1;
@@ -69,7 +75,8 @@ internal sealed class FlatAdamW : IDisposable
         double biasCorrection1 = 1 - Math.Pow(Beta1, Steps);
         double biasCorrection2 = 1 - Math.Pow(Beta2, Steps);
         var denominator = _v.sqrt().div_(Math.Sqrt(biasCorrection2)).add_(Eps);
-        p.addcdiv_(_m, denominator, -learningRate / biasCorrection1);
+        var update = _stepScale is null ? _m : _m.mul(_stepScale);
+        p.addcdiv_(update, denominator, -learningRate / biasCorrection1);
     }
 
     /// <summary>Step count, then both moments as raw bytes (little-endian float32, slot order).</summary>
@@ -113,6 +120,7 @@ internal sealed class FlatAdamW : IDisposable
     public void Dispose()
     {
         _decayMask.Dispose();
+        _stepScale?.Dispose();
         _m.Dispose();
         _v.Dispose();
     }

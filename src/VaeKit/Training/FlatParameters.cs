@@ -76,12 +76,16 @@ internal sealed class FlatParameters : IDisposable
     public bool HasChannelsLast => Slots.Any(s => s.ChannelsLast);
 
     /// <summary>(P) 1 where <paramref name="select"/> holds for the slot's parameter, else 0; in the buffer's type.</summary>
-    public Tensor Mask(Func<Slot, bool> select)
+    public Tensor Mask(Func<Slot, bool> select) => Fill(slot => select(slot) ? 1 : 0);
+
+    /// <summary>A (P) buffer holding <paramref name="value"/>(slot) over each parameter's elements.</summary>
+    public Tensor Fill(Func<Slot, double> value)
     {
         using var scope = NewDisposeScope();
         var mask = zeros(Count, dtype: Values.dtype, device: Values.device);
-        foreach (var slot in Slots.Where(select))
-            mask.narrow(0, slot.Offset, slot.Count).fill_(1);
+        foreach (var slot in Slots)
+            if (value(slot) is var v && v != 0)
+                mask.narrow(0, slot.Offset, slot.Count).fill_(v);
         return mask.MoveToOuterDisposeScope();
     }
 

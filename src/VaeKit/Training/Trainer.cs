@@ -66,6 +66,7 @@ public sealed class Trainer : IDisposable
     private readonly bool _onGpu;
     private readonly VaeModel? _twin;          // bf16 compute copy (Precision.Bf16 only)
     private readonly FlatParameters? _twinFlat;   // its bf16 weights: a prefix of _flat in the same order
+    private bool _initialised;                    // VaeModel.InitialiseFromBatch has had its one call (or the run resumed)
 
     /// <param name="model">Already on its device: the optimizer binds to these parameter tensors.</param>
     /// <param name="totalSteps">Length of the run in optimizer steps; the cosine schedule ends there.</param>
@@ -94,7 +95,12 @@ public sealed class Trainer : IDisposable
 
         // Decoupled weight decay on conv/linear weights only: decaying norm scales and biases toward zero fights
         // normalisation and buys nothing.
-        _optimizer = new FlatAdamW(_flat, _flat.Mask(slot => slot.Parameter.dim() > 1), config.Beta1, config.Beta2, config.WeightDecay);
+        // A family may give a parameter its own step size (σ-VAE's learned log σ); the scale buffer exists only then.
+        var stepScale = _flat.Slots.Any(slot => model.StepSizeScale(slot.Name) != 1)
+            ? _flat.Fill(slot => model.StepSizeScale(slot.Name))
+            : null;
+        _optimizer = new FlatAdamW(_flat, _flat.Mask(slot => slot.Parameter.dim() > 1), config.Beta1, config.Beta2, config.WeightDecay,
+                                   stepScale: stepScale);
 
         ChannelsLast = precision == Precision.Bf16 && (channelsLast ?? _onGpu);
         if (precision == Precision.Bf16)
@@ -149,6 +155,12 @@ public sealed class Trainer : IDisposable
     public PendingStep BatchUpdateDeferred(Tensor x, bool checkFirst = false)
     {
         using var scope = NewDisposeScope();
+        if (Step == 0 && !_initialised)
+        {
+            using (no_grad()) Model.InitialiseFromBatch(x);
+            RefreshTwin();
+        }
+        _initialised = true;
         double lr = LearningRate.At(Config, Step, TotalSteps);
         double klWeight = KlSchedule.At(Config, Step, TotalSteps);   // effective: after --kl-schedule
         var model = _twin ?? Model;

@@ -7,9 +7,9 @@ namespace VaeKit.Tests.Cli;
 [Trait("Category", "Slow")]
 public class SigmaVaeCliTests
 {
-    private static string[] Train(string sigma, string name, string runs, string cache, int epochs) =>
+    private static string[] Train(string sigma, string name, string runs, string cache, int epochs, int images = 160) =>
     [
-        "train", "--model", "sigma-vae", "--model-option", $"sigma={sigma}", "--data", "synthetic:160", "--preset", "tiny",
+        "train", "--model", "sigma-vae", "--model-option", $"sigma={sigma}", "--data", $"synthetic:{images}", "--preset", "tiny",
         "--image-size", "16", "--latent", "8", "--batch-size", "16", "--epochs", epochs.ToString(), "--schedule", "constant",
         "--warmup", "2", "--log-every", "1", "--threads", "1", "--seed", "5", "--name", name, "--runs-dir", runs, "--cache-dir", cache,
     ];
@@ -82,14 +82,31 @@ public class SigmaVaeCliTests
         Assert.True(exit == 0, output + error);
         string run = Path.Combine(runs, "learned");
         var sigmas = Rows(run, "train").Select(r => r.GetProperty("sigma").GetDouble()).ToList();
-        Assert.True(sigmas[^1] < sigmas[0], string.Join(", ", sigmas));   // σ starts at 1, far above the error: it falls
+        Assert.True(sigmas[^1] < sigmas[0], string.Join(", ", sigmas));   // the error falls as the model trains, and σ with it
 
         var report = Eval(run);
         double variance = report.GetProperty("decoder_variance").GetDouble();
-        Assert.InRange(Math.Sqrt(variance), sigmas[^1] * 0.9, sigmas[^1]);   // the last step's σ after one more small update
+        Assert.InRange(Math.Sqrt(variance), sigmas[^1] * 0.9, sigmas[^1] * 1.1);   // the last step's σ after one more update
 
         var (bad, _, badError) = CliRunner.Run(["train", "--model", "sigma-vae", "--model-option", "sigma=fixed", "--data", "synthetic:64", "--cache-dir", dir["cache"], "--runs-dir", runs]);
         Assert.Equal(2, bad);
         Assert.Contains("sigma=optimal|learned", badError);
+    }
+
+    [Fact]
+    public void Learned_sigma_starts_at_the_batch_optimum_and_follows_it()
+    {
+        using var dir = new TempDir();
+        string runs = dir["runs"];
+        // 1,600 images, 5 % held out: 95 steps of 16.
+        var (exit, output, error) = CliRunner.Run(Train("learned", "follow", runs, dir["cache"], epochs: 1, images: 1600));
+        Assert.True(exit == 0, output + error);
+        // σ* of a batch is √(its mean squared error): the σ that maximises that batch's likelihood.
+        var ratios = Rows(Path.Combine(runs, "follow"), "train")
+            .Select(r => Math.Log(r.GetProperty("sigma").GetDouble() / Math.Sqrt(r.GetProperty("mse").GetDouble()))).ToList();
+        Assert.Equal(95, ratios.Count);
+        string curve = string.Join(", ", ratios.Select(r => r.ToString("F2")));
+        Assert.True(Math.Abs(ratios[0]) < 0.25, "first step: " + curve);                          // not σ = 1
+        Assert.True(ratios.Skip(45).Average(Math.Abs) < 0.15, "steps 46-95: " + curve);           // within ~15 % of σ*
     }
 }

@@ -96,6 +96,9 @@ public sealed class VqVae : VaeModel
     /// <summary>Positions L = z / d per image.</summary>
     public int L { get; }
 
+    /// <summary>The code grid (h, w) with h·w = L for layout=grid (positions in raster order); null for layout=flat.</summary>
+    public (int Height, int Width)? Grid { get; }
+
     /// <summary>The codebook (K, d), fp32, on the model's device. A live buffer: do not dispose.</summary>
     public Tensor Codebook => get_buffer(CodebookName)!;
 

@@ -495,7 +495,7 @@ public sealed class VqVaeFamily : IModelFamily
             throw new BadInputException($"model.options of vq-vae cannot be read: {e.Message}", e);
         }
         if (!VqLayouts.All.Contains(options.Layout))
-            throw new BadInputException($"model.options.layout (--model-option layout=...) must be one of {string.Join(", ", VqLayouts.All)} (got '{options.Layout}').");
+            throw new BadInputException($"'{options.Layout}' is not a vq-vae layout (--model-option layout=...): choose one of {string.Join(", ", VqLayouts.All)}.");
         int d = options.CodeDim ?? (options.Layout == VqLayouts.Grid ? GridCodeDim(config) : DefaultCodeDim(config.Latent));
         int k = options.Codebook ?? (config.Latent <= 64 ? 256 : 512);
         if (k < 2 || k > 65_536) throw new BadInputException($"model.options.codebook (--model-option codebook=K) must be between 2 and 65536 (got {k}).");

@@ -126,10 +126,14 @@ public abstract class CodeModel : nn.Module<Tensor, Tensor>
     /// <summary>Nats per code → bits per code (÷ ln 2). A model that has learnt nothing scores log2(K).</summary>
     public static double BitsPerCode(double nats) => nats / Math.Log(2);
 
+    /// <summary>Sequences drawn together by <see cref="Sample"/>, which bounds the activations held at once.</summary>
+    public const int SampleChunk = 512;
+
     /// <summary>
     /// n code sequences (n, L) int64 on the CPU, drawn one position at a time in raster order: position i from
     /// softmax(logits_i / T) by a multinomial draw on <paramref name="generator"/> (null: the default CPU generator);
-    /// T = 0 takes the most likely code. Runs without gradients in evaluation mode (the mode is restored after).
+    /// T = 0 takes the most likely code. Runs without gradients in evaluation mode (the mode is restored after), in
+    /// chunks of <see cref="SampleChunk"/> sequences; the same generator state gives the same samples.
     /// </summary>
     public Tensor Sample(long n, double temperature, Generator? generator)
     {
@@ -142,23 +146,32 @@ public abstract class CodeModel : nn.Module<Tensor, Tensor>
         {
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
-            var device = parameters().First().device;
-            var indices = zeros(n, Positions, dtype: ScalarType.Int64, device: device);   // (n, L); positions ≥ i are ignored
-            for (int i = 0; i < Positions; i++)
-            {
-                using var step = NewDisposeScope();
-                var logits = call(indices).select(1, i).to(ScalarType.Float64).cpu();     // (n, K), depends on indices < i
-                var code = temperature == 0
-                    ? logits.argmax(1)                                                      // (n)
-                    : multinomial(nn.functional.softmax(logits / temperature, 1), 1, generator: generator).squeeze(1);
-                indices.select(1, i).copy_(code.to(device));
-            }
-            return indices.cpu().MoveToOuterDisposeScope();
+            var chunks = new List<Tensor>();
+            for (long start = 0; start < n; start += SampleChunk)
+                chunks.Add(SampleChunkOf(Math.Min(SampleChunk, n - start), temperature, generator));
+            return cat(chunks, 0).MoveToOuterDisposeScope();                                // (n, L)
         }
         finally
         {
             train(wasTraining);
         }
+    }
+
+    /// <summary>n ≤ <see cref="SampleChunk"/> sequences (n, L) on the CPU; called inside no_grad and a dispose scope.</summary>
+    private Tensor SampleChunkOf(long n, double temperature, Generator? generator)
+    {
+        var device = parameters().First().device;
+        var indices = zeros(n, Positions, dtype: ScalarType.Int64, device: device);       // (n, L); positions ≥ i are ignored
+        for (int i = 0; i < Positions; i++)
+        {
+            using var step = NewDisposeScope();
+            var logits = call(indices).select(1, i).to(ScalarType.Float64).cpu();         // (n, K), depends on indices < i
+            var code = temperature == 0
+                ? logits.argmax(1)                                                          // (n)
+                : multinomial(nn.functional.softmax(logits / temperature, 1), 1, generator: generator).squeeze(1);
+            indices.select(1, i).copy_(code.to(device));
+        }
+        return indices.cpu();
     }
 }
 

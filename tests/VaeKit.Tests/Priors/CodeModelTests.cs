@@ -188,6 +188,31 @@ public class CodeModelTests(ITestOutputHelper output)
         Assert.True(model.call(indices).allclose(loaded.call(indices)));
     }
 
+    [Theory]
+    [InlineData("flat")]
+    [InlineData("grid")]
+    public void The_default_code_model_of_the_tiny_vq_vae_is_small_and_fits_its_codes(string layout)
+    {
+        var config = (VaeKit.Config.Presets.Tiny with
+        {
+            Kind = VaeKit.Config.ModelKinds.VqVae, Options = new System.Text.Json.Nodes.JsonObject { ["layout"] = layout },
+        }).Validate();
+        using var vq = (VaeKit.Models.VqVae)VaeKit.Models.ModelFactory.Create(config);
+        var priorConfig = CodeModels.For(vq);
+        using var prior = CodeModels.Create(priorConfig);
+        long parameters = prior.parameters().Sum(p => p.numel());
+        using var scope = NewDisposeScope();
+        var indices = randint(0, vq.K, [64, vq.L], generator: new Generator(1));
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var loss = prior.Loss(indices);
+        loss.backward();
+        output.WriteLine($"{layout}: {priorConfig.Kind} over L = {vq.L}, K = {vq.K}: {parameters:N0} parameters, " +
+                         $"{loss.item<float>():F3} nats per code at the start (ln K = {Math.Log(vq.K):F3}), one batch-64 step {watch.ElapsedMilliseconds} ms");
+        Assert.Equal(layout == "grid" ? CodeModelKinds.PixelCnn : CodeModelKinds.Transformer, priorConfig.Kind);
+        Assert.InRange(parameters, 10_000, 1_000_000);                               // small enough for a 2-core CPU
+        Assert.InRange(loss.item<float>(), 0.8 * Math.Log(vq.K), 1.2 * Math.Log(vq.K)); // starts near uniform
+    }
+
     [Fact]
     public void A_bad_config_is_refused_naming_the_problem()
     {

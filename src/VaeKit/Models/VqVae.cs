@@ -19,8 +19,17 @@ public sealed record VqVaeOptions
     public int? Codebook { get; init; }
 
     /// <summary>d, the size of one codebook vector (<c>code_dim=d</c>); must divide the latent z, which is read as
-    /// L = z / d positions. Default: 4 for a latent of up to 64, else 8 (or the largest divisor of z below that).</summary>
+    /// L = z / d positions. Default for layout=flat: 4 for a latent of up to 64, else 8 (or the largest divisor of z
+    /// below that); for layout=grid: z / (h·w), and a given d must equal it.</summary>
     public int? CodeDim { get; init; }
+
+    /// <summary>
+    /// Where the codes come from (<c>layout=flat|grid</c>, <see cref="VqLayouts"/>). flat (the default): a Linear maps
+    /// the encoder's flattened features to z, read as L = z / d vectors. grid (van den Oord et al. 2017): a 1×1 conv
+    /// maps the encoder's last feature map (c, h, w) to (d, h, w) and each of the L = h·w positions is quantised;
+    /// the decoder starts from the (d, h, w) grid with a 1×1 conv back to c channels. With grid, z must be h·w·d.
+    /// </summary>
+    public string Layout { get; init; } = VqLayouts.Flat;
 
     /// <summary>β, the weight of the commitment term ‖z_e − sg(e)‖² (van den Oord et al. 2017 use 0.25).</summary>
     public double Beta { get; init; } = 0.25;
@@ -37,13 +46,28 @@ public sealed record VqVaeOptions
     /// <summary>Training images (the first N of the split) whose codes fit the sampling prior at each epoch end.</summary>
     public int PriorImages { get; init; } = 20_000;
 
-    internal static readonly string[] Keys = ["codebook", "code_dim", "beta", "decay", "epsilon", "dead_after", "prior_images"];
+    internal static readonly string[] Keys = ["codebook", "code_dim", "layout", "beta", "decay", "epsilon", "dead_after", "prior_images"];
+}
+
+/// <summary>The VQ-VAE's code layouts (<see cref="VqVaeOptions.Layout"/>).</summary>
+public static class VqLayouts
+{
+    /// <summary>One Linear from the flattened features to z = L·d; positions are slices of a vector (today's default).</summary>
+    public const string Flat = "flat";
+    /// <summary>One code per spatial position of the encoder's last feature map, L = h·w in raster order (the paper's layout).</summary>
+    public const string Grid = "grid";
+
+    /// <summary>Every layout, for messages.</summary>
+    public static IReadOnlyList<string> All { get; } = [Flat, Grid];
 }
 
 /// <summary>
 /// VQ-VAE (van den Oord, Vinyals and Kavukcuoglu 2017) on the shared residual <see cref="Encoder"/> and
 /// <see cref="Decoder"/>: project_latent maps the encoder's features to z_e (B, z), read as L = z / d vectors of size d;
-/// each is replaced by its nearest codebook vector e_k (K × d), and the decoder sees the flat (B, L·d) result. Gradients
+/// each is replaced by its nearest codebook vector e_k (K × d), and the decoder sees the flat (B, L·d) result.
+/// With layout=grid project_latent is a 1×1 conv on the last feature map, so the L = h·w vectors are its spatial
+/// positions in raster order (the flat code holds position (r, c)'s d numbers at [(r·w + c)·d, (r·w + c + 1)·d)), and
+/// the decoder's project is a 1×1 conv from the (d, h, w) grid. Gradients
 /// pass the quantiser unchanged (straight-through); the codebook is not a parameter but a buffer moved by exponential
 /// moving averages in training forward passes, with unused codes restarted on encoder outputs.
 /// </summary>
@@ -57,11 +81,13 @@ public sealed record VqVaeOptions
 public sealed class VqVae : VaeModel
 {
     [ComponentName(Name = "encoder")] private readonly Encoder _encoder;
-    [ComponentName(Name = "project_latent")] private readonly Linear _projectLatent;
+    [ComponentName(Name = "project_latent")] private readonly nn.Module<Tensor, Tensor> _projectLatent;   // Linear (flat) or 1×1 Conv2d (grid)
     [ComponentName(Name = "decoder")] private readonly Decoder _decoder;
 
     // Buffers (saved by name, not trained): codebook (K, d), ema_count (K), ema_sum (K, d), steps_unused (K),
     // prior_counts (L, K). They live on the model itself, not on a leaf module, so a bf16 compute twin keeps them in fp32.
+    private readonly long[]? _gridFeatures;   // (B, c, h, w) of the encoder's last feature map, layout=grid only
+
     private const string CodebookName = "codebook", EmaCountName = "ema_count", EmaSumName = "ema_sum",
                          UnusedName = "steps_unused", PriorName = "prior_counts";
 
@@ -73,8 +99,21 @@ public sealed class VqVae : VaeModel
         D = Options.CodeDim ?? throw new ArgumentException("validate the config first (code size missing)", nameof(config));
         L = config.Latent / D;
         _encoder = new Encoder(config);
-        _projectLatent = nn.Linear(config.FlatFeatures, config.Latent);
-        _decoder = new Decoder(config);
+        if (Options.Layout == VqLayouts.Grid)
+        {
+            int side = config.BottleneckSide;
+            if (L != side * side)
+                throw new ArgumentException($"validate the config first (grid of {side}×{side} with {L} positions)", nameof(config));
+            Grid = (side, side);
+            _gridFeatures = [-1, config.Widths[^1], side, side];
+            _projectLatent = nn.Conv2d(config.Widths[^1], D, kernel_size: 1);
+            _decoder = new Decoder(config, gridCodeDim: D);
+        }
+        else
+        {
+            _projectLatent = nn.Linear(config.FlatFeatures, config.Latent);
+            _decoder = new Decoder(config);
+        }
         RegisterComponents();
         register_buffer(CodebookName, randn(K, D).DetachFromDisposeScope());
         register_buffer(EmaCountName, zeros(K).DetachFromDisposeScope());
@@ -95,6 +134,10 @@ public sealed class VqVae : VaeModel
 
     /// <summary>Positions L = z / d per image.</summary>
     public int L { get; }
+
+    /// <summary>The code grid (h, w) with h·w = L for layout=grid (positions in raster order; a PixelCNN's shape);
+    /// null for layout=flat.</summary>
+    public (int Height, int Width)? Grid { get; }
 
     /// <summary>The codebook (K, d), fp32, on the model's device. A live buffer: do not dispose.</summary>
     public Tensor Codebook => get_buffer(CodebookName)!;
@@ -117,7 +160,7 @@ public sealed class VqVae : VaeModel
     /// </summary>
     public override Posterior Encode(Tensor x)
     {
-        var encoded = _projectLatent.call(_encoder.call(x)).to(ScalarType.Float32);   // (B, z) z_e, fp32 for quantisation
+        var encoded = ProjectLatent(_encoder.call(x)).to(ScalarType.Float32);          // (B, z) z_e, fp32 for quantisation
         long b = encoded.shape[0];
         var flat = encoded.detach().view(-1, D);                                       // (B·L, d)
         var codebook = Codebook;
@@ -147,7 +190,25 @@ public sealed class VqVae : VaeModel
         return new ModelOutput(DecodeQuantised(z), posterior, z);
     }
 
-    private Tensor DecodeQuantised(Tensor z) => _decoder.call(z.to(_projectLatent.weight!.dtype));
+    private Tensor DecodeQuantised(Tensor z) => _decoder.call(z.to(ComputeType));
+
+    /// <summary>The encoder's flat features (B, c·h·w) → z_e (B, z): a Linear (flat), or a 1×1 conv to (B, d, h, w)
+    /// flattened position by position in raster order (grid).</summary>
+    private Tensor ProjectLatent(Tensor features)
+    {
+        if (_gridFeatures is null) return _projectLatent.call(features);               // (B, z)
+        using var scope = NewDisposeScope();
+        var grid = _projectLatent.call(features.view(_gridFeatures));                  // (B, d, h, w)
+        return grid.permute(0, 2, 3, 1).reshape(grid.shape[0], -1).MoveToOuterDisposeScope(); // (B, h·w·d)
+    }
+
+    /// <summary>The dtype the layers compute in (fp32, or bf16 in a compute twin); the codebook stays fp32.</summary>
+    private ScalarType ComputeType => _projectLatent switch
+    {
+        Linear linear => linear.weight!.dtype,
+        Conv2d conv => conv.weight!.dtype,
+        _ => ScalarType.Float32,
+    };
 
     /// <summary>
     /// Per image Σ_pixels (x − x̂)² + β·‖z_e − sg(e)‖², averaged over the batch. Reports reconstruction, commitment,
@@ -433,11 +494,21 @@ public sealed class VqVaeFamily : IModelFamily
         {
             throw new BadInputException($"model.options of vq-vae cannot be read: {e.Message}", e);
         }
-        int d = options.CodeDim ?? DefaultCodeDim(config.Latent);
+        if (!VqLayouts.All.Contains(options.Layout))
+            throw new BadInputException($"'{options.Layout}' is not a vq-vae layout (--model-option layout=...): choose one of {string.Join(", ", VqLayouts.All)}.");
+        int d = options.CodeDim ?? (options.Layout == VqLayouts.Grid ? GridCodeDim(config) : DefaultCodeDim(config.Latent));
         int k = options.Codebook ?? (config.Latent <= 64 ? 256 : 512);
         if (k < 2 || k > 65_536) throw new BadInputException($"model.options.codebook (--model-option codebook=K) must be between 2 and 65536 (got {k}).");
         if (d < 1 || config.Latent % d != 0)
             throw new BadInputException($"model.options.code_dim (--model-option code_dim=d) must divide the latent size {config.Latent} (got {d}).");
+        if (options.Layout == VqLayouts.Grid && config.Latent != GridPositions(config) * d)
+        {
+            int side = config.BottleneckSide, positions = GridPositions(config);
+            throw new BadInputException(
+                $"layout=grid quantises each of the {side}×{side} = {positions} positions of the encoder's last feature map, " +
+                $"so the latent is {positions} × code_dim: code_dim={d} needs --latent {positions * d} (got --latent {config.Latent}, " +
+                $"which gives code_dim={config.Latent / positions}{(config.Latent % positions == 0 ? "" : " only if it were a multiple of " + positions)}).");
+        }
         if (!(options.Beta >= 0) || double.IsInfinity(options.Beta)) throw new BadInputException($"model.options.beta must be 0 or more (got {options.Beta}).");
         if (!(options.Decay >= 0 && options.Decay < 1)) throw new BadInputException($"model.options.decay must be in [0, 1) (got {options.Decay}).");
         if (!(options.Epsilon > 0) || double.IsInfinity(options.Epsilon)) throw new BadInputException($"model.options.epsilon must be positive (got {options.Epsilon}).");
@@ -448,6 +519,24 @@ public sealed class VqVaeFamily : IModelFamily
 
     /// <inheritdoc/>
     public VaeModel Create(ModelConfig config) => new VqVae(config);
+
+    /// <summary>L = h·w, the positions of the encoder's last feature map.</summary>
+    private static int GridPositions(ModelConfig config) => config.BottleneckSide * config.BottleneckSide;
+
+    /// <summary>layout=grid: d = z / (h·w); a latent that is not a multiple of h·w is refused, naming the nearest fits.</summary>
+    private static int GridCodeDim(ModelConfig config)
+    {
+        int side = config.BottleneckSide, positions = GridPositions(config);
+        if (config.Latent % positions != 0 || config.Latent < positions)
+        {
+            int below = Math.Max(1, config.Latent / positions) * positions, above = (config.Latent / positions + 1) * positions;
+            throw new BadInputException(
+                $"layout=grid quantises each of the {side}×{side} = {positions} positions of the encoder's last feature map, " +
+                $"so the latent must be a multiple of {positions} (code_dim = latent / {positions}); got --latent {config.Latent}: " +
+                $"use --latent {below}{(above != below ? $" or {above}" : "")}.");
+        }
+        return config.Latent / positions;
+    }
 
     /// <summary>4 for a latent of up to 64, else 8; the largest divisor of z at most that.</summary>
     private static int DefaultCodeDim(int latent)

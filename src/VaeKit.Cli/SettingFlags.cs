@@ -26,10 +26,15 @@ internal static partial class SettingFlags
         ["traverse.dims"] = "--dims", ["traverse.steps"] = "--steps", ["traverse.image"] = "--image",
     };
 
-    /// <summary>Every known setting name in <paramref name="message"/> replaced by its flag.</summary>
+    /// <summary>Every known setting name in <paramref name="message"/> replaced by its flag; a family option
+    /// <c>model.options.KEY</c> becomes <c>--model-option KEY</c>.</summary>
     public static string ToFlags(string message) =>
-        SettingName().Replace(message, m => Flags.TryGetValue(m.Value, out var flag) ? flag : m.Value);
+        SettingName().Replace(message, m =>
+            m.Value.StartsWith(FamilyOption, StringComparison.Ordinal) ? "--model-option " + m.Value[FamilyOption.Length..]
+            : Flags.TryGetValue(m.Value, out var flag) ? flag : m.Value);
 
-    [GeneratedRegex(@"\b(?:train|data|runtime|model|run|resume|sample|reconstruct|interpolate|traverse)\.[a-z_]+\b")]
+    private const string FamilyOption = "model.options.";
+
+    [GeneratedRegex(@"\b(?:model\.options\.[a-z_0-9]+|(?:train|data|runtime|model|run|resume|sample|reconstruct|interpolate|traverse)\.[a-z_]+)\b")]
     private static partial Regex SettingName();
 }

@@ -57,8 +57,14 @@ public sealed class AutoEncoderFamily : IModelFamily
     /// <inheritdoc/>
     public string Description => "ae: deterministic AutoEncoder; vae: Gaussian posterior, N(0, I) prior, squared-error reconstruction";
 
-    /// <inheritdoc/>
-    public ModelConfig Validate(ModelConfig config) => config.ValidateConvolutional();
+    /// <summary>The shared CNN's checks; ae and vae have no family options, so any option given is refused.</summary>
+    public ModelConfig Validate(ModelConfig config)
+    {
+        if (config.Options is { Count: > 0 } given)
+            throw new BadInputException($"model.options.{given.First().Key} is not an option of {config.Kind}: ae and vae take no model options " +
+                                        "(sigma-vae takes sigma; vq-vae takes codebook, code_dim, layout, ...).");
+        return config.ValidateConvolutional();
+    }
 
     /// <inheritdoc/>
     public VaeModel Create(ModelConfig config) => new AutoEncoder(config);

@@ -265,10 +265,10 @@ public sealed class SigmaVaeFamily : IModelFamily
         config.ValidateConvolutional();
         if (config.Options is { } given)
             foreach (var key in given.Select(p => p.Key).Where(k => k != "sigma"))
-                throw new BadInputException($"model.options.{key} is not a sigma-vae option; sigma-vae takes --model-option sigma=optimal|learned.");
+                throw new BadInputException($"model.options.{key} is not a sigma-vae option; its only option is sigma (optimal or learned).");
         var sigma = config.Options?["sigma"];
         if (sigma is not null && (sigma.GetValueKind() != System.Text.Json.JsonValueKind.String))
-            throw new BadInputException($"model.options.sigma must be optimal or learned (got {sigma.ToJsonString()}): --model-option sigma=optimal|learned.");
+            throw new BadInputException($"model.options.sigma must be optimal or learned (got {sigma.ToJsonString()}).");
         var options = config.OptionsAs<SigmaVaeOptions>();
         ParseMode(options);
         return config.WithOptions(options);
@@ -281,6 +281,6 @@ public sealed class SigmaVaeFamily : IModelFamily
     {
         "optimal" => SigmaMode.Optimal,
         "learned" => SigmaMode.Learned,
-        _ => throw new BadInputException($"model.options.sigma must be optimal or learned (got '{options.Sigma}'): --model-option sigma=optimal|learned."),
+        _ => throw new BadInputException($"model.options.sigma must be optimal or learned (got '{options.Sigma}')."),
     };
 }

@@ -484,7 +484,7 @@ public sealed class VqVaeFamily : IModelFamily
         if (config.Options is not null)
             foreach (var (key, _) in config.Options)
                 if (!VqVaeOptions.Keys.Contains(key))
-                    throw new BadInputException($"model.options '{key}' is not a vq-vae option (--model-option {string.Join("|", VqVaeOptions.Keys)}=VALUE).");
+                    throw new BadInputException($"model.options.{key} is not a vq-vae option; its options are {string.Join(", ", VqVaeOptions.Keys)}.");
         VqVaeOptions options;
         try
         {
@@ -495,12 +495,12 @@ public sealed class VqVaeFamily : IModelFamily
             throw new BadInputException($"model.options of vq-vae cannot be read: {e.Message}", e);
         }
         if (!VqLayouts.All.Contains(options.Layout))
-            throw new BadInputException($"'{options.Layout}' is not a vq-vae layout (--model-option layout=...): choose one of {string.Join(", ", VqLayouts.All)}.");
+            throw new BadInputException($"model.options.layout must be one of {string.Join(", ", VqLayouts.All)} (got '{options.Layout}').");
         int d = options.CodeDim ?? (options.Layout == VqLayouts.Grid ? GridCodeDim(config) : DefaultCodeDim(config.Latent));
         int k = options.Codebook ?? (config.Latent <= 64 ? 256 : 512);
-        if (k < 2 || k > 65_536) throw new BadInputException($"model.options.codebook (--model-option codebook=K) must be between 2 and 65536 (got {k}).");
+        if (k < 2 || k > 65_536) throw new BadInputException($"model.options.codebook must be between 2 and 65536 (got {k}).");
         if (d < 1 || config.Latent % d != 0)
-            throw new BadInputException($"model.options.code_dim (--model-option code_dim=d) must divide the latent size {config.Latent} (got {d}).");
+            throw new BadInputException($"model.options.code_dim must divide the latent size {config.Latent} (got {d}).");
         if (options.Layout == VqLayouts.Grid && config.Latent != GridPositions(config) * d)
         {
             int side = config.BottleneckSide, positions = GridPositions(config);

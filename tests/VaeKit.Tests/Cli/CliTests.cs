@@ -71,6 +71,25 @@ public class CliTests
         Assert.StartsWith("error:", error);
     }
 
+    /// <summary>A family option that is wrong or unknown is named once, as the user typed it, never as a garbled
+    /// <c>--model-option.KEY</c>; ae and vae, which have no options, refuse one instead of ignoring it.</summary>
+    [Theory]
+    [InlineData(new[] { "--model", "vq-vae", "--model-option", "code_dim=3", "--latent", "8" }, "error: --model-option code_dim must divide the latent size 8 (got 3).")]
+    [InlineData(new[] { "--model", "sigma-vae", "--model-option", "sigma=banana" }, "error: --model-option sigma must be optimal or learned (got 'banana').")]
+    [InlineData(new[] { "--model", "vae", "--model-option", "foo=bar" }, "error: --model-option foo is not an option of vae")]
+    [InlineData(new[] { "--model", "ae", "--model-option", "sigma=learned" }, "error: --model-option sigma is not an option of ae")]
+    [InlineData(new[] { "--model", "vq-vae", "--model-option", "layout=banana" }, "error: --model-option layout must be one of flat, grid (got 'banana').")]
+    [InlineData(new[] { "--model", "vq-vae", "--model-option", "codebok=8" }, "error: --model-option codebok is not a vq-vae option; its options are codebook, code_dim")]
+    public void A_bad_family_option_is_named_as_typed_and_refused(string[] flags, string message)
+    {
+        using var dir = new TempDir();
+        var (exit, _, error) = CliRunner.Run(["train", "--data", "synthetic:64", "--max-steps", "1", "--runs-dir", dir["runs"], "--cache-dir", dir["cache"], .. flags]);
+        Assert.Equal(ExitCodes.BadInput, exit);
+        Assert.StartsWith(message, error);
+        Assert.DoesNotContain("--model-option.", error);
+        Assert.Single(error.Trim().Split('\n'));
+    }
+
     [Fact]
     public void An_empty_folder_is_bad_input()
     {

@@ -137,7 +137,7 @@ public class VqVaeTests
 
         Assert.Contains("code_dim", Assert.Throws<BadInputException>(() => (Presets.Tiny with
             { Kind = ModelKinds.VqVae, Options = new JsonObject { ["code_dim"] = 5 } }).Validate()).Message);
-        Assert.Contains("'codebok'", Assert.Throws<BadInputException>(() => (Presets.Tiny with
+        Assert.Contains("model.options.codebok", Assert.Throws<BadInputException>(() => (Presets.Tiny with
             { Kind = ModelKinds.VqVae, Options = new JsonObject { ["codebok"] = 5 } }).Validate()).Message);
     }
 

@@ -97,12 +97,8 @@ public sealed class AutoregressivePriorKind : IPriorKind
         if (resumed is not null && (resumed.CheckpointSha256 != fingerprint || resumed.Seed != options.Seed || resumed.BatchSize != options.BatchSize))
             resumed = null;                                  // another VQ-VAE checkpoint or other settings: start over
         var config = resumed?.Config ?? CodeModels.For(vq);
-        CodeModel codes;
-        using (var init = NewDisposeScope())
-        {
-            random.manual_seed(options.Seed);
-            codes = CodeModels.Create(config);
-        }
+        random.manual_seed(options.Seed);                    // the initial weights follow the seed
+        var codes = CodeModels.Create(config);
         codes.to(model.Device);
         var named = codes.named_parameters().Select(p => (p.name, p.parameter)).ToList();
         using var flat = new FlatParameters(named);

@@ -222,11 +222,14 @@ public sealed class GaussianMixturePriorKind : IPriorKind
         using var scope = NewDisposeScope();
         var codes = PriorKinds.EncodeModes(model, data.Train, options.BatchSize);          // (N, z)
         cancellationToken.ThrowIfCancellationRequested();
+        double encodeSeconds = clock.Elapsed.TotalSeconds;
         var mixture = GaussianMixture.Fit(codes, components, options.Seed);
         double seconds = clock.Elapsed.TotalSeconds;
         var figures = new Dictionary<string, double>
         {
             ["fit_seconds"] = seconds,
+            ["encode_seconds"] = encodeSeconds,
+            ["em_seconds"] = seconds - encodeSeconds,
             ["iterations"] = mixture.Iterations,
             ["train_codes"] = codes.shape[0],
             ["train_log_likelihood"] = mixture.LogLikelihood(codes).mean().item<double>(),

@@ -57,6 +57,7 @@ public class PriorCliTests
         Refused(CliRunner.Run("prior", "--run", run, "--kind", "autoregressive"), "vq-vae");
         Refused(CliRunner.Run("sample", "--run", run, "--prior", "autoregressive"), "vq-vae");
         Refused(CliRunner.Run("prior", "--run", run, "--kind", "banana"), "'banana' is not a prior");
+        Assert.Throws<BadInputException>(() => VaeKit.Serving.ServedModel.Load(run, prior: "gmm"));
 
         var (exit, output, error) = CliRunner.Run("prior", "--run", run, "--kind", "gmm", "--components", "3", "--seed", "2");
         Assert.True(exit == 0, output + error);
@@ -90,6 +91,16 @@ public class PriorCliTests
             // T = 0: each draw is one of the component means.
             using var gap = (zero.unsqueeze(1) - means.unsqueeze(0)).abs().amax(2).amin(1);
             Assert.True(gap.max().item<float>() < 1e-5f);
+        }
+
+        // vae serve --prior gmm: the sample button draws from the mixture, seeded.
+        using (var served = VaeKit.Serving.ServedModel.Load(run, prior: "gmm"))
+        using (var plain = VaeKit.Serving.ServedModel.Load(run))
+        {
+            Assert.Equal("gmm", served.Prior);
+            var z1 = served.SampleCodeAsync(1.0, 9).GetAwaiter().GetResult();
+            Assert.Equal(z1, served.SampleCodeAsync(1.0, 9).GetAwaiter().GetResult());
+            Assert.NotEqual(z1, plain.SampleCodeAsync(1.0, 9).GetAwaiter().GetResult());
         }
 
         // eval under the gmm keeps eval.json (the standard one) and writes eval-gmm.json naming its prior.

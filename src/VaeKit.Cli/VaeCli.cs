@@ -26,6 +26,7 @@ public static class VaeCli
             InterpolateCommand.Create(console),
             TraverseCommand.Create(console),
             EvalCommand.Create(console),
+            PriorCommand.Create(console),
             SweepCommand.Create(console),
             InfoCommand.Create(console),
             DataCommand.Create(console),

@@ -48,18 +48,33 @@ public sealed class TrainedModel : IDisposable
         return new TrainedModel(run, header, model, dev, path);
     }
 
-    /// <summary>Decodes n draws from the model's prior at <paramref name="temperature"/> (N(0, T²·I) for the Gaussian
-    /// families), from a generator seeded by <paramref name="seed"/>.</summary>
-    public Tensor Sample(int n, double temperature, int seed)
+    /// <summary>Decodes n draws from the prior named <paramref name="prior"/> (<see cref="Prior"/>; standard = the
+    /// family's own, N(0, T²·I) for the Gaussian families) at <paramref name="temperature"/>, from a generator seeded by
+    /// <paramref name="seed"/>.</summary>
+    public Tensor Sample(int n, double temperature, int seed, string prior = Priors.PriorKinds.Standard)
     {
         if (n <= 0) throw new BadInputException($"sample.n must be positive (got {n}).");
         if (!(temperature >= 0)) throw new BadInputException($"sample.temperature must be 0 or more (got {temperature}).");
         Require(ModelOperation.Sample);
+        using var fitted = Prior(prior);
+        return Decode(SampleCodes(fitted, n, temperature, seed));
+    }
+
+    /// <summary>n codes (n, z) on the CPU from <paramref name="prior"/>, from a generator seeded by <paramref name="seed"/>.</summary>
+    public Tensor SampleCodes(Priors.IFittedPrior prior, long n, double temperature, int seed)
+    {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         using var generator = new Generator((ulong)seed);
-        return Model.Decode(Model.SamplePrior(n, temperature, generator, Device)).cpu().MoveToOuterDisposeScope();
+        return prior.Sample(n, temperature, generator, Device).cpu().MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// The prior named <paramref name="name"/> for this checkpoint: standard (the family's own), or one fitted by
+    /// <c>vae prior</c> and stored in RUN/priors/NAME/. The one place a prior name becomes a sampler; refused
+    /// (<see cref="BadInputException"/>) when it does not apply to the family, was not fitted, or was fitted to another checkpoint.
+    /// </summary>
+    public Priors.IFittedPrior Prior(string name = Priors.PriorKinds.Standard) => Priors.PriorKinds.Load(this, name);
 
     /// <summary>Codes (posterior modes) of images (N, C, s, s) in [0, 1] on any device → (N, z) on the CPU.</summary>
     public Tensor Encode(Tensor images)

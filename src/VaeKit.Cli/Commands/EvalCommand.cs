@@ -19,20 +19,21 @@ internal static class EvalCommand
         var variance = new Option<double>("--decoder-variance") { Description = "σ² of the Gaussian decoder the likelihood is measured under (½: the training loss at kl_weight 1 is −ELBO − D/2·log π)", DefaultValueFactory = _ => Defaults.DecoderVariance };
         var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N images [default: all]" };
         var seed = new Option<int>("--seed") { Description = "Seed of the posterior samples", DefaultValueFactory = _ => Defaults.Seed };
+        var prior = new Option<string>("--prior") { Description = "Prior of the generated samples: standard (the family's own) or one fitted by vae prior; a non-standard one writes RUN/eval-PRIOR.json", DefaultValueFactory = _ => Priors.PriorKinds.Standard };
         var json = new Option<bool>("--json") { Description = "Print the report as JSON instead of a table" };
         var checkpoint = new Option<string>("--checkpoint") { Description = "best, last, or a checkpoint file", DefaultValueFactory = _ => "best" };
         var device = new Option<string>("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" };
 
         var command = new Command("eval", "Measure a trained run: MSE, PSNR, SSIM, KL, active units, ELBO, NLL bound, Fréchet distance to the prior; writes RUN/eval.json.")
         {
-            run, data, samples, variance, limit, seed, json, checkpoint, device,
+            run, data, samples, variance, limit, seed, prior, json, checkpoint, device,
         };
         command.SetAction(r =>
         {
             var options = new EvalOptions
             {
                 ImportanceSamples = r.GetValue(samples), DecoderVariance = r.GetValue(variance),
-                Limit = r.GetValue(limit), Seed = r.GetValue(seed),
+                Limit = r.GetValue(limit), Seed = r.GetValue(seed), Prior = r.GetValue(prior)!,
             }.Validate();
             var report = Evaluator.EvaluateRun(r.GetValue(run)!, r.GetValue(data), options, r.GetValue(checkpoint)!, r.GetValue(device)!);
             if (r.GetValue(json))
@@ -72,6 +73,6 @@ internal static class EvalCommand
         if (e.FrechetAggregate is not null)
             Row("fréchet q(z)", F(e.FrechetAggregate, "F2"), "N(0, I) vs the aggregate posterior: codes plus their σ²");
         console.Write(table);
-        console.MarkupLineInterpolated($"wrote {Path.Combine(e.Run ?? "", "eval.json")}  ({e.Seconds:F1}s)");
+        console.MarkupLineInterpolated($"wrote {(e.Run is null ? "eval.json" : Evaluator.ReportPath(new Training.RunDirectory(e.Run), e.Prior ?? Priors.PriorKinds.Standard))}  ({e.Seconds:F1}s, {e.Prior ?? Priors.PriorKinds.Standard} prior)");
     }
 }

@@ -17,6 +17,7 @@ internal static class ServeCommand
         var port = new Option<int>("--port") { Description = "TCP port (0 = any free one)", DefaultValueFactory = _ => 8080 };
         var host = new Option<string>("--host") { Description = "Address to listen on; 0.0.0.0 opens it to the network (no authentication)", DefaultValueFactory = _ => "127.0.0.1" };
         var checkpoint = new Option<string>("--checkpoint") { Description = "best or last", DefaultValueFactory = _ => "best" };
+        var prior = new Option<string>("--prior") { Description = "Prior the sample button draws from, for every run: standard, or one fitted by vae prior", DefaultValueFactory = _ => Priors.PriorKinds.Standard };
         var device = new Option<string>("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" };
         var maxUpload = new Option<int>("--max-upload-mb") { Description = "Largest upload in MB", DefaultValueFactory = _ => 8 };
         var maxSide = new Option<int>("--max-image-side") { Description = "Longest side in pixels an uploaded image may have (checked from its header before decoding)", DefaultValueFactory = _ => 4096 };
@@ -25,7 +26,7 @@ internal static class ServeCommand
 
         var command = new Command("serve", "Explore trained runs in a browser: sliders over the busiest latent dimensions, samples, encodings, interpolations.")
         {
-            runs, sweep, port, host, checkpoint, device, maxUpload, maxSide, bench, benchRequests,
+            runs, sweep, port, host, checkpoint, prior, device, maxUpload, maxSide, bench, benchRequests,
         };
         command.SetAction(r =>
         {
@@ -55,7 +56,7 @@ internal static class ServeCommand
                 foreach (var (run, i) in list.Select((run, i) => (run, i)))
                 {
                     console.MarkupLineInterpolated($"loading {run.Label} ({i + 1} of {list.Count}): {run.Directory}");
-                    models.Add(ServedModel.Load(run.Directory, run.Label, r.GetValue(checkpoint)!, r.GetValue(device)!));
+                    models.Add(ServedModel.Load(run.Directory, run.Label, r.GetValue(checkpoint)!, r.GetValue(device)!, r.GetValue(prior)!));
                 }
                 if (models.Select(m => m.Latent).Distinct().Count() > 1)
                     console.MarkupLine("[yellow]note:[/] the runs' latent sizes differ, so the page cannot decode one code with every run; " +

@@ -29,6 +29,14 @@ public sealed record EvalOptions
     /// <summary>Evaluate only the first N images; null = all.</summary>
     public int? Limit { get; init; }
 
+    /// <summary>The prior the evaluated samples come from (recorded in the report); standard = the family's own.</summary>
+    public string Prior { get; init; } = Priors.PriorKinds.Standard;
+
+    /// <summary>Where the evaluator draws prior samples from: (n, seed) → codes (n, z); null = the model's own prior
+    /// (<see cref="VaeModel.SamplePrior"/>). Set from <c>--prior</c> by <c>vae eval</c>.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public Func<long, int, Tensor>? SampleCodes { get; init; }
+
     /// <summary>Checks the options; throws <see cref="BadInputException"/> on a bad sample count, decoder variance, batch size or limit.</summary>
     public EvalOptions Validate()
     {
@@ -58,6 +66,8 @@ public sealed record EvalReport
     public string? Data { get; init; }
     /// <summary>Which images: "validation" (the run's held-out split) or "all".</summary>
     public string? Split { get; init; }
+    /// <summary>The prior generated samples come from (standard, gmm, autoregressive, …).</summary>
+    public string? Prior { get; init; }
     /// <summary>Model kind (ae, vae, sigma-vae, vq-vae, …).</summary>
     public required string Model { get; init; }
     /// <summary>The run's KL weight, for reference.</summary>
@@ -143,6 +153,10 @@ public static class Evaluator
     /// <summary>eval.json inside a run directory.</summary>
     public static string ReportPath(RunDirectory run) => Path.Combine(run.Path, "eval.json");
 
+    /// <summary>eval.json for the standard prior, eval-PRIOR.json for another, so each prior's report is kept.</summary>
+    public static string ReportPath(RunDirectory run, string prior) =>
+        prior == Priors.PriorKinds.Standard ? ReportPath(run) : Path.Combine(run.Path, $"eval-{prior}.json");
+
     /// <summary>
     /// Loads a run's checkpoint and data, evaluates on its validation split (or on all of <paramref name="data"/>
     /// when given), and writes the report to runs/NAME/eval.json.
@@ -152,6 +166,9 @@ public static class Evaluator
     {
         options.Validate();
         using var trained = TrainedModel.Load(runDirectory, checkpoint, device);
+        using var prior = trained.Prior(options.Prior);          // refused before any data is loaded when it does not apply
+        if (options.SampleCodes is null && options.Prior != Priors.PriorKinds.Standard)
+            options = options with { SampleCodes = (n, seed) => trained.SampleCodes(prior, n, 1.0, seed) };
         using var loaded = trained.LoadData(data, progress, cancellationToken);
         bool validation = data is null && loaded.Validation.Count >= 2;
         var images = validation ? loaded.Validation : loaded.Train;
@@ -163,8 +180,9 @@ public static class Evaluator
             Data = loaded.Description.Source,
             Split = validation ? "validation" : "all",
             KlWeight = trained.Model.IsVariational ? trained.Config.Train.KlWeight : null,
+            Prior = options.Prior,
         };
-        report.Save(ReportPath(trained.Run));
+        report.Save(ReportPath(trained.Run, options.Prior));
         return report;
     }
 

@@ -35,12 +35,14 @@ public sealed class ServedModel : IDisposable
     public const int ExampleCount = 8;
 
     private readonly TrainedModel _trained;
+    private Priors.IFittedPrior _prior;
     private static long _leakedTensors;
 
     private ServedModel(TrainedModel trained, string label, string scoreName, IReadOnlyList<ServedDimension> ranked, string? rankingNote,
                         IReadOnlyList<byte[]> examples)
     {
         _trained = trained;
+        _prior = new Priors.StandardPrior(trained.Model);
         Label = label;
         ScoreName = scoreName;
         Ranked = ranked;
@@ -94,11 +96,15 @@ public sealed class ServedModel : IDisposable
     /// <see cref="RankingImages"/> of its validation images (its training images when fewer than 64 were held out) to rank the dimensions as <c>vae traverse</c> does.
     /// A run whose data is gone is still served, unranked.
     /// </summary>
-    public static ServedModel Load(string runDirectory, string? label = null, string checkpoint = "best", string device = "auto")
+    /// <param name="prior">The prior the sample button draws from: standard, or one fitted by <c>vae prior</c> (<see cref="TrainedModel.Prior"/>).</param>
+    public static ServedModel Load(string runDirectory, string? label = null, string checkpoint = "best", string device = "auto",
+                                   string prior = Priors.PriorKinds.Standard)
     {
         var trained = TrainedModel.Load(runDirectory, checkpoint, device);
+        Priors.IFittedPrior? fitted = null;
         try
         {
+            fitted = trained.Prior(prior);                 // refused (exit 2) before the data is loaded
             label ??= Path.GetFileName(trained.Run.Path);
             LoadedDataset? data = null;
             string? note = null;
@@ -125,11 +131,12 @@ public sealed class ServedModel : IDisposable
                 }
                 var (scoreName, ranked) = images is null ? ("none", Unranked(trained.Config.Model.Latent)) : Rank(trained, images);
                 var examples = data is null ? [] : ExamplePngs(TrainedModel.Showcase(data, runData: true, needed: 64));
-                return new ServedModel(trained, label, scoreName, ranked, note, examples);
+                return new ServedModel(trained, label, scoreName, ranked, note, examples) { _prior = fitted };
             }
         }
         catch
         {
+            fitted?.Dispose();
             trained.Dispose();
             throw;
         }
@@ -188,7 +195,10 @@ public sealed class ServedModel : IDisposable
         return pixels.ToPng();
     }
 
-    /// <summary>A draw from the family's prior at <paramref name="temperature"/> (N(0, T²·I) for the Gaussian families), from a generator seeded by <paramref name="seed"/>.</summary>
+    /// <summary>The prior the samples come from (standard unless served with --prior).</summary>
+    public string Prior => _prior.Name;
+
+    /// <summary>A draw from the served prior (<see cref="Prior"/>; standard = the family's own) at <paramref name="temperature"/> (N(0, T²·I) for the Gaussian families), from a generator seeded by <paramref name="seed"/>.</summary>
     public Task<float[]> SampleCodeAsync(double temperature, long seed, CancellationToken cancellationToken = default)
     {
         if (!(temperature >= 0 && temperature <= 10)) throw new BadInputException($"temperature must be in [0, 10] (got {temperature}).");
@@ -196,7 +206,7 @@ public sealed class ServedModel : IDisposable
         return RunAsync(() =>
         {
             using var generator = new Generator(unchecked((ulong)seed));
-            return _trained.Model.SamplePrior(1, temperature, generator, _trained.Device).cpu().data<float>().ToArray();
+            return _prior.Sample(1, temperature, generator, _trained.Device).cpu().data<float>().ToArray();
         }, cancellationToken);
     }
 
@@ -290,6 +300,7 @@ public sealed class ServedModel : IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
+        _prior.Dispose();
         _trained.Dispose();
         Gate.Dispose();
     }

@@ -45,7 +45,7 @@ public class PriorCliTests
     }
 
     [Fact]
-    public void Gmm_on_a_vae_fits_samples_evaluates_and_is_refused_after_the_checkpoint_changes()
+    public async Task Gmm_on_a_vae_fits_samples_evaluates_and_is_refused_after_the_checkpoint_changes()
     {
         using var dir = new TempDir();
         string runs = dir["runs"], cache = dir["cache"];
@@ -98,9 +98,9 @@ public class PriorCliTests
         using (var plain = VaeKit.Serving.ServedModel.Load(run))
         {
             Assert.Equal("gmm", served.Prior);
-            var z1 = served.SampleCodeAsync(1.0, 9).GetAwaiter().GetResult();
-            Assert.Equal(z1, served.SampleCodeAsync(1.0, 9).GetAwaiter().GetResult());
-            Assert.NotEqual(z1, plain.SampleCodeAsync(1.0, 9).GetAwaiter().GetResult());
+            var z1 = await served.SampleCodeAsync(1.0, 9);
+            Assert.Equal(z1, await served.SampleCodeAsync(1.0, 9));
+            Assert.NotEqual(z1, await plain.SampleCodeAsync(1.0, 9));
         }
 
         // eval under the gmm keeps eval.json (the standard one) and writes eval-gmm.json naming its prior.

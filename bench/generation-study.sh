@@ -61,8 +61,8 @@ priors_of() { case "$1" in *-vq-*) echo "standard autoregressive" ;; *) echo "st
 step_priors() {
   for name in $(names); do
     case "$name" in
-      *-vq-*) [ -f "$RUNS/$name/priors/autoregressive/prior.json" ] || $VAE prior --run "$RUNS/$name" --kind autoregressive --max-steps "${AR_STEPS:-2000}" --threads "$THREADS" ;;
-      *) [ -f "$RUNS/$name/priors/gmm/prior.json" ] || $VAE prior --run "$RUNS/$name" --kind gmm --threads "$THREADS" ;;
+      *-vq-*) [ -f "$RUNS/$name/priors/autoregressive/prior.json" ] || $VAE prior --run "$RUNS/$name" --kind autoregressive --max-steps "${AR_STEPS:-2000}" ;;
+      *) [ -f "$RUNS/$name/priors/gmm/prior.json" ] || $VAE prior --run "$RUNS/$name" --kind gmm ;;
     esac
   done
 }
@@ -74,7 +74,7 @@ step_eval() {
   for name in $(names); do
     for prior in $(priors_of "$name"); do
       out="$STUDY/eval/$name-$prior.json"
-      [ -s "$out" ] || $VAE eval --run "$RUNS/$name" --prior "$prior" --samples 2 --json --threads "$THREADS" > "$out.tmp" && mv "$out.tmp" "$out"
+      [ -s "$out" ] || $VAE eval --run "$RUNS/$name" --prior "$prior" --samples 2 --json > "$out.tmp" && mv "$out.tmp" "$out"
     done
   done
 }

@@ -27,6 +27,7 @@ public static class VaeCli
             TraverseCommand.Create(console),
             EvalCommand.Create(console),
             PriorCommand.Create(console),
+            FdCommand.Create(console), FdNetCommand.Create(console),
             SweepCommand.Create(console),
             InfoCommand.Create(console),
             DataCommand.Create(console),

@@ -20,13 +20,15 @@ internal static class EvalCommand
         var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N images [default: all]" };
         var seed = new Option<int>("--seed") { Description = "Seed of the posterior samples", DefaultValueFactory = _ => Defaults.Seed };
         var prior = new Option<string>("--prior") { Description = "Prior of the generated samples: standard (the family's own) or one fitted by vae prior; a non-standard one writes RUN/eval-PRIOR.json", DefaultValueFactory = _ => Priors.PriorKinds.Standard };
+        var fdNet = new Option<string?>("--fd-net") { Description = "Feature network of the image-space FD: fashion-mnist, faces, or a file of the contract in docs/fd.md [default: fashion-mnist for Fashion-MNIST, else faces]" };
+        var fdImages = new Option<int>("--fd-images") { Description = $"N of the FD: evaluation images and prior samples, at most {ImageFrechet.MaxImages} (0: no FD)", DefaultValueFactory = _ => Defaults.FdImages };
         var json = new Option<bool>("--json") { Description = "Print the report as JSON instead of a table" };
         var checkpoint = new Option<string>("--checkpoint") { Description = "best, last, or a checkpoint file", DefaultValueFactory = _ => "best" };
         var device = new Option<string>("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" };
 
-        var command = new Command("eval", "Measure a trained run: MSE, PSNR, SSIM, KL, active units, ELBO, NLL bound, Fréchet distance to the prior; writes RUN/eval.json.")
+        var command = new Command("eval", "Measure a trained run: MSE, PSNR, SSIM, KL, active units, ELBO, NLL bound, latent Fréchet distance, and the image-space FD of prior samples, reconstructions and a real floor; writes RUN/eval.json.")
         {
-            run, data, samples, variance, limit, seed, prior, json, checkpoint, device,
+            run, data, samples, variance, limit, seed, prior, fdNet, fdImages, json, checkpoint, device,
         };
         command.SetAction(r =>
         {
@@ -34,6 +36,7 @@ internal static class EvalCommand
             {
                 ImportanceSamples = r.GetValue(samples), DecoderVariance = r.GetValue(variance),
                 Limit = r.GetValue(limit), Seed = r.GetValue(seed), Prior = r.GetValue(prior)!,
+                FdNet = r.GetValue(fdNet), FdImages = r.GetValue(fdImages),
             }.Validate();
             var report = Evaluator.EvaluateRun(r.GetValue(run)!, r.GetValue(data), options, r.GetValue(checkpoint)!, r.GetValue(device)!);
             if (r.GetValue(json))
@@ -72,7 +75,15 @@ internal static class EvalCommand
         Row("fréchet", F(e.Frechet, "F2"), $"N(0, I) vs a Gaussian fit of the codes (‖mean‖ {F(e.CodeMeanNorm, "F2")})");
         if (e.FrechetAggregate is not null)
             Row("fréchet q(z)", F(e.FrechetAggregate, "F2"), "N(0, I) vs the aggregate posterior: codes plus their σ²");
+        if (e.Fd is not null)
+        {
+            Row("fd", F(e.Fd, "F2"), $"{e.FdImages} {e.Prior ?? Priors.PriorKinds.Standard}-prior samples vs {e.FdImages} evaluation images, {e.FdNet} features");
+            Row("fd reconstructions", F(e.FdReconstructions, "F2"), "their reconstructions vs the same images");
+            Row("fd floor", F(e.FdFloor, "F2"), e.FdFloor is null ? "no disjoint real images to compare" :
+                $"{e.FdFloorImages ?? e.FdImages} real images of the other split: a perfect generator at this N");
+        }
         console.Write(table);
+        if (e.FdNote is not null) console.MarkupLineInterpolated($"[yellow]note:[/] {e.FdNote}");
         console.MarkupLineInterpolated($"wrote {(e.Run is null ? "eval.json" : Evaluator.ReportPath(new Training.RunDirectory(e.Run), e.Prior ?? Priors.PriorKinds.Standard))}  ({e.Seconds:F1}s, {e.Prior ?? Priors.PriorKinds.Standard} prior)");
     }
 }

@@ -13,6 +13,9 @@ public static class IdxReader
     /// <summary>The magic number of a 3-dimensional unsigned-byte IDX file.</summary>
     public const int ImageMagic = 0x00000803;
 
+    /// <summary>The magic number of a 1-dimensional unsigned-byte IDX file (labels).</summary>
+    public const int LabelMagic = 0x00000801;
+
     /// <summary>
     /// <paramref name="Count"/> images of <paramref name="Rows"/>×<paramref name="Columns"/> bytes each, concatenated
     /// row-major in <paramref name="Pixels"/> (length Count·Rows·Columns).
@@ -25,7 +28,9 @@ public static class IdxReader
 
     /// <summary>Reads an IDX3 image file, gzip-compressed or raw.</summary>
     /// <exception cref="BadInputException">The file is missing, unreadable, not IDX3 ubyte, or shorter than its header says.</exception>
-    public static Images ReadImages(string path)
+    public static Images ReadImages(string path) => ReadFile(path, "image", stream => ReadImages(stream, path));
+
+    private static T ReadFile<T>(string path, string what, Func<Stream, T> read)
     {
         try
         {
@@ -33,14 +38,36 @@ public static class IdxReader
             bool gzip = file.ReadByte() == 0x1F && file.ReadByte() == 0x8B;
             file.Position = 0;
             using Stream content = gzip ? new GZipStream(file, CompressionMode.Decompress) : file;
-            return ReadImages(content, path);
+            return read(content);
         }
         catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
         {
             // FileNotFound is an IOException too; a broken gzip stream is InvalidDataException.
-            throw new BadInputException($"Could not read the IDX image file {path} ({e.Message}); re-download or reinstall it.", e);
+            throw new BadInputException($"Could not read the IDX {what} file {path} ({e.Message}); re-download or reinstall it.", e);
         }
     }
+
+    /// <summary>
+    /// Reads an IDX1 label file (magic 0x00000801, count, then one byte per item), gzip-compressed or raw: Fashion-MNIST's
+    /// train-labels and t10k-labels, one class 0..9 per image of the matching image file.
+    /// </summary>
+    /// <exception cref="BadInputException">The file is missing, unreadable, not IDX1 ubyte, or shorter than its header says.</exception>
+    public static byte[] ReadLabels(string path) => ReadFile(path, "label", stream =>
+    {
+        Span<byte> header = stackalloc byte[8];
+        if (stream.ReadAtLeast(header, header.Length, throwOnEndOfStream: false) < header.Length)
+            throw Bad(path, "label", "is too short to hold an IDX header");
+        int magic = BinaryPrimitives.ReadInt32BigEndian(header);
+        if (magic != LabelMagic)
+            throw Bad(path, "label", $"is not an IDX1 ubyte label file (magic 0x{magic:X8}, expected 0x{LabelMagic:X8})");
+        int count = BinaryPrimitives.ReadInt32BigEndian(header[4..]);
+        if (count < 0) throw Bad(path, "label", $"has an impossible label count {count}");
+        var labels = new byte[count];
+        int read = stream.ReadAtLeast(labels, labels.Length, throwOnEndOfStream: false);
+        if (read < labels.Length)
+            throw Bad(path, "label", $"is truncated: its header promises {count} labels but only {read} are there");
+        return labels;
+    });
 
     /// <summary>Reads IDX3 images from an uncompressed stream; <paramref name="name"/> is used in error messages.</summary>
     /// <exception cref="BadInputException">Not IDX3 ubyte, or shorter than its header says.</exception>
@@ -65,6 +92,8 @@ public static class IdxReader
         return new Images(count, rows, columns, pixels);
     }
 
-    private static BadInputException Bad(string name, string what) =>
-        new($"The IDX image file {name} {what}; re-download or reinstall it.");
+    private static BadInputException Bad(string name, string what) => Bad(name, "image", what);
+
+    private static BadInputException Bad(string name, string kind, string what) =>
+        new($"The IDX {kind} file {name} {what}; re-download or reinstall it.");
 }

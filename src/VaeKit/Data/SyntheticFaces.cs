@@ -63,6 +63,17 @@ public static class SyntheticFaces
         BoxDownsample(bitmap.GetPixelSpan(), raster, factor, dest);
     }
 
+    /// <summary>
+    /// The drawing choices behind face <paramref name="index"/> of the set seeded by <paramref name="seed"/>, as class
+    /// labels (<see cref="FaceAttributes"/>): what the faces feature network of the Fréchet distance learns to predict.
+    /// Costs the parameter draws of one face, no drawing; agrees with <see cref="Render"/> at every size.
+    /// </summary>
+    public static FaceAttributes Attributes(int seed, int index)
+    {
+        var rng = new Rng(seed, index);
+        return new Face(ref rng).Attributes;
+    }
+
     // An integer factor makes area averaging exact: every raster pixel lands in one output pixel with equal weight,
     // which is the ideal antialiasing filter for already-antialiased vector art and is deterministic by construction.
     private static void BoxDownsample(ReadOnlySpan<byte> rgba, int raster, int factor, Span<byte> rgb)
@@ -108,8 +119,6 @@ public static class SyntheticFaces
         public int Below(int n) => (int)((Next() >> 33) % (ulong)n);
 
         public bool Chance(float p) => Float() < p;
-
-        public T Pick<T>(T[] items) => items[Below(items.Length)];
     }
 
     // Anime palettes: the common natural colours appear twice so that they dominate as in real fan art.
@@ -143,6 +152,10 @@ public static class SyntheticFaces
         new(52, 104, 216), new(84, 170, 232), new(56, 160, 86), new(28, 140, 124), new(204, 40, 52),
         new(226, 150, 36), new(132, 76, 40), new(140, 68, 204), new(232, 86, 150), new(116, 128, 150),
     ];
+
+    // Palette entry → attribute class: the doubled entries of a colour are one class.
+    private static readonly int[] HairClass = [0, 0, 1, 1, 2, 2, 3, 4, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+    private static readonly int[] SkinClass = [0, 0, 1, 1, 2, 3, 4, 5];
 
     private static readonly SKColor White = new(255, 255, 255);
     private static readonly SKColor MouthDark = new(120, 32, 44);
@@ -199,6 +212,11 @@ public static class SyntheticFaces
         private readonly SKColor _accent;
         private readonly int _accessorySide;
 
+        /// <summary>Palette entries drawn for the skin, hair and eyes (before jitter), for <see cref="Attributes"/>.</summary>
+        public readonly int SkinIndex, HairIndex, EyeIndex;
+
+        public FaceAttributes Attributes => new(HairClass[HairIndex], (int)_back, EyeIndex, SkinClass[SkinIndex], (int)_backdrop);
+
         public Face(ref Rng rng)
         {
             // Backdrop: a flat, graded or two-tone colour, mostly desaturated so the figure stands out.
@@ -218,7 +236,8 @@ public static class SyntheticFaces
             _cx = 50f + rng.Range(-6f, 6f);
             _cy = 52f + rng.Range(-4f, 4f);
             _tilt = rng.Range(-7f, 7f);
-            _skin = Jitter(rng.Pick(SkinTones), ref rng, 0.03f);
+            SkinIndex = rng.Below(SkinTones.Length);
+            _skin = Jitter(SkinTones[SkinIndex], ref rng, 0.03f);
             _skinShadow = Mix(Shade(_skin, 0.86f), new SKColor(220, 120, 130), 0.12f);
             _skinLine = Mix(Shade(_skin, 0.62f), new SKColor(120, 50, 50), 0.25f);
 
@@ -227,7 +246,8 @@ public static class SyntheticFaces
             _neckW = _r * rng.Range(0.26f, 0.34f);
             _neckV = _r * rng.Range(0.1f, 0.45f);
 
-            _hair = Jitter(rng.Pick(HairColours), ref rng, 0.06f);
+            HairIndex = rng.Below(HairColours.Length);
+            _hair = Jitter(HairColours[HairIndex], ref rng, 0.06f);
             _hairBack = Shade(_hair, 0.74f);
             _hairLine = Shade(_hair, 0.48f);
             _hairShine = Mix(_hair, White, 0.45f);
@@ -254,7 +274,8 @@ public static class SyntheticFaces
             _look = rng.Range(-1f, 1f);
             _irisA = _eyeA * rng.Range(0.62f, 0.8f);
             _irisB = _eyeB * rng.Range(0.75f, 0.9f);
-            _iris = Jitter(rng.Pick(EyeColours), ref rng, 0.08f);
+            EyeIndex = rng.Below(EyeColours.Length);
+            _iris = Jitter(EyeColours[EyeIndex], ref rng, 0.08f);
             _irisDark = Shade(_iris, 0.4f);
             _irisLight = Mix(_iris, White, 0.35f);
             _lash = Mix(_hairLine, new SKColor(36, 22, 28), 0.7f);

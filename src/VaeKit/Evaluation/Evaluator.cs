@@ -37,6 +37,17 @@ public sealed record EvalOptions
     [System.Text.Json.Serialization.JsonIgnore]
     public Func<long, int, Tensor>? SampleCodes { get; init; }
 
+    /// <summary>The feature network of the image-space FD: fashion-mnist, faces or a file; null = the one for the data
+    /// (<see cref="ImageFrechet.DefaultNetwork"/>). Used by <see cref="Evaluator.EvaluateRun"/>.</summary>
+    public string? FdNet { get; init; }
+
+    /// <summary>Images (and prior samples) the FD is measured on: the evaluation count, at most this. 0 = no FD.</summary>
+    public int FdImages { get; init; } = ImageFrechet.MaxImages;
+
+    /// <summary>What <see cref="Evaluator.Evaluate"/> measures the FD with; null = no FD (set by <see cref="Evaluator.EvaluateRun"/>).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public FdSetup? Fd { get; init; }
+
     /// <summary>Checks the options; throws <see cref="BadInputException"/> on a bad sample count, decoder variance, batch size or limit.</summary>
     public EvalOptions Validate()
     {
@@ -44,9 +55,17 @@ public sealed record EvalOptions
         if (!(DecoderVariance > 0) || double.IsInfinity(DecoderVariance)) throw new BadInputException($"--decoder-variance must be positive (got {DecoderVariance}).");
         if (BatchSize < 1) throw new BadInputException($"--batch-size must be positive (got {BatchSize}).");
         if (Limit is < 1) throw new BadInputException($"--limit must be positive (got {Limit}).");
+        if (FdImages is < 0 or > ImageFrechet.MaxImages) throw new BadInputException($"--fd-images must be between 0 and {ImageFrechet.MaxImages} (got {FdImages}).");
         return this;
     }
 }
+
+/// <summary>
+/// How <see cref="Evaluator.Evaluate"/> measures the image-space FD: the feature network (the caller's to dispose),
+/// a disjoint set of real images for the floor (null = no floor), and what identifies the evaluated images for the
+/// cache of their feature statistics (null identity or directory = not cached).
+/// </summary>
+public sealed record FdSetup(FeatureNetwork Network, DecodedImages? Floor = null, string? Identity = null, string? CacheDirectory = null, string? Note = null);
 
 /// <summary>
 /// What <c>vae eval</c> measures, written as <c>runs/NAME/eval.json</c>. Reconstruction numbers decode the posterior
@@ -119,6 +138,25 @@ public sealed record EvalReport
     /// <summary>‖mean code‖, one of the things that move the Fréchet distance.</summary>
     public double CodeMeanNorm { get; init; }
 
+    /// <summary>Image-space Fréchet distance (<see cref="ImageFrechet"/>) of <see cref="FdImages"/> samples from the
+    /// prior (<see cref="Prior"/>) to as many evaluation images: how good generation is, comparable across families and priors.</summary>
+    public double? Fd { get; init; }
+    /// <summary>The same FD for the reconstructions (posterior modes decoded) of those evaluation images.</summary>
+    public double? FdReconstructions { get; init; }
+    /// <summary>The FD of a disjoint set of real images (the other split) to the evaluation images at the same N: what a
+    /// perfect generator would score at this N (the FD is biased upwards at small N).</summary>
+    public double? FdFloor { get; init; }
+    /// <summary>N, the images and samples on each side of <see cref="Fd"/> and <see cref="FdReconstructions"/>.</summary>
+    public int? FdImages { get; init; }
+    /// <summary>Real images behind <see cref="FdFloor"/> when the other split holds fewer than <see cref="FdImages"/>.</summary>
+    public int? FdFloorImages { get; init; }
+    /// <summary>The feature network: shipped:fashion-mnist, shipped:faces or a file.</summary>
+    public string? FdNet { get; init; }
+    /// <summary>A caution about the FD (e.g. the faces network used on other data), or null.</summary>
+    public string? FdNote { get; init; }
+    /// <summary>Seconds of the evaluation spent on the FD (features, prior samples, decodes).</summary>
+    public double? FdSeconds { get; init; }
+
     /// <summary>The objective's named terms (<see cref="MetricNames"/> and the family's own, e.g. a VQ-VAE's code
     /// usage), means over the images, decoded from the posterior mode.</summary>
     public IReadOnlyDictionary<string, double>? Terms { get; init; }
@@ -172,6 +210,21 @@ public static class Evaluator
         using var loaded = trained.LoadData(data, progress, cancellationToken);
         bool validation = data is null && loaded.Validation.Count >= 2;
         var images = validation ? loaded.Validation : loaded.Train;
+        var other = validation ? loaded.Train : loaded.Validation;
+        using var network = options.FdImages > 0 && options.Fd is null
+            ? FeatureNetwork.Load(options.FdNet ?? ImageFrechet.DefaultNetwork(loaded.Description.Kind), trained.Device)
+            : null;
+        if (network is not null)
+        {
+            var d = loaded.Description;
+            string? cache = new DataOptions { Source = DataSpec.Parse(data ?? trained.Config.Data.Source), CacheDirectory = trained.Config.Data.CacheDirectory }.ResolveCacheDirectory();
+            options = options with
+            {
+                Fd = new FdSetup(network, other.Count >= 2 ? other : null,
+                                 $"{d.Kind}/{d.Fingerprint}/{d.ImageSize}/{d.Channels}/{d.ValidationFraction}/{(validation ? "validation" : "all")}",
+                                 cache, options.FdNet is null ? ImageFrechet.Note(network, d.Kind) : null),
+            };
+        }
         var report = Evaluate(trained.Model, images, trained.Device, options) with
         {
             Run = trained.Run.Path,
@@ -203,6 +256,10 @@ public static class Evaluator
         using var noGrad = no_grad();
         using var noise = new Generator((ulong)options.Seed + 0xE7A1UL);
         var codes = new List<Tensor>();                       // (B, z) float64 on the CPU, one per batch
+        var fd = options.Fd;
+        int fdCount = fd is null ? 0 : Math.Min(count, options.FdImages);
+        var fdClock = new System.Diagnostics.Stopwatch();
+        var reconstructionFeatures = new List<Tensor>();     // (b, F) float64 on the CPU, for the first fdCount images
         var terms = new MetricSums();
         double mseSum = 0, ssimSum = 0, klSum = 0, elboSum = 0, nllSum = 0;
         // Per-dimension sums stay on the model's device: one read-back per batch (the scalar sums), not three.
@@ -244,7 +301,15 @@ public static class Evaluator
                 terms.Add(b, objective.Terms.Select(term => term.Name).ToArray(), host[2..afterTerms]);
                 if (gaussian is not null) { klSum += host[afterTerms]; elboSum += host[afterTerms + 1]; nllSum += host[afterTerms + 2]; }
                 codes.Add(mu.to_type(ScalarType.Float64).cpu().DetachFromDisposeScope());
+                if (start < fdCount)
+                {
+                    fdClock.Start();
+                    var decoded = reconstruction.narrow(0, 0, Math.Min(b, fdCount - start));
+                    reconstructionFeatures.Add(ImageFrechet.Features(fd!.Network, (int)decoded.shape[0], (s, n) => decoded.narrow(0, s, n)).DetachFromDisposeScope());
+                    fdClock.Stop();
+                }
             }
+            var frechet = fdCount >= 2 ? MeasureFd(model, images, device, options, fdCount, reconstructionFeatures, fdClock) : null;
 
             using var all = cat(codes, 0);                                                    // (N, z)
             using var variances = LatentStatistics.CodeVariance(all);
@@ -276,6 +341,14 @@ public static class Evaluator
                 Frechet = LatentStatistics.FrechetToStandardNormal(all),
                 FrechetAggregate = variational ? AggregateFrechet(all, posteriorVarianceHost / count) : null,
                 CodeMeanNorm = meanCode.norm().item<double>(),
+                Fd = frechet?.Samples,
+                FdReconstructions = frechet?.Reconstructions,
+                FdFloor = frechet?.Floor,
+                FdImages = frechet is null ? null : fdCount,
+                FdFloorImages = frechet?.FloorImages is { } fi && fi != fdCount ? fi : null,
+                FdNet = frechet is null ? null : fd!.Network.Source,
+                FdNote = frechet is null ? null : fd!.Note,
+                FdSeconds = frechet is null ? null : Math.Round(fdClock.Elapsed.TotalSeconds, 2),
                 Terms = terms.Result().Values.Where(kv => kv.Key is not (MetricNames.Loss or MetricNames.Psnr)).ToDictionary(),
                 CodeStatistics = codeStatistics.Count > 0 ? codeStatistics : null,
                 Seconds = clock.Elapsed.TotalSeconds,
@@ -284,7 +357,44 @@ public static class Evaluator
         finally
         {
             foreach (var c in codes) c.Dispose();
+            foreach (var f in reconstructionFeatures) f.Dispose();
         }
+    }
+
+    private sealed record FdFigures(double Samples, double Reconstructions, double? Floor, int? FloorImages);
+
+    /// <summary>
+    /// The three FD figures at N = <paramref name="n"/>: prior samples and reconstructions against the first N
+    /// evaluation images, and the floor (N real images of the other split against the same). The evaluation images'
+    /// statistics are cached by <see cref="FdSetup.Identity"/>; the samples come from <see cref="EvalOptions.SampleCodes"/>
+    /// (a fitted prior) or the family's own prior, seeded by <see cref="EvalOptions.Seed"/>.
+    /// </summary>
+    private static FdFigures MeasureFd(VaeModel model, DecodedImages images, Device device, EvalOptions options, int n,
+                                       List<Tensor> reconstructionFeatures, System.Diagnostics.Stopwatch clock)
+    {
+        clock.Start();
+        var fd = options.Fd!;
+        using var real = ImageFrechet.ReferenceStatistics(fd.Network, images, n, device, fd.Identity ?? "", fd.Identity is null ? null : fd.CacheDirectory);
+        using var all = cat(reconstructionFeatures, 0);
+        using var reconstructions = FeatureStatistics.Of(all);
+
+        using var generator = new Generator((ulong)options.Seed + 0xFD5EEDUL);
+        using var codes = options.SampleCodes is { } sample ? sample(n, options.Seed) : model.SamplePrior(n, 1.0, generator, device).cpu();   // (N, z)
+        using var sampleFeatures = ImageFrechet.Features(fd.Network, n, (s, b) => model.Decode(codes.narrow(0, s, b).to(ScalarType.Float32).to(device)));
+        using var samples = FeatureStatistics.Of(sampleFeatures);
+
+        double? floor = null;
+        int? floorImages = null;
+        if (fd.Floor is { Count: >= 2 } other)
+        {
+            floorImages = Math.Min(n, other.Count);
+            using var floorStatistics = ImageFrechet.ReferenceStatistics(fd.Network, other, floorImages.Value, device,
+                                                                          (fd.Identity ?? "") + "/floor", fd.Identity is null ? null : fd.CacheDirectory);
+            floor = FrechetDistance.Between(floorStatistics, real);
+        }
+        var figures = new FdFigures(FrechetDistance.Between(samples, real), FrechetDistance.Between(reconstructions, real), floor, floorImages);
+        clock.Stop();
+        return figures;
     }
 
     private static double AggregateFrechet(Tensor codes, Tensor meanPosteriorVariance)

@@ -32,7 +32,7 @@ public sealed record SafeTensorsHeader(IReadOnlyList<SafeTensorInfo> Tensors, IR
 /// <c>struct</c> + <c>json</c> + <c>torch.frombuffer</c> (bench/check_export.py).
 /// </summary>
 /// <remarks>
-/// <see cref="Save"/> and <see cref="Load"/> name a VaeKit model's tensors as the plain-PyTorch twin of
+/// <see cref="Save"/> and <see cref="Load(nn.Module, string)"/> name a VaeKit model's tensors as the plain-PyTorch twin of
 /// <c>bench/pytorch_bench.py</c> does (<see cref="PyTorchNames"/>), so <c>model.load_state_dict</c> takes the file
 /// there with strict checking.
 /// </remarks>
@@ -153,6 +153,14 @@ public static class SafeTensors
     public static void Load(nn.Module model, string path)
     {
         using var stream = OpenRead(path);
+        Load(model, stream, path);
+    }
+
+    /// <summary>As <see cref="Load(nn.Module, string)"/>, from a seekable stream (an embedded resource, say);
+    /// <paramref name="path"/> names it in messages.</summary>
+    /// <exception cref="BadInputException">The content does not fit the model, or is not safetensors.</exception>
+    public static void Load(nn.Module model, Stream stream, string path)
+    {
         var header = ReadHeader(stream, path);
         var state = model.state_dict();
         var names = PyTorchNames.Map(state.Keys);
@@ -217,7 +225,8 @@ public static class SafeTensors
     private static BadInputException Malformed(string path, string why, Exception? inner = null) =>
         new($"{path} is not a valid safetensors file: {why}.", inner);
 
-    private static SafeTensorsHeader ReadHeader(FileStream stream, string path)
+    /// <summary>Parses and checks the header of a seekable stream positioned at its start; <paramref name="path"/> names it in messages.</summary>
+    public static SafeTensorsHeader ReadHeader(Stream stream, string path)
     {
         Span<byte> lengthBytes = stackalloc byte[8];
         if (stream.Length < 8) throw Malformed(path, "shorter than 8 bytes");
@@ -282,7 +291,7 @@ public static class SafeTensors
         _ => 1,
     };
 
-    private static Tensor ReadTensor(FileStream stream, SafeTensorsHeader header, SafeTensorInfo info, string path)
+    private static Tensor ReadTensor(Stream stream, SafeTensorsHeader header, SafeTensorInfo info, string path)
     {
         var bytes = new byte[info.ByteLength];
         stream.Position = header.DataStart + info.Begin;

@@ -1,0 +1,39 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Spectre.Console;
+using VaeKit.Evaluation;
+
+namespace VaeKit.Cli.Commands;
+
+/// <summary><c>vae fd</c>: the image-space Fréchet distance between two image sets.</summary>
+internal static class FdCommand
+{
+    public static Command Create(IAnsiConsole console)
+    {
+        var data = new Option<string>("--data") { Description = "First image set: a folder, a .zip, fashion-mnist[:DIR] or synthetic[:N]", Required = true };
+        var reference = new Option<string>("--reference") { Description = "Second image set, the same kinds", Required = true };
+        var net = new Option<string?>("--net") { Description = "Feature network: fashion-mnist, faces, or a file of the contract in docs/fd.md [default: fashion-mnist when both sets are Fashion-MNIST, else faces]" };
+        var limit = new Option<int?>("--limit") { Description = $"Images per set, at most {ImageFrechet.MaxImages} [default: {ImageFrechet.MaxImages} or all]" };
+        var json = new Option<bool>("--json") { Description = "Print the result as JSON (key fd)" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" };
+        var command = new Command("fd", "Fréchet distance between two image sets in a fixed feature network's features (lower: closer).")
+        {
+            data, reference, net, limit, json, device,
+        };
+        command.SetAction((r, ct) =>
+        {
+            var report = ImageFrechet.Compare(r.GetValue(data)!, r.GetValue(reference)!, r.GetValue(net), r.GetValue(limit), r.GetValue(device)!,
+                                              cancellationToken: ct);
+            if (r.GetValue(json))
+                console.Profile.Out.Writer.WriteLine(JsonSerializer.Serialize(report, Json.Indented));
+            else
+            {
+                console.MarkupLineInterpolated($"[bold]fd {report.Fd.ToString("F3", CultureInfo.InvariantCulture)}[/]  {report.DataImages} images of {report.Data} vs {report.ReferenceImages} of {report.Reference}  ({report.FdNet} features, {report.Seconds:F1}s)");
+                if (report.FdNote is not null) console.MarkupLineInterpolated($"[yellow]note:[/] {report.FdNote}");
+            }
+            return Task.FromResult(ExitCodes.Ok);
+        });
+        return command;
+    }
+}

@@ -3,6 +3,14 @@
 import json, os, sys
 
 folder = sys.argv[1]
+runs_folder = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(folder), 'runs')
+
+def prior_figures(name, kind):
+    try:
+        with open(os.path.join(runs_folder, name, 'priors', kind, 'prior.json')) as h:
+            return json.load(h).get('figures', {})
+    except OSError:
+        return {}
 runs = {}
 for f in sorted(os.listdir(folder)):
     if not f.endswith('.json'):
@@ -25,7 +33,7 @@ for data in ('fm', 'faces'):
     if not names:
         continue
     std0 = runs[names[0]].get('standard', {})
-    print(f"\n**{'Fashion-MNIST' if data == 'fm' else 'synthetic faces'}** (N = {g(std0, 'fd_n', 'n')}, "
+    print(f"\n**{'Fashion-MNIST' if data == 'fm' else 'synthetic faces'}** (N = {g(std0, 'fd_images')}, "
           f"feature net {g(std0, 'fd_net')})\n")
     print('| run | MSE | KL nats (VQ: bits/image) | FD standard | FD gmm | FD autoregressive | FD reconstructions | FD floor |')
     print('|---|---:|---:|---:|---:|---:|---:|---:|')
@@ -33,9 +41,10 @@ for data in ('fm', 'faces'):
         r = runs[n]
         std = r.get('standard', {})
         if '-vq-' in n:
-            ar = r.get('autoregressive')
-            rate = g(ar, 'bits_per_image')
-            rate_text = fmt(rate, '.1f')
+            figures = prior_figures(n, 'autoregressive')
+            rate = figures.get('heldout_bits_per_image')
+            independent = figures.get('heldout_bits_per_code_independent')
+            rate_text = fmt(rate, '.1f') + ('' if independent is None else f" ({independent * figures['positions']:.1f} independent)")
         else:
             rate_text = fmt(g(std, 'kl'), '.2f')
         print(f"| {n[len(data) + 1:]} | {fmt(g(std, 'mse'), '.5f')} | {rate_text} | {fmt(g(std, 'fd'), '.2f')} | "

@@ -16,15 +16,16 @@ internal static class FdCommand
         var net = new Option<string?>("--net") { Description = "Feature network: fashion-mnist, faces, or a file of the contract in docs/fd.md [default: fashion-mnist when both sets are Fashion-MNIST, else faces]" };
         var limit = new Option<int?>("--limit") { Description = $"Images per set, at most {ImageFrechet.MaxImages} [default: {ImageFrechet.MaxImages} or all]" };
         var json = new Option<bool>("--json") { Description = "Print the result as JSON (key fd)" };
+        var cacheDir = new Option<string?>("--cache-dir") { Description = "Decoded-dataset cache (\"\" for none) [default: $VAEKIT_CACHE, else $XDG_CACHE_HOME/vaekit, else ~/.cache/vaekit]" };
         var device = new Option<string>("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" };
         var command = new Command("fd", "Fréchet distance between two image sets in a fixed feature network's features (lower: closer).")
         {
-            data, reference, net, limit, json, device,
+            data, reference, net, limit, json, cacheDir, device,
         };
         command.SetAction((r, ct) =>
         {
             var report = ImageFrechet.Compare(r.GetValue(data)!, r.GetValue(reference)!, r.GetValue(net), r.GetValue(limit), r.GetValue(device)!,
-                                              cancellationToken: ct);
+                                              r.GetValue(cacheDir), cancellationToken: ct);
             if (r.GetValue(json))
                 console.Profile.Out.Writer.WriteLine(JsonSerializer.Serialize(report, Json.Indented));
             else

@@ -178,9 +178,14 @@ public sealed class AutoregressivePriorKind : IPriorKind
             ["fit_seconds"] = elapsedBefore + clock.Elapsed.TotalSeconds,
             ["uniform_bits_per_code"] = Math.Log2(vq.K),
             ["train_codes"] = train.shape[0],
+            ["positions"] = train.shape[1],
         };
         if (!double.IsNaN(lastBits)) figures["train_bits_per_code"] = lastBits;
-        if (!double.IsNaN(lastHeldOut)) figures["heldout_bits_per_code"] = lastHeldOut;
+        if (!double.IsNaN(lastHeldOut))
+        {
+            figures["heldout_bits_per_code"] = lastHeldOut;
+            figures["heldout_bits_per_image"] = lastHeldOut * train.shape[1];    // the rate of the VQ-VAE under this prior
+        }
         if (heldOut is not null)
             figures["heldout_bits_per_code_independent"] = IndependentBits(vq, heldOut);
         var settings = new JsonObject

@@ -109,7 +109,18 @@ public class PriorCliTests
         Ok(CliRunner.Run("eval", "--run", run, "--samples", "2", "--prior", "gmm"), "eval gmm");
         Assert.Equal(standardReport, File.ReadAllText(Path.Combine(run, "eval.json")));
         Assert.Equal("standard", JsonNode.Parse(standardReport)!["prior"]!.GetValue<string>());
-        Assert.Equal("gmm", JsonNode.Parse(File.ReadAllText(Path.Combine(run, "eval-gmm.json")))!["prior"]!.GetValue<string>());
+        var gmmReport = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "eval-gmm.json")))!;
+        Assert.Equal("gmm", gmmReport["prior"]!.GetValue<string>());
+        // Both carry the image-space FD at the same N, in the faces network's features; the reconstructions and the
+        // real floor do not depend on the prior, the samples' FD does.
+        var standardNode = JsonNode.Parse(standardReport)!;
+        foreach (var key in new[] { "fd", "fd_reconstructions", "fd_floor" })
+            Assert.True(double.IsFinite(standardNode[key]!.GetValue<double>()) && double.IsFinite(gmmReport[key]!.GetValue<double>()), key);
+        Assert.Equal("shipped:faces", gmmReport["fd_net"]!.GetValue<string>());
+        Assert.Equal(standardNode["fd_images"]!.GetValue<int>(), gmmReport["fd_images"]!.GetValue<int>());
+        Assert.Equal(standardNode["fd_reconstructions"]!.GetValue<double>(), gmmReport["fd_reconstructions"]!.GetValue<double>(), 9);
+        Assert.Equal(standardNode["fd_floor"]!.GetValue<double>(), gmmReport["fd_floor"]!.GetValue<double>(), 9);
+        Assert.NotEqual(standardNode["fd"]!.GetValue<double>(), gmmReport["fd"]!.GetValue<double>());
 
         // Training on changes the checkpoint: the stored gmm no longer fits it and is refused until refitted.
         Ok(CliRunner.Run("train", "--resume", run, "--epochs", "2"), "resume");

@@ -18,7 +18,7 @@ public class ServeBrowserTests(ServeFixture fx, Xunit.Abstractions.ITestOutputHe
     private static string ScreenshotPath =>
         Environment.GetEnvironmentVariable("VAEKIT_SERVE_SCREENSHOT") is { Length: > 0 } path ? path : Path.Combine(Path.GetTempPath(), "vaekit-serve.png");
 
-    [FactRequiringChromium]
+    [FactRequiring(Package.Chromium)]
     public async Task Moving_a_slider_redraws_the_decode_and_an_upload_shows_its_reconstruction_without_console_errors()
     {
         await using var browser = await Chromium(Path.Combine(fx.Root, "chromium-profile"));
@@ -154,7 +154,7 @@ public sealed class DocsScreenshotFactAttribute : FactAttribute
     {
         if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable("VAEKIT_SERVE_DOCS")))
             Skip = "makes docs/serve.png; set VAEKIT_SERVE_DOCS=sweeps/NAME to run it";
-        else if (new FactRequiringChromiumAttribute().Skip is { } reason)
+        else if (Requirements.SkipReason(Package.Chromium) is { } reason)
             Skip = reason;
     }
 }

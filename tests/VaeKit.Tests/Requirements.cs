@@ -6,8 +6,9 @@ namespace VaeKit.Tests;
 /// <summary>
 /// The system packages some tests use, named as Debian names them. tests/run installs all of them; bare
 /// <c>dotnet test</c> skips each test whose package is missing, with a reason that names the package and its install
-/// line. Under CI=true nothing is skipped for a missing package: the test runs (and fails), and
-/// <see cref="RequirementsTests"/> fails once with every missing package and the line that installs it.
+/// line. Under CI=true, or VAEKIT_TEST_PACKAGES=required (tests/run sets it), nothing is skipped for a missing package:
+/// the test runs (and fails), and <see cref="RequirementsTests"/> fails once with every missing package and the line
+/// that installs it.
 /// </summary>
 public static class Package
 {
@@ -28,8 +29,9 @@ public static class Requirements
     public static readonly string[] All =
         [Package.FashionMnist, Package.NodeJs, Package.WandbJs, Package.Chromium, Package.PythonTorch, Package.PythonScipy, Package.Slurm, Package.Git];
 
-    /// <summary>Under CI=true a missing package fails the tests that need it instead of skipping them.</summary>
-    public static bool Enforced => Environment.GetEnvironmentVariable("CI") == "true";
+    /// <summary>Under CI=true or VAEKIT_TEST_PACKAGES=required a missing package fails the tests that need it instead of skipping them.</summary>
+    public static bool Enforced =>
+        Environment.GetEnvironmentVariable("CI") == "true" || Environment.GetEnvironmentVariable("VAEKIT_TEST_PACKAGES") == "required";
 
     /// <summary>The python3 the tests run: Debian's, where it exists, so a pyenv or venv on PATH does not hide it.</summary>
     public static string Python => File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
@@ -148,7 +150,7 @@ public sealed class TheoryRequiringAttribute : TheoryAttribute
 public class RequirementsTests
 {
     /// <summary>
-    /// CI cannot pass by skipping: under CI=true this runs and names every missing package with the line that installs
+    /// CI cannot pass by skipping: under CI=true (or from tests/run) this runs and names every missing package with the line that installs
     /// it. Elsewhere it is skipped, like any test, when a package is missing, and its reason lists them all.
     /// </summary>
     [FactRequiring(Package.FashionMnist, Package.NodeJs, Package.WandbJs, Package.Chromium, Package.PythonTorch,

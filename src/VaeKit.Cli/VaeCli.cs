@@ -63,7 +63,7 @@ public static class VaeCli
             else if (LibTorchLocation.BundledLibTorch() is null && parse.CommandResult.Command != root)
                 throw new BadInputException(
                     "This VaeKit was built without a libtorch (-p:LibTorch=external): give the one to use with " +
-                    "--libtorch DIR|python or VAEKIT_LIBTORCH (README, \"GPU\").");
+                    "--libtorch DIR|python or VAEKIT_LIBTORCH (docs/gpu.md).");
             return parse.Invoke(new InvocationConfiguration
             {
                 Output = new AnsiConsoleWriter(console),

@@ -15,7 +15,8 @@ public static class VaeCli
         HelpName = "DIR|python",
     };
 
-    public static int Run(string[] args, IAnsiConsole console, TextWriter error)
+    /// <summary>The whole command tree (also what docs/cli.md is generated from).</summary>
+    internal static RootCommand CreateRoot(IAnsiConsole console)
     {
         var root = new RootCommand("VaeKit: train and inspect convolutional AutoEncoders and VAEs on image sets.")
         {
@@ -37,7 +38,15 @@ public static class VaeCli
             ExportCommand.Create(console), ImportCommand.Create(console),
             ServeCommand.Create(console),
         };
+        root.Subcommands.Add(DocsCommand.Create(console, root));
+        // --version: this build's version and commit, and the libtorch and device it finds (VersionCommand).
+        root.Options.OfType<VersionOption>().Single().Action = new VersionCommand.PrintVersion(console);
+        return root;
+    }
 
+    public static int Run(string[] args, IAnsiConsole console, TextWriter error)
+    {
+        var root = CreateRoot(console);
         ParseResult parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
@@ -55,7 +64,7 @@ public static class VaeCli
             else if (LibTorchLocation.BundledLibTorch() is null && parse.CommandResult.Command != root)
                 throw new BadInputException(
                     "This VaeKit was built without a libtorch (-p:LibTorch=external): give the one to use with " +
-                    "--libtorch DIR|python or VAEKIT_LIBTORCH (README, \"GPU\").");
+                    "--libtorch DIR|python or VAEKIT_LIBTORCH (docs/gpu.md).");
             return parse.Invoke(new InvocationConfiguration
             {
                 Output = new AnsiConsoleWriter(console),

@@ -38,7 +38,7 @@ public static class LibTorchLocation
             throw new BadInputException(
                 $"--libtorch {location}: this VaeKit build carries its own CPU libtorch ({bundled}), and TorchSharp would load " +
                 "it beside the one asked for, which libtorch does not survive. Build or publish VaeKit with " +
-                "-p:LibTorch=external to leave the bundled copy out (README, \"GPU\").");
+                "-p:LibTorch=external to leave the bundled copy out (docs/gpu.md).");
         foreach (var file in Order)
         {
             string path = Path.Combine(dir, file);

@@ -2,7 +2,7 @@
 # Starts a one-node Slurm cluster on this machine for the Slurm sweep test (SlurmSweepTests): munged, slurmctld and
 # slurmd run as plain background daemons (no systemd) with a minimal configuration: no cgroups (process tracking by
 # /proc, no task plugin), no accounting, one partition holding this node with its real CPU count and memory.
-# Needs root and Debian's slurmctld, slurmd and munge packages (.ci/run installs them). Idempotent: does nothing when
+# Needs root and Debian's slurmctld, slurmd and munge packages (tests/run installs them). Idempotent: does nothing when
 # `sinfo` already answers. Stop it with tests/slurm/stop-local-slurm.sh.
 set -euo pipefail
 

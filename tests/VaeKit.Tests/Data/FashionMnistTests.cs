@@ -2,23 +2,13 @@ using VaeKit.Data;
 
 namespace VaeKit.Tests.Data;
 
-/// <summary>A fact that is reported as skipped (not silently passed) when Fashion-MNIST is not installed.</summary>
-public sealed class FashionMnistFactAttribute : FactAttribute
-{
-    public FashionMnistFactAttribute()
-    {
-        if (!File.Exists(Path.Join(DataSpec.DefaultFashionMnistDirectory, "train-images-idx3-ubyte.gz")))
-            Skip = $"Fashion-MNIST is not installed in {DataSpec.DefaultFashionMnistDirectory} (apt-get install dataset-fashion-mnist)";
-    }
-}
-
 public sealed class FashionMnistTests : IDisposable
 {
     private readonly DataTempDir _dir = new();
 
     public void Dispose() => _dir.Dispose();
 
-    [FashionMnistFact]
+    [FactRequiring(Package.FashionMnist)]
     public void The_installed_set_loads_as_60000_train_and_10000_validation_gray_images()
     {
         var options = new DataOptions { Source = DataSpec.Parse("fashion-mnist"), ImageSize = 28, CacheDirectory = "" };
@@ -35,7 +25,7 @@ public sealed class FashionMnistTests : IDisposable
             Assert.InRange(data.Train.Pixels.to_type(TorchSharp.torch.ScalarType.Float32).mean().item<float>(), 50f, 100f);
     }
 
-    [FashionMnistFact]
+    [FactRequiring(Package.FashionMnist)]
     public void It_can_be_resized_and_made_rgb()
     {
         // Copy only the small t10k file twice (as train and t10k) to keep the test fast.

@@ -188,7 +188,7 @@ public sealed class FactAsRootAttribute : FactAttribute
     public FactAsRootAttribute()
     {
         if (!OperatingSystem.IsLinux()) Skip = "needs Linux (tmpfs)";
-        else if (Environment.UserName != "root") Skip = "needs root to mount a small tmpfs (CI runs as root)";
+        else if (Environment.UserName != "root") Skip = "needs root to mount a small tmpfs: run the tests as root (sudo tests/run; CI runs as root)";
     }
 }
 

@@ -11,13 +11,13 @@ namespace VaeKit.Tests.Export;
 /// <summary>
 /// The exported file in real PyTorch: bench/check_export.py parses it with struct + json + torch.frombuffer, loads it
 /// into bench/pytorch_bench.py's twin with strict name checking, and compares evaluation-mode outputs. Needs Debian's
-/// python3-torch, which .ci/run installs: without it this test fails (it does not skip).
+/// python3-torch (tests/run installs it); skipped, saying so, without it.
 /// </summary>
 public class PyTorchTwinTests
 {
     private const double Tolerance = 1e-5;
 
-    [Theory]
+    [TheoryRequiring(Package.PythonTorch)]
     [InlineData("tiny", 3)]
     [InlineData("bench-s", 1)]
     public void PyTorchs_twin_loads_the_export_and_reconstructs_within_1e_5(string preset, int channels)
@@ -47,7 +47,7 @@ public class PyTorchTwinTests
         Assert.Equal(model.ParameterCount, result.GetProperty("parameters").GetInt64());
     }
 
-    [Fact]
+    [FactRequiring(Package.PythonTorch)]
     public void Vae_import_takes_weights_saved_by_pytorch_and_reconstructs_like_the_twin()
     {
         using var dir = new TempDir();
@@ -74,35 +74,20 @@ public class PyTorchTwinTests
     /// <summary>Runs bench/check_export.py under Debian's Python; returns its JSON line.</summary>
     private static JsonElement RunCheck(params string[] args)
     {
-        string python = File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
-        string script = Path.Combine(RepositoryRoot(), "bench", "check_export.py");
-        var start = new ProcessStartInfo(python) { RedirectStandardOutput = true, RedirectStandardError = true };
+        string script = Path.Combine(Requirements.RepositoryRoot, "bench", "check_export.py");
+        var start = new ProcessStartInfo(Requirements.Python) { RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add(script);
         foreach (var arg in args)
             start.ArgumentList.Add(arg);
-        Process? started = null;
-        try { started = Process.Start(start); }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            Assert.Fail($"Python 3 is missing ({e.Message}): install Debian's python3-torch (apt-get install python3-torch; .ci/run does).");
-        }
-        using var process = started ?? throw new InvalidOperationException("python3 did not start");
+        using var process = Process.Start(start)!;
         var output = process.StandardOutput.ReadToEndAsync();
         string error = process.StandardError.ReadToEnd();
         process.WaitForExit();
         if (error.Contains("No module named 'torch'"))
-            Assert.Fail("PyTorch for Python is missing: install Debian's python3-torch (apt-get install python3-torch; .ci/run does).");
+            Assert.Fail(Requirements.Missing(Package.PythonTorch) ?? error);
         Assert.True(process.ExitCode == 0, $"bench/check_export.py failed ({process.ExitCode}): {output.Result}{error}");
         string line = output.Result.Trim().Split('\n')[^1];
         Console.WriteLine($"PyTorch twin check: {line}");
         return JsonDocument.Parse(line).RootElement.Clone();
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "VaeKit.slnx")))
-                return dir.FullName;
-        throw new InvalidOperationException("repository root (VaeKit.slnx) not found above " + AppContext.BaseDirectory);
     }
 }

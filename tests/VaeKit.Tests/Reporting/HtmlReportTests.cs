@@ -97,7 +97,7 @@ public class HtmlReportTests(Xunit.Abstractions.ITestOutputHelper log)
         Assert.Equal(12000, loss[^1]![0]!.GetValue<double>());
     }
 
-    [FactRequiringChromium]
+    [FactRequiring(Package.Chromium)]
     public void Headless_chromium_renders_the_charts_and_grids_without_console_errors()
     {
         using var dir = new TempDir();
@@ -145,15 +145,5 @@ public class HtmlReportTests(Xunit.Abstractions.ITestOutputHelper log)
             Assert.Fail("chromium did not finish");
         }
         return (stdout.Result, stderr.Result);
-    }
-}
-
-/// <summary>Skips, with the reason in the test output, where Debian's chromium is not installed.</summary>
-public sealed class FactRequiringChromiumAttribute : FactAttribute
-{
-    public FactRequiringChromiumAttribute()
-    {
-        if (!FactRequiringWandbJsAttribute.OnPath("chromium"))
-            Skip = "chromium is not installed; .ci/run installs it (apt-get install chromium).";
     }
 }

@@ -18,7 +18,7 @@ public class ServeBrowserTests(ServeFixture fx, Xunit.Abstractions.ITestOutputHe
     private static string ScreenshotPath =>
         Environment.GetEnvironmentVariable("VAEKIT_SERVE_SCREENSHOT") is { Length: > 0 } path ? path : Path.Combine(Path.GetTempPath(), "vaekit-serve.png");
 
-    [FactRequiringChromium]
+    [FactRequiring(Package.Chromium)]
     public async Task Moving_a_slider_redraws_the_decode_and_an_upload_shows_its_reconstruction_without_console_errors()
     {
         await using var browser = await Chromium(Path.Combine(fx.Root, "chromium-profile"));
@@ -96,14 +96,16 @@ public class ServeBrowserTests(ServeFixture fx, Xunit.Abstractions.ITestOutputHe
     });
 
     /// <summary>
-    /// Not a check: remakes docs/serve.png from a real sweep when VAEKIT_SERVE_DOCS names one
-    /// (<c>VAEKIT_SERVE_DOCS=sweeps/kl-sweep dotnet test --filter FullyQualifiedName~Docs_screenshot</c>).
+    /// Not a check: remakes docs/serve.png from a real run or sweep when VAEKIT_SERVE_DOCS names one
+    /// (<c>VAEKIT_SERVE_DOCS=runs/NAME dotnet test --filter FullyQualifiedName~Docs_screenshot</c>; bench/front-page-pictures.sh).
     /// </summary>
     [DocsScreenshotFact]
     public async Task Docs_screenshot()
     {
-        string sweep = Environment.GetEnvironmentVariable("VAEKIT_SERVE_DOCS")!;
-        var models = ServedRuns.Resolve([], sweep).Select(r => ServedModel.Load(r.Directory, r.Label)).ToList();
+        // A sweep directory (its plan.json) serves all its runs, as vae serve --sweep; anything else is one run.
+        string target = Environment.GetEnvironmentVariable("VAEKIT_SERVE_DOCS")!;
+        var served = File.Exists(Path.Combine(target, "plan.json")) ? ServedRuns.Resolve([], target) : ServedRuns.Resolve([target], null);
+        var models = served.Select(r => ServedModel.Load(r.Directory, r.Label)).ToList();
         try
         {
             await using var host = await ServeHost.StartAsync(models, new ServeOptions { Port = 0 }, TextWriter.Null);
@@ -122,9 +124,9 @@ public class ServeBrowserTests(ServeFixture fx, Xunit.Abstractions.ITestOutputHe
             await page.ClickAsync("#interpolate");
             await page.WaitForFunctionAsync("() => [...document.querySelectorAll('img.strip')].every(i => i.complete && i.naturalWidth > 200)");
             await page.WaitForNetworkIdleAsync(new WaitForNetworkIdleOptions { IdleTime = 500 });
-            string target = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../docs/serve.png"));
-            await page.ScreenshotAsync(target, new ScreenshotOptions { FullPage = true });
-            log.WriteLine($"wrote {target}");
+            string png = Path.Combine(Requirements.RepositoryRoot, "docs", "serve.png");
+            await page.ScreenshotAsync(png, new ScreenshotOptions { FullPage = true });
+            log.WriteLine($"wrote {png}");
         }
         finally
         {
@@ -147,14 +149,14 @@ public class ServeBrowserTests(ServeFixture fx, Xunit.Abstractions.ITestOutputHe
     }", run);
 }
 
-/// <summary>Runs only when VAEKIT_SERVE_DOCS names a sweep and chromium is installed (it makes a picture, it checks nothing).</summary>
+/// <summary>Runs only when VAEKIT_SERVE_DOCS names a run or sweep and chromium is installed (it makes a picture, it checks nothing).</summary>
 public sealed class DocsScreenshotFactAttribute : FactAttribute
 {
     public DocsScreenshotFactAttribute()
     {
         if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable("VAEKIT_SERVE_DOCS")))
-            Skip = "makes docs/serve.png; set VAEKIT_SERVE_DOCS=sweeps/NAME to run it";
-        else if (new FactRequiringChromiumAttribute().Skip is { } reason)
+            Skip = "makes docs/serve.png; set VAEKIT_SERVE_DOCS=runs/NAME (or sweeps/NAME) to run it (bench/front-page-pictures.sh does)";
+        else if (Requirements.SkipReason(Package.Chromium) is { } reason)
             Skip = reason;
     }
 }

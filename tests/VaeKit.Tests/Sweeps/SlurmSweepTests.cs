@@ -94,11 +94,10 @@ public class SlurmSweepTests
         }
     }
 
-    [FactRequiringSlurm]
+    [FactRequiring(Package.Slurm)]
     public void A_grid_sweep_through_Slurm_gives_the_summary_of_the_same_sweep_run_here()
     {
-        Assert.True(FactRequiringSlurmAttribute.Answers(out string why),
-                    $"CI needs a running Slurm ({why}); .ci/run starts one with tests/slurm/start-local-slurm.sh.");
+        Assert.True(Requirements.Missing(Package.Slurm) is null, Requirements.Missing(Package.Slurm));
         using var dir = new TempDir();
 
         var (localExit, localOut, localErr) = CliRunner.Run(Grid(dir, "here"));
@@ -139,54 +138,11 @@ public class SlurmSweepTests
 
     private static bool Queued(string job)
     {
-        var (exit, output) = FactRequiringSlurmAttribute.Execute("squeue", "--noheader", $"--jobs={job}");
+        var (exit, output) = Requirements.Execute("squeue", "--noheader", $"--jobs={job}");
         return exit == 0 && output.Trim().Length > 0;
     }
 
     private static string Logs(string sweep) =>
         string.Join("\n", Directory.GetFiles(Path.Combine(sweep, "slurm"), "task-*.log").Order()
             .Select(f => $"--- {f}\n{string.Join("\n", File.ReadAllLines(f).TakeLast(15))}"));
-}
-
-/// <summary>
-/// Runs where Slurm answers (<c>sinfo</c>). Elsewhere it skips, saying how to start one, except in CI (CI=true), where
-/// the test runs and fails: .ci/run starts a cluster, so a missing one is a broken set-up, not a reason to pass.
-/// </summary>
-public sealed class FactRequiringSlurmAttribute : FactAttribute
-{
-    public FactRequiringSlurmAttribute()
-    {
-        if (!Answers(out string why) && Environment.GetEnvironmentVariable("CI") != "true")
-            Skip = $"No Slurm answers ({why}); start a one-node cluster with: sudo tests/slurm/start-local-slurm.sh";
-    }
-
-    public static bool Answers(out string why)
-    {
-        var (exit, output) = Execute("sinfo", "--noheader", "--format=%T");
-        why = exit == 0 ? "no node is up" : $"sinfo: {output.Trim()}";
-        return exit == 0 && output.Split('\n').Any(s => s.Trim() is "idle" or "mixed" or "allocated");
-    }
-
-    internal static (int Exit, string Output) Execute(string program, params string[] args)
-    {
-        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        try
-        {
-            using var process = Process.Start(start)!;
-            var output = process.StandardOutput.ReadToEndAsync();
-            var error = process.StandardError.ReadToEndAsync();
-            // A hang guard only: Slurm's clients answer in milliseconds, but a loaded CI machine must not fail them.
-            if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
-            {
-                process.Kill(entireProcessTree: true);
-                return (-1, $"{program} did not answer in 2 minutes");
-            }
-            return (process.ExitCode, output.Result + error.Result);
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            return (-1, $"{program} is not installed ({e.Message})");
-        }
-    }
 }

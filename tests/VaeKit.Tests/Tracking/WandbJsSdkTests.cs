@@ -13,13 +13,13 @@ namespace VaeKit.Tests.Tracking;
 /// </remarks>
 public class WandbJsSdkTests(Xunit.Abstractions.ITestOutputHelper log)
 {
-    [FactRequiringWandbJs]
+    [FactRequiring(Package.WandbJs)]
     public void The_official_js_sdk_logs_a_run_the_fake_server_accepts()
     {
         using var server = new FakeWandbServer(WandbClientTests.Key) { StrictConfig = false };   // wandb-js sends config unwrapped
         var start = new ProcessStartInfo("node", "log-run.mjs")
         {
-            WorkingDirectory = FactRequiringWandbJsAttribute.Directory!,
+            WorkingDirectory = Requirements.WandbJsDirectory,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             Environment = { ["WANDB_BASE_URL"] = server.BaseUrl, ["WANDB_API_KEY"] = WandbClientTests.Key, ["WANDB_MODE"] = "online" },
@@ -45,30 +45,4 @@ public class WandbJsSdkTests(Xunit.Abstractions.ITestOutputHelper log)
         Assert.Equal(0, server.ExitCode);
         Assert.Contains($"/runs/{server.RunName}", output);
     }
-}
-
-/// <summary>Skips, with the reason in the test output, where Node.js or tests/wandb-js/node_modules is missing.</summary>
-public sealed class FactRequiringWandbJsAttribute : FactAttribute
-{
-    public static readonly string? Directory = FindDirectory();
-
-    public FactRequiringWandbJsAttribute()
-    {
-        if (!OnPath("node"))
-            Skip = "Node.js (node) is not installed; .ci/run installs it (apt-get install nodejs npm).";
-        else if (Directory is null || !System.IO.Directory.Exists(Path.Combine(Directory, "node_modules", "@wandb", "sdk")))
-            Skip = "tests/wandb-js/node_modules is missing; run 'npm ci' in tests/wandb-js (.ci/run does).";
-    }
-
-    private static string? FindDirectory()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "VaeKit.slnx")))
-                return Path.Combine(dir.FullName, "tests", "wandb-js");
-        return null;
-    }
-
-    internal static bool OnPath(string tool) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
-            .Any(p => File.Exists(Path.Combine(p, tool)));
 }

@@ -92,7 +92,7 @@ public class WandbServiceTests(Xunit.Abstractions.ITestOutputHelper log)
     }
 
     // Defect 3: the _wandb block the official SDK needs, client info, and program / git commit / repo.
-    [Fact]
+    [FactRequiring(Package.Git)]
     public void The_config_has_a_wandb_block_and_the_run_names_its_program_commit_and_repo()
     {
         using var server = new FakeWandbServer(Key);

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using VaeKit.Data;
 using VaeKit.Evaluation;
-using VaeKit.Tests.Data;
+
 using static TorchSharp.torch;
 
 namespace VaeKit.Tests.Evaluation;
@@ -103,7 +103,7 @@ public class FeatureNetworkTests
             Assert.Equal(Enumerable.Range(0, FaceAttributes.Heads[head].Classes), all.Select(l => l[head]).Distinct().Order());
     }
 
-    [FashionMnistFact]
+    [FactRequiring(Package.FashionMnist)]
     public void Fashion_mnist_labels_are_read_and_balanced()
     {
         var labels = IdxReader.ReadLabels(Path.Join(DataSpec.DefaultFashionMnistDirectory, "t10k-labels-idx1-ubyte.gz"));

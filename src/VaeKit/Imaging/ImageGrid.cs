@@ -60,6 +60,20 @@ public static class ImageGrid
     /// <summary>Encodes an (H, W, 3) or (H, W, 1) uint8 tensor as PNG and writes it atomically.</summary>
     public static void SavePng(Tensor hwc, string path)
     {
+        byte[] png = EncodePng(hwc);
+        try
+        {
+            AtomicFile.Write(path, stream => stream.Write(png));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            throw new BadInputException($"Cannot write {path}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>The PNG bytes of an (H, W, 3) or (H, W, 1) uint8 tensor (for a page that embeds its pictures).</summary>
+    public static byte[] EncodePng(Tensor hwc)
+    {
         using var scope = NewDisposeScope();
         int height = (int)hwc.shape[0], width = (int)hwc.shape[1];
         var rgb = hwc.shape[2] == 1 ? hwc.expand(-1, -1, 3) : hwc;
@@ -67,13 +81,6 @@ public static class ImageGrid
 
         using var image = SKImage.FromPixelCopy(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque), rgba.bytes);
         using var data = image.Encode(SKEncodedImageFormat.Png, 100);
-        try
-        {
-            AtomicFile.Write(path, stream => data.SaveTo(stream));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
-        {
-            throw new BadInputException($"Cannot write {path}: {e.Message}", e);
-        }
+        return data.ToArray();
     }
 }

@@ -32,12 +32,17 @@ public static partial class HtmlReport
         ("Learning rate", "lr", null),
     ];
 
-    /// <summary>Writes the report for <paramref name="runDirectories"/> to <paramref name="outputPath"/> (atomically).</summary>
-    public static void Write(IReadOnlyList<string> runDirectories, string outputPath)
+    /// <summary>Writes the report for <paramref name="runDirectories"/> to <paramref name="outputPath"/> (atomically).
+    /// With <see cref="ReportOptions.Priors"/>, each run gets a generation section: samples drawn now from its
+    /// checkpoint under each prior, the prior's record, and the FD of <c>vae eval --prior</c> where one is stored.</summary>
+    public static void Write(IReadOnlyList<string> runDirectories, string outputPath, ReportOptions? options = null)
     {
         if (runDirectories.Count == 0) throw new BadInputException("Give at least one run directory, e.g. vae report runs/NAME.");
+        options ??= new ReportOptions();
         var runs = runDirectories.Select(LoadRun).ToList();
-        string html = Render(runs);
+        // Every prior of every run is loaded before anything is written: a missing or stale fit is one message, no page.
+        var generation = options.Priors.Count == 0 ? [] : runs.Select(r => ReportGeneration.Draw(r.Directory, r.Name, options)).ToList();
+        string html = Render(runs, generation);
         try { Json.WriteAllTextAtomic(outputPath, html); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -134,7 +139,7 @@ public static partial class HtmlReport
 
     private static bool HasPoints(JsonObject series, string? key) => key is not null && series[key] is JsonArray { Count: > 0 };
 
-    private static string Render(List<RunData> runs)
+    private static string Render(List<RunData> runs, List<ReportGeneration.Section> generation)
     {
         var data = new JsonObject
         {
@@ -162,6 +167,11 @@ public static partial class HtmlReport
             .Append($" · generated {DateTimeOffset.Now:yyyy-MM-dd HH:mm}</p>\n");
         html.Append("<div id=\"errors\"></div>\n<h2>Curves</h2>\n<div class=\"charts\" id=\"charts\"></div>\n");
         html.Append("<h2>Images per epoch</h2>\n<div id=\"grids\"></div>\n");
+        if (generation.Count > 0)
+        {
+            html.Append("<h2>Generation</h2>\n");
+            foreach (var section in generation) html.Append(section.Html).Append('\n');
+        }
         html.Append(runs.Count == 1 ? "<h2>Config</h2>\n" : "<h2>Runs side by side</h2>\n").Append(Table(runs)).Append('\n');
         // The default encoder escapes '<', so the data cannot close the script element.
         html.Append("<script type=\"application/json\" id=\"data\">").Append(data.ToJsonString()).Append("</script>\n");
@@ -248,6 +258,9 @@ public static partial class HtmlReport
         table.config { border-collapse: collapse; font-size: 13px; }
         table.config td, table.config th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; }
         tr.differs td { background: #fff6d6; }
+        .generation { border: 1px solid #ddd; border-radius: 6px; padding: 8px; margin-bottom: 16px; }
+        .generation h3 { font-size: 15px; margin: 0 0 8px; } .generation .pair { display: flex; gap: 16px; flex-wrap: wrap; margin-top: 8px; }
+        .generation figure { margin: 0; } .generation img { image-rendering: pixelated; max-width: 100%; border: 1px solid #ccc; }
         #errors { color: #b00; }
         """;
 

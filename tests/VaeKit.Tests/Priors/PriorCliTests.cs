@@ -44,6 +44,8 @@ public class PriorCliTests
         return File.ReadAllBytes(png);
     }
 
+    private static int Count(string text, string part) => (text.Length - text.Replace(part, "").Length) / part.Length;
+
     [Fact]
     public async Task Gmm_on_a_vae_fits_samples_evaluates_and_is_refused_after_the_checkpoint_changes()
     {
@@ -122,10 +124,25 @@ public class PriorCliTests
         Assert.Equal(standardNode["fd_floor"]!.GetValue<double>(), gmmReport["fd_floor"]!.GetValue<double>(), 9);
         Assert.NotEqual(standardNode["fd"]!.GetValue<double>(), gmmReport["fd"]!.GetValue<double>());
 
+        // vae report --prior: a generation section per run, with each prior's grid, its fit and the FD eval stored.
+        Ok(CliRunner.Run("report", run, "--out", dir["plain.html"]), "report");
+        Ok(CliRunner.Run("report", run, "--prior", "standard", "--prior", "gmm", "--samples", "8", "--out", dir["gen.html"]), "report --prior");
+        string plainPage = File.ReadAllText(dir["plain.html"]), generation = File.ReadAllText(dir["gen.html"]);
+        Assert.DoesNotContain("<h2>Generation</h2>", plainPage);
+        Assert.Contains("<h2>Generation</h2>", generation);
+        Assert.Equal(Count(plainPage, "data:image/png") + 2, Count(generation, "data:image/png"));
+        Assert.Contains("alt=\"gmm samples\"", generation);
+        Assert.Contains("fitted at step", generation);
+        string Fd(JsonNode node) => node["fd"]!.GetValue<double>().ToString("G4", System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Contains($"<td>{Fd(standardNode)} ({standardNode["fd_images"]})</td>", generation);
+        Assert.Contains($"<td>{Fd(gmmReport)} ({gmmReport["fd_images"]})</td>", generation);
+
         // Training on changes the checkpoint: the stored gmm no longer fits it and is refused until refitted.
         Ok(CliRunner.Run("train", "--resume", run, "--epochs", "2"), "resume");
         Refused(CliRunner.Run("sample", "--run", run, "--prior", "gmm"), "refit with vae prior");
         Refused(CliRunner.Run("eval", "--run", run, "--prior", "gmm"), "refit with vae prior");
+        Refused(CliRunner.Run("report", run, "--prior", "gmm", "--out", dir["stale.html"]), "refit with vae prior");
+        Assert.False(File.Exists(dir["stale.html"]));
         Ok(CliRunner.Run("prior", "--run", run, "--kind", "gmm", "--components", "3"), "refit");
         Samples(run, "gmm", dir["c.png"]);
     }

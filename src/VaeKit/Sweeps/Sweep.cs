@@ -308,6 +308,8 @@ public sealed class SweepDirectory(string path)
     public string SeedSummaryCsv => System.IO.Path.Combine(Path, "summary_over_seeds.csv");
     /// <summary>rate_distortion.png: distortion against rate over the settings.</summary>
     public string RateDistortion => System.IO.Path.Combine(Path, "rate_distortion.png");
+    /// <summary>fd_rate.png: the image-space FD of samples against rate over the settings.</summary>
+    public string FdRate => System.IO.Path.Combine(Path, "fd_rate.png");
     /// <summary>overview.png: the originals, then each run's reconstructions and samples.</summary>
     public string Overview => System.IO.Path.Combine(Path, "overview.png");
     /// <summary>index.html: the sweep's page.</summary>

@@ -45,6 +45,7 @@ internal static class SweepOutputs
         var groups = SweepSummary.Groups(rows);
         bool seeds = plan.SeedAxis is { Values.Count: > 1 };
         RateDistortionPlot.Save(dir.RateDistortion, plan, groups);
+        RateDistortionPlot.SaveFd(dir.FdRate, plan, groups);
         var axes = plan.Axes.Select(a => new { key = a.Key, values = a.Values });
         object summary = seeds
             ? new { name = plan.Name, axes, spread = "std: sample standard deviation over seeds (n - 1); min and max also given", rows, groups }
@@ -90,6 +91,13 @@ internal static class SweepOutputs
     private static string N(double? v, string format = "G6") => v is double d ? d.ToString(format, CultureInfo.InvariantCulture) : "";
 
 
+    /// <summary>The FD's feature network and N as the page states them (one value when every run agrees).</summary>
+    private static string FdNet(IReadOnlyList<SweepRow> rows) =>
+        string.Join(" / ", rows.Select(r => r.FdNet).OfType<string>().Distinct().DefaultIfEmpty("(not measured)"));
+
+    private static string FdN(IReadOnlyList<SweepRow> rows) =>
+        string.Join(" / ", rows.Select(r => r.FdImages).OfType<int>().Distinct().Select(n => n.ToString("N0", CultureInfo.InvariantCulture)).DefaultIfEmpty("N"));
+
     private static string Field(string text) =>
         text.IndexOfAny([',', '"', '\n']) >= 0 ? '"' + text.Replace("\"", "\"\"") + '"' : text;
 
@@ -100,12 +108,14 @@ internal static class SweepOutputs
     {
         var axes = AxisColumns(plan);
         var sb = new StringBuilder(string.Join(',', ["label", "model", .. axes, "kl_weight", "status", "steps", "train_seconds", "mse", "psnr", "ssim", "kl",
-                                                     "active_units", "elbo_nats", "nll_nats", "nll_bits_per_dim", "frechet", "frechet_aggregate", "run"]) + "\n");
+                                                     "active_units", "elbo_nats", "nll_nats", "nll_bits_per_dim", "frechet", "frechet_aggregate",
+                                                     "fd", "fd_reconstructions", "fd_floor", "fd_images", "run"]) + "\n");
         foreach (var r in rows)
             sb.AppendLine(string.Join(',', [Field(r.Label), r.Model, .. axes.Select(k => Field(r.Settings.GetValueOrDefault(k, ""))), N(r.KlWeight), r.Status,
                 r.Steps.ToString(CultureInfo.InvariantCulture), N(r.TrainSeconds, "F1"),
                 N(r.Mse), N(r.Psnr), N(r.Ssim), N(r.Kl), r.ActiveUnits?.ToString(CultureInfo.InvariantCulture) ?? "",
-                N(r.ElboNats), N(r.NllNats), N(r.NllBitsPerDim), N(r.Frechet), N(r.FrechetAggregate), Field(r.Run)]));
+                N(r.ElboNats), N(r.NllNats), N(r.NllBitsPerDim), N(r.Frechet), N(r.FrechetAggregate),
+                N(r.Fd), N(r.FdReconstructions), N(r.FdFloor), r.FdImages?.ToString(CultureInfo.InvariantCulture) ?? "", Field(r.Run)]));
         return sb.ToString();
     }
 
@@ -114,6 +124,7 @@ internal static class SweepOutputs
         ("mse", g => g.Mse), ("psnr", g => g.Psnr), ("ssim", g => g.Ssim), ("kl", g => g.Kl), ("active_units", g => g.ActiveUnits),
         ("elbo_nats", g => g.ElboNats), ("nll_nats", g => g.NllNats), ("nll_bits_per_dim", g => g.NllBitsPerDim),
         ("frechet", g => g.Frechet), ("frechet_aggregate", g => g.FrechetAggregate),
+        ("fd", g => g.Fd), ("fd_reconstructions", g => g.FdReconstructions), ("fd_floor", g => g.FdFloor),
     ];
 
     /// <summary>One line per setting: each metric's mean, sample std (n − 1), min and max over the seeds.</summary>
@@ -158,6 +169,8 @@ internal static class SweepOutputs
             <p>Varied: {{E(varied)}}{{(plan.IncludeAe ? "; plus plain AE runs" : "")}}. The rest is the same for every run: preset {{E(b.Preset ?? "custom")}}, data {{E(b.Data.Source)}}, {{b.Train.Epochs}} epoch(s){{(b.Train.MaxSteps is int m ? $" (at most {m} steps)" : "")}}, batch {{b.Train.BatchSize}}, seed {{b.Train.Seed}}, kl_weight {{N(b.Train.KlWeight)}}, KL schedule {{E(b.Train.KlSchedule)}}{{(b.Train.FreeBits > 0 ? $", free bits {N(b.Train.FreeBits)}" : "")}} (unless on an axis). Metrics from <code>vae eval</code> on the validation split, last checkpoint; likelihoods with k = {{plan.Eval.ImportanceSamples}} and decoder σ² = {{N(plan.Eval.DecoderVariance)}}.{{(seeds ? $" Numbers per setting are the mean ± the sample standard deviation (n − 1) over the {plan.SeedAxis!.Values.Count} seeds; summary_over_seeds.csv also has min and max." : "")}}</p>
             <h2>Rate–distortion</h2>
             {{Img(dir.RateDistortion, "rate-distortion plot")}}
+            {{Img(dir.FdRate, "FD against rate")}}
+            <p>FD: the Fréchet distance in the {{E(FdNet(rows))}} feature network between {{E(FdN(rows))}} samples of z ~ N(0, I) (an AE's too) and the validation images; FD of reconstructions: the same against the model's reconstructions; floor: a disjoint real split at the same N, a perfect generator's score (<code>vae eval</code>, docs/fd.md).</p>
 
             """);
 
@@ -168,7 +181,8 @@ internal static class SweepOutputs
             var columns = groups.Where(g => g.Model == "vae" || plan.Axes.Any(a => a.Key == "model"))
                 .Select(g => string.Join(", ", axes.Skip(1).Select(a => $"{a.Key}={g.Settings.GetValueOrDefault(a.Key)}"))).Distinct().ToList();
             foreach (var (title, get, format) in new (string, Func<SweepGroup, Spread?>, string)[]
-                     { ("MSE per pixel", g => g.Mse, "F5"), ("KL nats per image", g => g.Kl, "F2"), ("NLL ≤ bits/dim", g => g.NllBitsPerDim, "F4") })
+                     { ("MSE per pixel", g => g.Mse, "F5"), ("KL nats per image", g => g.Kl, "F2"), ("NLL ≤ bits/dim", g => g.NllBitsPerDim, "F4"),
+                       ("FD of samples", g => g.Fd, "F2") })
             {
                 sb.Append($"<h2>{E(title)}</h2>\n<table><tr><th class=\"l\">{E(axes[0].Key)}</th>");
                 foreach (var c in columns) sb.Append($"<th>{E(c)}</th>");
@@ -189,20 +203,22 @@ internal static class SweepOutputs
         }
 
         sb.Append("<h2>Numbers</h2>\n<table><tr><th class=\"l\">run</th><th class=\"l\">status</th>" + (seeds ? "<th>runs</th>" : "<th>steps</th>") +
-                  "<th>MSE</th><th>PSNR dB</th><th>SSIM</th><th>KL nats</th><th>active units</th><th>ELBO nats</th><th>NLL ≤ nats</th><th>NLL bits/dim</th><th>Fréchet to N(0,I), means</th><th>Fréchet, aggregate q(z)</th></tr>\n");
+                  "<th>MSE</th><th>PSNR dB</th><th>SSIM</th><th>KL nats</th><th>active units</th><th>ELBO nats</th><th>NLL ≤ nats</th><th>NLL bits/dim</th><th>Fréchet to N(0,I), means</th><th>Fréchet, aggregate q(z)</th><th>FD samples</th><th>FD reconstructions</th><th>FD floor</th></tr>\n");
         if (seeds)
             foreach (var g in groups)
                 sb.Append($"<tr><td class=\"l\">{E(g.Label)}</td><td class=\"l\">{g.Completed} of {g.Runs} completed</td><td>{g.Runs}</td><td>{S(g.Mse, "F5")}</td><td>{S(g.Psnr, "F2")}</td><td>{S(g.Ssim, "F4")}</td>" +
-                          $"<td>{S(g.Kl, "F2")}</td><td>{S(g.ActiveUnits, "F1")}</td><td>{S(g.ElboNats, "F1")}</td><td>{S(g.NllNats, "F1")}</td><td>{S(g.NllBitsPerDim, "F4")}</td><td>{S(g.Frechet, "F2")}</td><td>{S(g.FrechetAggregate, "F2")}</td></tr>\n");
+                          $"<td>{S(g.Kl, "F2")}</td><td>{S(g.ActiveUnits, "F1")}</td><td>{S(g.ElboNats, "F1")}</td><td>{S(g.NllNats, "F1")}</td><td>{S(g.NllBitsPerDim, "F4")}</td><td>{S(g.Frechet, "F2")}</td><td>{S(g.FrechetAggregate, "F2")}</td>" +
+                          $"<td>{S(g.Fd, "F2")}</td><td>{S(g.FdReconstructions, "F2")}</td><td>{S(g.FdFloor, "F2")}</td></tr>\n");
         else
             foreach (var r in rows)
                 sb.Append($"<tr><td class=\"l\">{E(r.Label)}</td><td class=\"l\">{E(r.Status)}</td><td>{r.Steps}</td><td>{N(r.Mse, "F5")}</td><td>{N(r.Psnr, "F2")}</td><td>{N(r.Ssim, "F4")}</td>" +
-                          $"<td>{N(r.Kl, "F2")}</td><td>{r.ActiveUnits}</td><td>{N(r.ElboNats, "F1")}</td><td>{N(r.NllNats, "F1")}</td><td>{N(r.NllBitsPerDim, "F4")}</td><td>{N(r.Frechet, "F2")}</td><td>{N(r.FrechetAggregate, "F2")}</td></tr>\n");
+                          $"<td>{N(r.Kl, "F2")}</td><td>{r.ActiveUnits}</td><td>{N(r.ElboNats, "F1")}</td><td>{N(r.NllNats, "F1")}</td><td>{N(r.NllBitsPerDim, "F4")}</td><td>{N(r.Frechet, "F2")}</td><td>{N(r.FrechetAggregate, "F2")}</td>" +
+                          $"<td>{N(r.Fd, "F2")}</td><td>{N(r.FdReconstructions, "F2")}</td><td>{N(r.FdFloor, "F2")}</td></tr>\n");
         sb.Append("</table>\n<h2>All runs</h2>\n<p>Left: the same validation images (top row) and each run's reconstructions, one row per completed run in the order of summary.csv. Right: each run's decodes of the same z ~ N(0, I).</p>\n");
         sb.Append(Img(dir.Overview, "overview")).Append('\n');
         sb.Append("<h2>Per run</h2>\n<p>Left: originals above reconstructions. Right: samples.</p>\n<table>\n");
         foreach (var r in rows)
-            sb.Append($"<tr><td class=\"l\"><b>{E(r.Label)}</b><br>MSE {N(r.Mse, "F5")}<br>KL {N(r.Kl, "F2")}</td><td class=\"l\">{Img(dir.Grid(Path.GetFileName(r.Run)), r.Label)}</td></tr>\n");
+            sb.Append($"<tr><td class=\"l\"><b>{E(r.Label)}</b><br>MSE {N(r.Mse, "F5")}<br>KL {N(r.Kl, "F2")}<br>FD {N(r.Fd, "F2")}</td><td class=\"l\">{Img(dir.Grid(Path.GetFileName(r.Run)), r.Label)}</td></tr>\n");
         sb.Append("</table>\n</body></html>\n");
         return sb.ToString();
     }
@@ -253,6 +269,60 @@ internal static class RateDistortionPlot
         plot.ShowLegend(ScottPlot.Alignment.UpperRight);
         plot.Axes.Margins(horizontal: 0.12, vertical: 0.1);   // room for the last point's label
         var bytes = plot.GetImageBytes(720, 480, ScottPlot.ImageFormat.Png);
+        AtomicFile.Write(path, stream => stream.Write(bytes));
+    }
+
+    /// <summary>
+    /// fd_rate.png: the image-space FD of N(0, I) samples (y) against the KL per image (x), one point per value of the
+    /// first axis and one line per combination of the others; the AE's FD and the real floor as dashed lines. Where
+    /// rate–distortion shows what kl_weight costs in reconstructions, this shows what it buys in generation.
+    /// </summary>
+    public static void SaveFd(string path, SweepPlan plan, IReadOnlyList<SweepGroup> groups)
+    {
+        var plot = new ScottPlot.Plot();
+        var axes = plan.SettingAxes;
+        var first = axes.FirstOrDefault();
+        var vae = groups.Where(g => g.Model == "vae" && g.Kl is not null && g.Fd is not null).ToList();
+        string Series(SweepGroup g) => string.Join(", ", axes.Skip(1).Select(a => $"{a.Key}={g.Settings.GetValueOrDefault(a.Key)}"));
+        int Position(SweepGroup g) => first is null ? 0 : first.Values.ToList().IndexOf(g.Settings.GetValueOrDefault(first.Key, ""));
+        var palette = new ScottPlot.Palettes.Category10();
+        int index = 0;
+        foreach (var series in vae.GroupBy(Series))
+        {
+            var points = series.OrderBy(Position).ToList();
+            var line = plot.Add.Scatter(points.Select(g => g.Kl!.Mean).ToArray(), points.Select(g => g.Fd!.Mean).ToArray());
+            line.Color = palette.GetColor(index++);
+            line.MarkerSize = 8;
+            line.LegendText = series.Key.Length > 0 ? series.Key : first is null ? "VAE" : $"VAE, one point per {first.Key}";
+            if (first is null) continue;
+            foreach (var g in points)
+            {
+                string value = g.Settings.GetValueOrDefault(first.Key, "");
+                plot.Add.Text(first.Key == "kl_weight" ? $"  β={value}" : $"  {value}", g.Kl!.Mean, g.Fd!.Mean).LabelFontSize = 13;
+            }
+        }
+        foreach (var ae in groups.Where(g => g.Model == "ae" && g.Fd is not null))
+        {
+            var line = plot.Add.HorizontalLine(ae.Fd!.Mean);
+            line.LinePattern = ScottPlot.LinePattern.Dashed;
+            line.LegendText = $"{ae.Label}, z ~ N(0, I)";
+        }
+        var floors = groups.Select(g => g.FdFloor?.Mean).OfType<double>().ToList();
+        if (floors.Count > 0)
+        {
+            var floor = plot.Add.HorizontalLine(floors.Average());
+            floor.LinePattern = ScottPlot.LinePattern.Dotted;
+            floor.Color = ScottPlot.Colors.Gray;
+            floor.LegendText = "floor: real vs real at the same N";
+        }
+        bool seeds = plan.SeedAxis is { Values.Count: > 1 };
+        string over = first is null ? "" : first.Key == "kl_weight" ? " over kl_weight (β)" : $" over {first.Key}";
+        plot.Title($"Generation against rate{over}{(seeds ? $", mean of {plan.SeedAxis!.Values.Count} seeds" : "")}");
+        plot.XLabel("rate: KL(q(z|x) ‖ N(0, I)) per image, nats");
+        plot.YLabel("FD of samples (lower is better)");
+        plot.ShowLegend(ScottPlot.Edge.Bottom);
+        plot.Axes.Margins(horizontal: 0.18, vertical: 0.1);     // room for the last point's label
+        var bytes = plot.GetImageBytes(720, 520, ScottPlot.ImageFormat.Png);
         AtomicFile.Write(path, stream => stream.Write(bytes));
     }
 }

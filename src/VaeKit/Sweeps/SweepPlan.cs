@@ -168,4 +168,14 @@ public sealed record SweepRow
     public double? Frechet { get; init; }
     /// <summary>Validation <see cref="EvalReport.FrechetAggregate"/> (VAE).</summary>
     public double? FrechetAggregate { get; init; }
+    /// <summary>Validation <see cref="EvalReport.Fd"/>: image-space FD of standard-prior samples against the evaluation images.</summary>
+    public double? Fd { get; init; }
+    /// <summary>Validation <see cref="EvalReport.FdReconstructions"/>.</summary>
+    public double? FdReconstructions { get; init; }
+    /// <summary>Validation <see cref="EvalReport.FdFloor"/>: a perfect generator's score at the same N.</summary>
+    public double? FdFloor { get; init; }
+    /// <summary><see cref="EvalReport.FdImages"/>: N on each side of the FD.</summary>
+    public int? FdImages { get; init; }
+    /// <summary><see cref="EvalReport.FdNet"/>: the feature network of the FD (shipped:fashion-mnist, shipped:faces or a file).</summary>
+    public string? FdNet { get; init; }
 }

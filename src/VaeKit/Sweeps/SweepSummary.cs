@@ -35,6 +35,9 @@ internal sealed record SweepGroup
     public Spread? NllBitsPerDim { get; init; }
     public Spread? Frechet { get; init; }
     public Spread? FrechetAggregate { get; init; }
+    public Spread? Fd { get; init; }
+    public Spread? FdReconstructions { get; init; }
+    public Spread? FdFloor { get; init; }
 }
 
 /// <summary>Groups a sweep's rows by setting, the seed axis folded into a <see cref="Spread"/> per metric.</summary>
@@ -58,6 +61,8 @@ internal static class SweepSummary
                     ElboNats = Spread.Of(done.Select(r => r.ElboNats)), NllNats = Spread.Of(done.Select(r => r.NllNats)),
                     NllBitsPerDim = Spread.Of(done.Select(r => r.NllBitsPerDim)), Frechet = Spread.Of(done.Select(r => r.Frechet)),
                     FrechetAggregate = Spread.Of(done.Select(r => r.FrechetAggregate)),
+                    Fd = Spread.Of(done.Select(r => r.Fd)), FdReconstructions = Spread.Of(done.Select(r => r.FdReconstructions)),
+                    FdFloor = Spread.Of(done.Select(r => r.FdFloor)),
                 };
             })
             .ToList();

@@ -103,6 +103,7 @@ internal static class SweepTraining
             Mse = e.Mse, Psnr = e.Psnr, Ssim = e.Ssim, Kl = e.Kl, ActiveUnits = e.ActiveUnits,
             ElboNats = e.ElboNats, NllNats = e.NllNats, NllBitsPerDim = e.NllBitsPerDim, Frechet = e.Frechet,
             FrechetAggregate = e.FrechetAggregate,
+            Fd = e.Fd, FdReconstructions = e.FdReconstructions, FdFloor = e.FdFloor, FdImages = e.FdImages, FdNet = e.FdNet,
         };
     }
 

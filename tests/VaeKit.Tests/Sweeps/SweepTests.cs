@@ -41,6 +41,22 @@ public class SweepTests
         Assert.True(rows[0].Mse < rows[1].Mse && rows[1].Mse < rows[2].Mse, table);
         Assert.Equal(3, File.ReadAllLines(Path.Combine(sweep, "summary.csv")).Length - 1);
 
+        // Generation is measured per run: the image-space FD of samples, of reconstructions and the real floor at the
+        // same N (the 128 validation images), in the csv, the page and its FD-against-rate plot.
+        foreach (var r in summary.RootElement.GetProperty("rows").EnumerateArray())
+        {
+            Assert.Equal(128, r.GetProperty("fd_images").GetInt32());
+            Assert.Equal("shipped:faces", r.GetProperty("fd_net").GetString());
+            double fd = r.GetProperty("fd").GetDouble(), floor = r.GetProperty("fd_floor").GetDouble();
+            Assert.True(double.IsFinite(r.GetProperty("fd_reconstructions").GetDouble()));
+            Assert.True(fd > floor, $"samples {fd} vs real floor {floor}");
+        }
+        Assert.Contains("fd,fd_reconstructions,fd_floor,fd_images", File.ReadLines(Path.Combine(sweep, "summary.csv")).First());
+        using (var fdPlot = SKBitmap.Decode(Path.Combine(sweep, "fd_rate.png")))
+            Assert.True(fdPlot.Width > 300 && fdPlot.Height > 200);
+        Assert.Contains("alt=\"FD against rate\"", html);
+        Assert.Contains("<th>FD samples</th>", html);
+
         // Running the same sweep again trains nothing; other settings under the same name are refused.
         long steps = File.ReadAllLines(Path.Combine(sweep, "runs/kl-1/metrics.jsonl")).Length;
         var (again, againOut, againErr) = CliRunner.Run(args);

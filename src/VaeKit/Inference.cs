@@ -154,14 +154,16 @@ public sealed class TrainedModel : IDisposable
         return where(parallel, linear, spherical).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Loads the run's data (or other data) decoded at this model's size and channels.</summary>
-    public LoadedDataset LoadData(string? source, IProgress<DecodeProgress>? progress = null, CancellationToken cancellationToken = default) =>
+    /// <summary>Loads the run's data (or other data) decoded at this model's size and channels. Other data is not split
+    /// (all of it is Train, unless it has a fixed test split) unless <paramref name="validationFraction"/> says so.</summary>
+    public LoadedDataset LoadData(string? source, IProgress<DecodeProgress>? progress = null, CancellationToken cancellationToken = default,
+                                  double? validationFraction = null) =>
         DatasetLoader.Load(new DataOptions
         {
             Source = DataSpec.Parse(source ?? Config.Data.Source),
             ImageSize = Config.Model.ImageSize,
             Channels = Config.Model.InChannels,
-            ValidationFraction = source is null ? Config.Data.ValidationFraction : 0,
+            ValidationFraction = validationFraction ?? (source is null ? Config.Data.ValidationFraction : 0),
             Seed = DataConfig.SplitSeed,
             CacheDirectory = Config.Data.CacheDirectory,
         }, progress, cancellationToken);

@@ -24,11 +24,15 @@ internal static class PriorCommand
         var resume = new Option<bool>("--resume") { Description = "Resume an unfinished autoregressive fit (the default when one of the same checkpoint is stored)" };
         var checkpoint = new Option<string>("--checkpoint") { Description = "best, last, or a checkpoint file", DefaultValueFactory = _ => "best" };
         var device = new Option<string>("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" };
+        var data = new Option<string?>("--data")
+        {
+            Description = "Fit on these images (split as the run's config splits its own) instead of the run's data; needed when the run was trained on images held in memory",
+        };
         var wandbOptions = new WandbOptions();
 
         var command = new Command("prior", "Fit a prior on a trained run's codes (gmm for ae/vae/sigma-vae, autoregressive for vq-vae); stored in RUN/priors/KIND/ and used by --prior KIND.")
         {
-            run, kind, components, maxSteps, seed, batch, every, logEvery, lr, restart, resume, checkpoint, device,
+            run, kind, components, maxSteps, seed, batch, every, logEvery, lr, restart, resume, checkpoint, device, data,
         };
         wandbOptions.AddTo(command);
         command.SetAction(r =>
@@ -58,7 +62,9 @@ internal static class PriorCommand
                         WandbOptions.Print(wandb, console);
                     },
                 };
-                var fit = PriorKinds.Fit(model, name, options, stop.Token);
+                var fit = r.GetValue(data) is string other
+                    ? FitOn(model, name, other, options, stop.Token)
+                    : PriorKinds.Fit(model, name, options, stop.Token);
                 using var prior = fit.Prior;
                 console.MarkupLineInterpolated($"[green]fitted[/] {name} prior of {model.Run.Path} (step {model.Header.Step}, {Path.GetFileName(model.CheckpointPath)}) → {PriorKinds.Directory(model.Run, name)}");
                 foreach (var (key, value) in fit.Record.Figures)
@@ -87,5 +93,11 @@ internal static class PriorCommand
             }
         });
         return command;
+    }
+
+    private static PriorFit FitOn(TrainedModel model, string name, string source, PriorFitOptions options, CancellationToken cancellationToken)
+    {
+        using var images = model.LoadData(source, cancellationToken: cancellationToken, validationFraction: model.Config.Data.ValidationFraction);
+        return PriorKinds.Fit(model, name, images, options, cancellationToken);
     }
 }

@@ -72,7 +72,8 @@ public static class ModelFactory
         return family.Create(family.Validate(config));
     }
 
-    /// <summary>Registers every public <see cref="IModelFamily"/> with a parameterless constructor in an assembly file.</summary>
+    /// <summary>Registers every public <see cref="IModelFamily"/>, and every public <see cref="Priors.IPriorKind"/>,
+    /// with a parameterless constructor in an assembly file: a family brings its own priors with it.</summary>
     public static void LoadFamilies(string assemblyPath)
     {
         Assembly assembly;
@@ -89,5 +90,7 @@ public static class ModelFactory
         foreach (var type in assembly.GetExportedTypes())
             if (typeof(IModelFamily).IsAssignableFrom(type) && !type.IsAbstract && type.GetConstructor(Type.EmptyTypes) is not null)
                 Register((IModelFamily)Activator.CreateInstance(type)!);
+            else if (typeof(Priors.IPriorKind).IsAssignableFrom(type) && !type.IsAbstract && type.GetConstructor(Type.EmptyTypes) is not null)
+                Priors.PriorKinds.Register((Priors.IPriorKind)Activator.CreateInstance(type)!);
     }
 }

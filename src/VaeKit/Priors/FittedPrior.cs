@@ -169,10 +169,25 @@ public static class PriorKinds
     /// </summary>
     public static PriorFit Fit(TrainedModel model, string name, PriorFitOptions options, CancellationToken cancellationToken = default)
     {
+        Applicable(model, name);
+        LoadedDataset data;
+        try { data = model.LoadData(null, cancellationToken: cancellationToken); }
+        catch (BadInputException e)
+        {
+            throw new BadInputException($"The run's data cannot be loaded again ({e.Message.TrimEnd('.')}): fit on other images with vae prior --data SOURCE.", e);
+        }
+        using (data) return Fit(model, name, data, options, cancellationToken);
+    }
+
+    /// <summary>
+    /// Fits on <paramref name="data"/> instead of the data the run's config names: for a run trained on images held
+    /// in memory (<see cref="LoadedDataset.FromImages"/>), which cannot be reloaded from the config. Stored the same way.
+    /// </summary>
+    public static PriorFit Fit(TrainedModel model, string name, LoadedDataset data, PriorFitOptions options, CancellationToken cancellationToken = default)
+    {
         var kind = Applicable(model, name);
         string directory = Directory(model.Run, name);
         System.IO.Directory.CreateDirectory(directory);
-        using var data = model.LoadData(null, cancellationToken: cancellationToken);
         var (prior, settings, figures) = kind.Fit(model, data, directory, options, cancellationToken);
         var record = new PriorRecord
         {

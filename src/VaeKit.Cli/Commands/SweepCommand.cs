@@ -34,9 +34,11 @@ internal static class SweepCommand
     private static readonly Option<bool> CollectOption = new("--collect") { Description = "With --dir: write the summary when every run is finished; otherwise list the unfinished runs and their Slurm logs" };
     private static readonly Option<int?> Task = new("--task") { Description = "With --dir: train and evaluate run N only (what each Slurm array task runs)" };
 
-    public static Command Create(IAnsiConsole console)
+    public static Command Create(IAnsiConsole console) => Create(console, new ModelOptions());
+
+    /// <summary>The command with its model flags in <paramref name="models"/>, which <see cref="ToPlan"/> reads back.</summary>
+    internal static Command Create(IAnsiConsole console, ModelOptions models)
     {
-        var models = new ModelOptions();
         var command = new Command("sweep",
             "Train one run per point of a grid of train settings (--grid KEY=V1,V2,…, or --kl-weights) with the same data and budget " +
             "(any train flag applies to all), evaluate each, and write sweeps/NAME/ (summary.csv/json, rate-distortion plot, grids, index.html). " +
@@ -54,7 +56,7 @@ internal static class SweepCommand
         return command;
     }
 
-    /// <summary>Flags → the sweep (pure; unit-tested).</summary>
+    /// <summary>Flags → the sweep; pure but for the clock, which is passed in (CommandConfigTests).</summary>
     internal static SweepPlan ToPlan(ParseResult r, ModelOptions models, DateTimeOffset now)
     {
         var config = TrainCommand.ToConfig(r, models, now);

@@ -55,9 +55,11 @@ internal static class TrainCommand
     private static readonly Option<string> ResumeFrom = new("--resume-from") { Description = "With --resume: last, best, or a checkpoint file", DefaultValueFactory = _ => "last" };
     private static readonly Option<bool> AllowDataChange = new("--allow-data-change") { Description = "With --resume: continue even if the data's fingerprint changed" };
 
-    public static Command Create(IAnsiConsole console)
+    public static Command Create(IAnsiConsole console) => Create(console, new ModelOptions());
+
+    /// <summary>The command with its model flags in <paramref name="models"/>, which <see cref="ToConfig"/> reads back.</summary>
+    internal static Command Create(IAnsiConsole console, ModelOptions models)
     {
-        var models = new ModelOptions();
         var wandb = new WandbOptions();
         var command = new Command("train", "Train an AE or VAE; writes runs/NAME/ (config, metrics, grids, checkpoints, TensorBoard).");
         foreach (var option in new Option[] { Data })
@@ -77,7 +79,7 @@ internal static class TrainCommand
         [Epochs, BatchSize, Lr, KlWeight, KlScheduleOption, FreeBits, WeightDecay, Schedule, Warmup, GradClip, Seed, MaxSteps, LogEvery,
          ValFraction, Flip, Channels, CacheDir, NoCache, Device, Threads, PrecisionOption, ChannelsLastOption, NoTf32, DeterministicOption, CudnnBenchmarkOption, Name];
 
-    /// <summary>Flags → the run's configuration (pure; unit-tested).</summary>
+    /// <summary>Flags → the run's configuration; pure but for the clock, which is passed in (CommandConfigTests).</summary>
     internal static RunConfig ToConfig(ParseResult r, ModelOptions models, DateTimeOffset now)
     {
         var (preset, model) = models.ToConfig(r);

@@ -48,8 +48,8 @@ public sealed record CheckpointHeader
 
 /// <summary>
 /// One self-describing file per checkpoint: magic, format version, a JSON <see cref="CheckpointHeader"/> (the run
-/// config included, so a checkpoint alone rebuilds its model), then model, optimizer and RNG state written by
-/// <see cref="Trainer.SaveState"/>, then an end marker that catches truncated files. Written through a temporary
+/// config included, so a checkpoint alone rebuilds its model), then the step, the model and the optimizer state written by
+/// <see cref="Trainer.SaveState"/> (no generator state: the noise of step t is seeded from (seed, t)), then an end marker that catches truncated files. Written through a temporary
 /// file and a rename, so a crash or Ctrl-C mid-write leaves the previous checkpoint intact.
 /// </summary>
 public static class Checkpoint

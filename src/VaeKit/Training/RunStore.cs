@@ -10,7 +10,8 @@ namespace VaeKit.Training;
 /// The files of one run directory and every rule about them: creating a run (name checks, no overwriting), the lock
 /// that keeps a second process out, config.json, atomic checkpoints, and the book-keeping of a resume (the checkpoint
 /// belongs to this run, a rewind keeps the newer last.ckpt, metrics.jsonl is cut back to the checkpoint, an extended
-/// epoch total is recorded). The training loop asks it; nothing else writes these files' structure.
+/// epoch total is recorded). The training loop asks it; the one other writer of a run directory is
+/// <see cref="Export.ModelExport.ImportRun"/>, which creates a run from safetensors.
 /// </summary>
 public sealed class RunStore : IDisposable
 {

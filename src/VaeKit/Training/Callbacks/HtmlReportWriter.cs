@@ -11,9 +11,6 @@ public sealed class HtmlReportWriter : IRunCallback
     /// <inheritdoc/>
     public void RunStarted(RunStart start) => _run = start.Context;
 
-    /// <summary>Where the report went, once written.</summary>
-    public string? Written { get; private set; }
-
     /// <inheritdoc/>
     public void RunEnded(RunEnd end)
     {
@@ -22,15 +19,10 @@ public sealed class HtmlReportWriter : IRunCallback
         try
         {
             HtmlReport.Write([_run.Directory.Path], output);
-            Written = output;
         }
         catch (Exception e) when (e is BadInputException or IOException or UnauthorizedAccessException)
         {
-            Failure = e.Message;
             _run.Notify($"warning: no HTML report ({e.Message})");   // the run's outcome stands; say why the report is missing
         }
     }
-
-    /// <summary>Why the report could not be written, if it could not.</summary>
-    public string? Failure { get; private set; }
 }

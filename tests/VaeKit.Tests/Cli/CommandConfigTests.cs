@@ -39,7 +39,7 @@ public class CommandConfigTests
         Assert.Equal("small", config.Preset);
         Assert.Equal("vq-vae", config.Model.Kind);
         Assert.Equal(16, config.Model.Latent);
-        Assert.Equal(64, config.Model.Options!["codebook"]!.GetValue<int>());
+        Assert.Equal(64, config.Model.Options!["codebook"]!.GetValue<long>());
         Assert.Equal("grid", config.Model.Options!["layout"]!.GetValue<string>());
         Assert.Equal(0.002, config.Train.LearningRate);
         Assert.Equal(0.5, config.Train.KlWeight);

@@ -58,10 +58,8 @@ internal sealed class ModelOptions
             int eq = pair.IndexOf('=');
             if (eq <= 0 || eq == pair.Length - 1)
                 throw new BadInputException($"--model-option '{pair}' is not KEY=VALUE (e.g. codebook=512).");
-            string key = pair[..eq].Trim().Replace('-', '_'), value = pair[(eq + 1)..].Trim();
-            options[key] = double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double number)
-                ? (Math.Abs(number) < long.MaxValue && number == Math.Floor(number) && !value.Contains('.') ? System.Text.Json.Nodes.JsonValue.Create((long)number) : System.Text.Json.Nodes.JsonValue.Create(number))
-                : bool.TryParse(value, out bool flag) ? System.Text.Json.Nodes.JsonValue.Create(flag) : System.Text.Json.Nodes.JsonValue.Create(value);
+            string key = pair[..eq].Trim().Replace('-', '_');
+            options[key] = ModelConfig.OptionValue(pair[(eq + 1)..]);
         }
         return options;
     }

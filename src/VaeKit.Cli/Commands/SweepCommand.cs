@@ -21,6 +21,7 @@ internal static class SweepCommand
     private static readonly Option<string[]> Grid = new("--grid")
     {
         Description = $"An axis KEY=V1,V2,… (repeat for more; the runs are the Cartesian product). Keys: {string.Join(", ", SweepGrid.KeyNames)}. " +
+                      "model takes any registered family (model=vae,sigma-vae,vq-vae); model_option.KEY varies a family option (model_option.sigma=optimal,learned); " +
                       "widths are written 16x32x64; seed=0,1,2 repeats each setting and the summary gives mean ± std over seeds",
         HelpName = "KEY=V1,V2,…",
     };

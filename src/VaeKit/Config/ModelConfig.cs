@@ -73,6 +73,26 @@ public sealed record ModelConfig
     public T OptionsAs<T>() where T : new() =>
         Options is null ? new T() : Options.Deserialize<T>(Json.Compact) ?? new T();
 
+    /// <summary>A copy with family option <paramref name="key"/> set to <paramref name="value"/> (text as given on the command line).</summary>
+    public ModelConfig WithOption(string key, string value)
+    {
+        var options = Options?.DeepClone().AsObject() ?? [];
+        options[key] = OptionValue(value);
+        return this with { Options = options };
+    }
+
+    /// <summary>The JSON value of a family option written as text: whole numbers and reals become JSON numbers,
+    /// true/false booleans, anything else a string (how config.json stores --model-option KEY=VALUE).</summary>
+    public static JsonNode OptionValue(string text)
+    {
+        text = text.Trim();
+        if (double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double number))
+            return Math.Abs(number) < long.MaxValue && number == Math.Floor(number) && !text.Contains('.')
+                ? JsonValue.Create((long)number)
+                : JsonValue.Create(number);
+        return bool.TryParse(text, out bool flag) ? JsonValue.Create(flag) : JsonValue.Create(text);
+    }
+
     /// <summary>A copy with <paramref name="options"/> as the family options.</summary>
     public ModelConfig WithOptions<T>(T options) => this with { Options = JsonSerializer.SerializeToNode(options, Json.Compact)!.AsObject() };
 

@@ -21,8 +21,7 @@ public static class SweepGrid
         new("kl_weight", "--kl-weight", false, v => Real(v, "kl_weight"), (c, v) => c with { Train = c.Train with { KlWeight = D(v) } }),
         new("free_bits", "--free-bits", false, v => Real(v, "free_bits"), (c, v) => c with { Train = c.Train with { FreeBits = D(v) } }),
         new("kl_schedule", "--kl-schedule", false, v => { Training.KlSchedule.Parse(v); return v; }, (c, v) => c with { Train = c.Train with { KlSchedule = v } }),
-        new("model", "--model", true, v => v is "ae" or "vae" ? v : throw Bad("model", v, "ae or vae"),
-            (c, v) => c with { Model = c.Model with { Kind = v == "ae" ? ModelKinds.Ae : ModelKinds.Vae } }),
+        new("model", "--model", true, Family, (c, v) => c with { Model = c.Model with { Kind = v } }),
         new("latent", "--latent", true, v => Integer(v, "latent"), (c, v) => c with { Model = c.Model with { Latent = I(v) } }),
         new("widths", "--widths", true, Widths, (c, v) => c with { Model = c.Model with { Widths = v.Split('x').Select(I).ToArray() } }),
         new("blocks", "--blocks", true, v => Integer(v, "blocks"), (c, v) => c with { Model = c.Model with { Blocks = I(v) } }),
@@ -43,13 +42,19 @@ public static class SweepGrid
         new("seed", "--seed", true, v => Integer(v, "seed"), (c, v) => c with { Train = c.Train with { Seed = I(v) } }),
     ];
 
-    /// <summary>Every valid grid key, in the order <c>vae sweep --help</c> lists them.</summary>
+    /// <summary>The prefix of a family-option key: <c>model_option.beta=0.1,0.25</c> varies <c>--model-option beta=…</c>.</summary>
+    public const string ModelOptionPrefix = "model_option.";
+
+    /// <summary>Every valid grid key, in the order <c>vae sweep --help</c> lists them (plus model_option.KEY for a family's own).</summary>
     public static IReadOnlyList<string> KeyNames { get; } = Keys.Select(k => k.Name).ToArray();
 
     /// <summary>The <c>vae train</c> flag a grid key stands for (e.g. latent → --latent).</summary>
     public static string FlagOf(string key) => Find(key).Flag;
 
-    /// <summary>Keys whose value changes nothing in a plain AE (it has no KL term).</summary>
+    /// <summary>The KL settings: an axis over one of them trains only families with a KL term.</summary>
+    public static bool IsKlSetting(string key) => key is "kl_weight" or "free_bits" or "kl_schedule";
+
+    /// <summary>Keys whose value changes nothing in a plain AE (the KL settings; family options, which an AE has none of).</summary>
     public static bool MattersToAe(string key) => Find(key).MattersToAe;
 
     /// <summary>The seed axis is where runs repeat: the summary averages over it.</summary>
@@ -90,13 +95,26 @@ public static class SweepGrid
     internal static string Safe(string value) =>
         new(value.Select(ch => char.IsAsciiLetterOrDigit(ch) || ch is '.' or '-' or '+' ? ch : '_').ToArray());
 
-    private static Key Find(string name, string flag = "--grid") =>
-        Keys.FirstOrDefault(k => k.Name == name)
-        ?? throw new BadInputException($"{flag}: unknown setting '{name}'. Valid keys: {string.Join(", ", Keys.Select(k => k.Name))}.");
+    private static Key Find(string name, string flag = "--grid")
+    {
+        if (name.StartsWith(ModelOptionPrefix, StringComparison.Ordinal) && name.Length > ModelOptionPrefix.Length)
+        {
+            // A family's own setting: the family validates the values when the plan checks every run's config.
+            string option = name[ModelOptionPrefix.Length..];
+            return new Key(name, "--model-option " + option, false, v => v.Trim(), (c, v) => c with { Model = c.Model.WithOption(option, v) });
+        }
+        return Keys.FirstOrDefault(k => k.Name == name)
+               ?? throw new BadInputException($"{flag}: unknown setting '{name}'. Valid keys: {string.Join(", ", Keys.Select(k => k.Name))}, " +
+                                              $"or {ModelOptionPrefix}KEY for a family option.");
+    }
+
+    /// <summary>A registered model family (ae, vae, sigma-vae, vq-vae, or a user's).</summary>
+    private static string Family(string v) =>
+        Models.ModelFactory.Registered.ContainsKey(v) ? v : throw Bad("model", v, "a model family: " + string.Join(", ", Models.ModelFactory.Registered.Keys.Order()));
 
     private static string Example(string name) => name switch
     {
-        "widths" => "16x32x64,32x64x128", "model" => "ae,vae", "norm" => "batch,group", "schedule" => "cosine,constant",
+        "widths" => "16x32x64,32x64x128", "model" => "vae,sigma-vae", "norm" => "batch,group", "schedule" => "cosine,constant",
         "kl_schedule" => "constant,linear-warmup:500", "flip" => "false,true", "seed" => "0,1,2", _ => "1,2",
     };
 

@@ -178,7 +178,7 @@ internal static class SweepOutputs
         var axes = plan.SettingAxes;
         if (axes.Count >= 2)
         {
-            var columns = groups.Where(g => g.Model == "vae" || plan.Axes.Any(a => a.Key == "model"))
+            var columns = groups.Where(g => !g.IsAeRow)
                 .Select(g => string.Join(", ", axes.Skip(1).Select(a => $"{a.Key}={g.Settings.GetValueOrDefault(a.Key)}"))).Distinct().ToList();
             foreach (var (title, get, format) in new (string, Func<SweepGroup, Spread?>, string)[]
                      { ("MSE per pixel", g => g.Mse, "F5"), ("KL nats per image", g => g.Kl, "F2"), ("NLL ≤ bits/dim", g => g.NllBitsPerDim, "F4"),
@@ -192,7 +192,7 @@ internal static class SweepOutputs
                     sb.Append($"<tr><td class=\"l\">{E(value)}</td>");
                     foreach (var c in columns)
                     {
-                        var g = groups.FirstOrDefault(g => g.Settings.GetValueOrDefault(axes[0].Key) == value && (g.Model == "vae" || g.Settings.ContainsKey("model")) &&
+                        var g = groups.FirstOrDefault(g => g.Settings.GetValueOrDefault(axes[0].Key) == value && !g.IsAeRow &&
                                                            string.Join(", ", axes.Skip(1).Select(a => $"{a.Key}={g.Settings.GetValueOrDefault(a.Key)}")) == c);
                         sb.Append($"<td>{(g is null ? "" : g.Completed == 0 ? "diverged" : E(S(get(g), format)))}</td>");
                     }
@@ -230,12 +230,16 @@ internal static class SweepOutputs
 /// </summary>
 internal static class RateDistortionPlot
 {
+    /// <summary>The families of a line's points, as the legend names them (VAE for the plain one).</summary>
+    private static string Family(IEnumerable<SweepGroup> points) =>
+        string.Join("/", points.Select(g => g.Model == Config.ModelKinds.Vae ? "VAE" : g.Model).Distinct());
+
     public static void Save(string path, SweepPlan plan, IReadOnlyList<SweepGroup> groups)
     {
         var plot = new ScottPlot.Plot();
         var axes = plan.SettingAxes;
         var first = axes.FirstOrDefault();
-        var vae = groups.Where(g => g.Model == "vae" && g.Kl is not null && g.Mse is not null).ToList();
+        var vae = groups.Where(g => g.Kl is not null && g.Mse is not null).ToList();      // the families with a KL term
         string Series(SweepGroup g) => string.Join(", ", axes.Skip(1).Select(a => $"{a.Key}={g.Settings.GetValueOrDefault(a.Key)}"));
         int Position(SweepGroup g) => first is null ? 0 : first.Values.ToList().IndexOf(g.Settings.GetValueOrDefault(first.Key, ""));
         var palette = new ScottPlot.Palettes.Category10();
@@ -246,7 +250,7 @@ internal static class RateDistortionPlot
             var line = plot.Add.Scatter(points.Select(g => g.Kl!.Mean).ToArray(), points.Select(g => g.Mse!.Mean).ToArray());
             line.Color = palette.GetColor(index++);
             line.MarkerSize = 8;
-            line.LegendText = series.Key.Length > 0 ? series.Key : first is null ? "VAE" : $"VAE, one point per {first.Key}";
+            line.LegendText = series.Key.Length > 0 ? series.Key : first is null ? Family(points) : $"{Family(points)}, one point per {first.Key}";
             if (first is null) continue;
             foreach (var g in points)
             {
@@ -255,7 +259,7 @@ internal static class RateDistortionPlot
                 label.LabelFontSize = 13;
             }
         }
-        foreach (var ae in groups.Where(g => g.Model == "ae" && g.Mse is not null))
+        foreach (var ae in groups.Where(g => g.Model == Config.ModelKinds.Ae && g.Mse is not null))
         {
             var line = plot.Add.HorizontalLine(ae.Mse!.Mean);
             line.LinePattern = ScottPlot.LinePattern.Dashed;
@@ -282,7 +286,7 @@ internal static class RateDistortionPlot
         var plot = new ScottPlot.Plot();
         var axes = plan.SettingAxes;
         var first = axes.FirstOrDefault();
-        var vae = groups.Where(g => g.Model == "vae" && g.Kl is not null && g.Fd is not null).ToList();
+        var vae = groups.Where(g => g.Kl is not null && g.Fd is not null).ToList();
         string Series(SweepGroup g) => string.Join(", ", axes.Skip(1).Select(a => $"{a.Key}={g.Settings.GetValueOrDefault(a.Key)}"));
         int Position(SweepGroup g) => first is null ? 0 : first.Values.ToList().IndexOf(g.Settings.GetValueOrDefault(first.Key, ""));
         var palette = new ScottPlot.Palettes.Category10();
@@ -293,7 +297,7 @@ internal static class RateDistortionPlot
             var line = plot.Add.Scatter(points.Select(g => g.Kl!.Mean).ToArray(), points.Select(g => g.Fd!.Mean).ToArray());
             line.Color = palette.GetColor(index++);
             line.MarkerSize = 8;
-            line.LegendText = series.Key.Length > 0 ? series.Key : first is null ? "VAE" : $"VAE, one point per {first.Key}";
+            line.LegendText = series.Key.Length > 0 ? series.Key : first is null ? Family(points) : $"{Family(points)}, one point per {first.Key}";
             if (first is null) continue;
             foreach (var g in points)
             {
@@ -301,7 +305,7 @@ internal static class RateDistortionPlot
                 plot.Add.Text(first.Key == "kl_weight" ? $"  β={value}" : $"  {value}", g.Kl!.Mean, g.Fd!.Mean).LabelFontSize = 13;
             }
         }
-        foreach (var ae in groups.Where(g => g.Model == "ae" && g.Fd is not null))
+        foreach (var ae in groups.Where(g => g.Model == Config.ModelKinds.Ae && g.Fd is not null))
         {
             var line = plot.Add.HorizontalLine(ae.Fd!.Mean);
             line.LinePattern = ScottPlot.LinePattern.Dashed;

@@ -42,17 +42,23 @@ public sealed record SweepPlan
     }
 
     private string ModelOf(IReadOnlyList<KeyValuePair<string, string>> point) =>
-        point.FirstOrDefault(s => s.Key == "model").Value ?? (Base.Model.Kind == ModelKinds.Ae ? "ae" : "vae");
+        point.FirstOrDefault(s => s.Key == "model").Value ?? Base.Model.Kind;
 
+    /// <summary>One run: named by its axis values; labelled by them, and by its family unless that is a vae or on an axis.</summary>
     private static SweepEntry Entry(int index, string model, IReadOnlyList<KeyValuePair<string, string>> point)
     {
-        bool aeRow = model == "ae" && point.All(s => s.Key != "model");
-        var parts = point.Select(s => $"{(s.Key == "kl_weight" ? "kl" : s.Key)}-{SweepGrid.Safe(s.Value)}");
+        bool aeRow = model == ModelKinds.Ae && point.All(s => s.Key != "model");
+        var parts = point.Select(s => $"{ShortKey(s.Key)}-{SweepGrid.Safe(s.Value)}");
         string runName = string.Join('_', aeRow ? ["ae", .. parts] : parts);
         string settings = string.Join(", ", point.Select(s => $"{s.Key}={s.Value}"));
-        string label = aeRow ? (settings.Length > 0 ? $"AE {settings}" : "AE") : settings;
+        string label = aeRow ? (settings.Length > 0 ? $"AE {settings}" : "AE")
+            : model == ModelKinds.Vae || point.Any(s => s.Key == "model") ? settings
+            : settings.Length > 0 ? $"{model} {settings}" : model;
         return new SweepEntry(index, label, model, point.ToDictionary(s => s.Key, s => s.Value), runName);
     }
+
+    private static string ShortKey(string key) =>
+        key == "kl_weight" ? "kl" : key.StartsWith(SweepGrid.ModelOptionPrefix, StringComparison.Ordinal) ? key[SweepGrid.ModelOptionPrefix.Length..] : key;
 
     private static IEnumerable<IReadOnlyList<KeyValuePair<string, string>>> Product(IReadOnlyList<SweepAxis> axes)
     {
@@ -66,7 +72,7 @@ public sealed record SweepPlan
     public RunConfig ConfigFor(SweepEntry entry)
     {
         var config = SweepGrid.Apply(Base, entry.Settings) with { Name = entry.RunName };
-        return entry.Model == "ae" ? config with { Model = config.Model with { Kind = ModelKinds.Ae } } : config;
+        return entry.Model == ModelKinds.Ae ? config with { Model = config.Model with { Kind = ModelKinds.Ae, Options = null } } : config;
     }
 
     /// <summary>Checks the plan (axes, AE rows, unique run names, every run's config); throws <see cref="BadInputException"/> naming the first problem.</summary>
@@ -76,9 +82,9 @@ public sealed record SweepPlan
             throw new BadInputException("A sweep needs at least one axis: --grid KEY=V1,V2,… (e.g. --grid kl_weight=0.1,1,10) or --kl-weights 0.1,1,10.");
         if (Axes.Select(a => a.Key).Distinct().Count() != Axes.Count)
             throw new BadInputException($"--grid names {Axes.GroupBy(a => a.Key).First(g => g.Count() > 1).Key} twice; give all its values in one --grid.");
-        bool klAxis = Axes.Any(a => !SweepGrid.MattersToAe(a.Key));
-        var models = Axes.FirstOrDefault(a => a.Key == "model")?.Values ?? [Base.Model.Kind == ModelKinds.Ae ? "ae" : "vae"];
-        if (klAxis && models.Contains("ae"))
+        bool klAxis = Axes.Any(a => SweepGrid.IsKlSetting(a.Key));
+        var models = Axes.FirstOrDefault(a => a.Key == "model")?.Values ?? [Base.Model.Kind];
+        if (klAxis && models.Contains(ModelKinds.Ae))
             throw new BadInputException(Axes.Any(a => a.Key == "model")
                 ? "model=ae runs have no KL term, so a KL axis would repeat them; drop ae from --grid model and add one AE row per setting with --with-ae."
                 : "A sweep over a KL setting trains VAEs; add a plain AE row with --with-ae instead of --model ae.");

@@ -38,6 +38,9 @@ internal sealed record SweepGroup
     public Spread? Fd { get; init; }
     public Spread? FdReconstructions { get; init; }
     public Spread? FdFloor { get; init; }
+
+    /// <summary>A --with-ae reference row (an AE added beside the grid, not a value of a model axis).</summary>
+    public bool IsAeRow => Model == Config.ModelKinds.Ae && !Settings.ContainsKey("model");
 }
 
 /// <summary>Groups a sweep's rows by setting, the seed axis folded into a <see cref="Spread"/> per metric.</summary>
@@ -70,7 +73,9 @@ internal static class SweepSummary
     private static string Label(string model, IReadOnlyDictionary<string, string> settings)
     {
         string text = string.Join(", ", settings.Select(s => $"{s.Key}={s.Value}"));
-        bool aeRow = model == "ae" && !settings.ContainsKey("model");
-        return aeRow ? (text.Length > 0 ? $"AE {text}" : "AE") : text.Length > 0 ? text : model.ToUpperInvariant();
+        bool aeRow = model == Config.ModelKinds.Ae && !settings.ContainsKey("model");
+        if (aeRow) return text.Length > 0 ? $"AE {text}" : "AE";
+        if (model == Config.ModelKinds.Vae || settings.ContainsKey("model")) return text.Length > 0 ? text : model.ToUpperInvariant();
+        return text.Length > 0 ? $"{model} {text}" : model;
     }
 }

@@ -98,7 +98,7 @@ internal static class SweepTraining
         return new SweepRow
         {
             Label = entry.Label, Model = entry.Model, Settings = entry.Settings, Run = run.Path, Status = status,
-            KlWeight = entry.Model == "vae" ? config.Train.KlWeight : null,
+            KlWeight = e.Kl is not null ? config.Train.KlWeight : null,     // families with a KL term
             Steps = header?.Step ?? e.Step ?? 0, TrainSeconds = header?.ElapsedSeconds ?? 0,
             Mse = e.Mse, Psnr = e.Psnr, Ssim = e.Ssim, Kl = e.Kl, ActiveUnits = e.ActiveUnits,
             ElboNats = e.ElboNats, NllNats = e.NllNats, NllBitsPerDim = e.NllBitsPerDim, Frechet = e.Frechet,

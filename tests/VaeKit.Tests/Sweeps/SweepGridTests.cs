@@ -90,6 +90,45 @@ public class SweepGridTests
         Assert.Throws<BadInputException>(() => Slurm.SplitOptions("--comment='open"));
     }
 
+    [Fact]
+    public void A_model_axis_takes_every_registered_family_and_labels_runs_by_it()
+    {
+        var plan = Plan(false, "model=vae,sigma-vae,vq-vae");
+        var entries = plan.Entries();
+        Assert.Equal(["model=vae", "model=sigma-vae", "model=vq-vae"], entries.Select(e => e.Label));
+        Assert.Equal(["vae", "sigma-vae", "vq-vae"], entries.Select(e => e.Model));
+        Assert.Equal(["vae", "sigma-vae", "vq-vae"], entries.Select(e => plan.ConfigFor(e).Model.Kind));
+        var e = Assert.Throws<BadInputException>(() => Plan(false, "model=vae,banana"));
+        Assert.Contains("sigma-vae", e.Message);                  // names the families there are
+    }
+
+    [Fact]
+    public void Family_options_are_grid_keys_validated_by_the_family()
+    {
+        var plan = new SweepPlan
+        {
+            Name = "g",
+            Base = new RunConfig { Name = "g", Model = Presets.Tiny with { Kind = ModelKinds.SigmaVae }, Train = new TrainConfig(), Data = new DataConfig() },
+            Axes = [SweepGrid.ParseAxis("model_option.sigma=optimal,learned")],
+            IncludeAe = true,
+        }.Validate();
+        var entries = plan.Entries();
+        Assert.Equal(["sigma-optimal", "sigma-learned", "ae"], entries.Select(e => e.RunName));
+        // A family other than vae is named in the label when no model axis says it.
+        Assert.Equal(["sigma-vae model_option.sigma=optimal", "sigma-vae model_option.sigma=learned", "AE"], entries.Select(e => e.Label));
+        Assert.Equal("learned", plan.ConfigFor(entries[1]).Model.Options!["sigma"]!.GetValue<string>());
+        Assert.Null(plan.ConfigFor(entries[2]).Model.Options);          // the AE row takes no family options
+        Assert.Equal(ModelKinds.Ae, plan.ConfigFor(entries[2]).Model.Kind);
+
+        var vq = Plan(false, "model=vq-vae", "model_option.codebook=16,64");
+        Assert.Equal(64L, vq.ConfigFor(vq.Entries()[1]).Model.Options!["codebook"]!.GetValue<long>());   // numbers stay numbers
+
+        var bad = Assert.Throws<BadInputException>(() => Plan(false, "model=sigma-vae", "model_option.sigma=banana"));
+        Assert.Contains("model.options.sigma must be optimal or learned", bad.Message);
+        var none = Assert.Throws<BadInputException>(() => Plan(false, "model_option.beta=0.1,0.2"));
+        Assert.Contains("ae and vae take no model options", none.Message);
+    }
+
     [Theory]
     [InlineData("--grid", "depth=1,2", "Valid keys: kl_weight, free_bits, kl_schedule, model, latent")]
     [InlineData("--grid", "latent=16,x", "not a whole number")]
@@ -97,6 +136,7 @@ public class SweepGridTests
     [InlineData("--grid", "latent=16,16", "twice")]
     [InlineData("--grid", "widths=16x0", "x between stages")]
     [InlineData("--grid", "model=ae,vae", "model=ae runs have no KL term")]
+    [InlineData("--grid", "model=vae,banana", "not a model family: ae, sigma-vae, vae, vq-vae")]
     [InlineData("--grid", "batch_size=1", "--batch-size must be at least 2")]
     [InlineData("--latent", "8", "--latent and the latent axis")]
     [InlineData("--slurm-opts", "--time=1", "only makes sense with --slurm")]

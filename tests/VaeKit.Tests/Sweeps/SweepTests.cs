@@ -9,6 +9,28 @@ namespace VaeKit.Tests.Sweeps;
 public class SweepTests
 {
     [Fact]
+    public void A_sweep_over_families_labels_its_rows_by_family()
+    {
+        using var dir = new TempDir();
+        var (exit, output, error) = CliRunner.Run("sweep", "--grid", "model=vae,sigma-vae,vq-vae", "--preset", "tiny", "--widths", "8,16", "--latent", "8",
+                                                  "--data", "synthetic:192", "--val-fraction", "0.25", "--batch-size", "32", "--max-steps", "6",
+                                                  "--eval-samples", "2", "--name", "f", "--sweeps-dir", dir["sweeps"], "--cache-dir", dir["cache"]);
+        Assert.True(exit == 0, output + error);
+        using var summary = JsonDocument.Parse(File.ReadAllText(dir["sweeps/f/summary.json"]));
+        var rows = summary.RootElement.GetProperty("rows").EnumerateArray().ToList();
+        Assert.Equal(["model=vae", "model=sigma-vae", "model=vq-vae"], rows.Select(r => r.GetProperty("label").GetString()));
+        Assert.Equal(["vae", "sigma-vae", "vq-vae"], rows.Select(r => r.GetProperty("model").GetString()));
+        // Each run is its family: config.json says so, and only the families with a KL term report one.
+        foreach (var (family, row) in new[] { "vae", "sigma-vae", "vq-vae" }.Zip(rows))
+        {
+            using var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(row.GetProperty("run").GetString()!, "config.json")));
+            Assert.Equal(family, config.RootElement.GetProperty("model").GetProperty("kind").GetString());
+            Assert.Equal(family != "vq-vae", row.TryGetProperty("kl", out var kl) && kl.ValueKind == JsonValueKind.Number);
+        }
+        Assert.Contains("model=sigma-vae", File.ReadAllText(dir["sweeps/f/index.html"]));
+    }
+
+    [Fact]
     public void A_sweep_moves_along_the_rate_distortion_curve_and_a_rerun_redoes_nothing()
     {
         using var dir = new TempDir();

@@ -26,4 +26,27 @@ public static class MetricNames
     public const string GradNorm = "grad_norm";
     /// <summary>Training throughput, a moving average.</summary>
     public const string ImagesPerSecond = "img_per_sec";
+
+    /// <summary>
+    /// How the standard numbers are shown, in chart order: title, and whether report.html draws them. A family adds
+    /// its own through <see cref="IModelFamily.Metrics"/>; a number nobody declared is still charted, under its name.
+    /// </summary>
+    public static IReadOnlyList<MetricInfo> Standard { get; } =
+    [
+        new(Loss, "Loss"),
+        new(Reconstruction, "Reconstruction"),
+        new(Kl, "KL"),
+        new(Mse, "MSE per pixel"),
+        new(Psnr, "PSNR (dB)"),
+        new(LearningRate, "Learning rate", Validated: false),
+        new(KlWeight, "KL weight in effect", Charted: false),
+        new(GradNorm, "Gradient norm", Charted: false),
+        new(ImagesPerSecond, "Images per second", Charted: false),
+    ];
 }
+
+/// <summary>
+/// A number a run reports, declared once for every output that shows it: its key in metrics.jsonl (train rows; epoch
+/// rows add val_/train_), its title, whether report.html charts it, and whether epoch rows carry a validation value.
+/// </summary>
+public sealed record MetricInfo(string Name, string Title, bool Charted = true, bool Validated = true);

@@ -20,6 +20,10 @@ public interface IModelFamily
 
     /// <summary>A new, randomly initialised model (libtorch's global generator: the caller seeds it).</summary>
     VaeModel Create(ModelConfig config);
+
+    /// <summary>How the family's own terms are shown (e.g. sigma-vae's σ): titles for report.html's charts. Terms not
+    /// declared here still reach every output under their names.</summary>
+    IReadOnlyList<MetricInfo> Metrics => [];
 }
 
 /// <summary>

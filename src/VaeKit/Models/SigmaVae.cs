@@ -252,6 +252,9 @@ internal sealed class DecoderSigma : nn.Module
 public sealed class SigmaVaeFamily : IModelFamily
 {
     /// <inheritdoc/>
+    public IReadOnlyList<MetricInfo> Metrics { get; } = [new(SigmaVae.SigmaTerm, "Decoder σ (σ-VAE)")];
+
+    /// <inheritdoc/>
     public IReadOnlyList<string> Kinds { get; } = [ModelKinds.SigmaVae];
 
     /// <inheritdoc/>

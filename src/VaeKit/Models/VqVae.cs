@@ -472,6 +472,9 @@ public static class VectorQuantiser
 public sealed class VqVaeFamily : IModelFamily
 {
     /// <inheritdoc/>
+    public IReadOnlyList<MetricInfo> Metrics { get; } = [new(VqMetricNames.Commitment, "Commitment (VQ-VAE)"), new(VqMetricNames.Perplexity, "Codebook perplexity (VQ-VAE)")];
+
+    /// <inheritdoc/>
     public IReadOnlyList<string> Kinds { get; } = [ModelKinds.VqVae];
 
     /// <inheritdoc/>

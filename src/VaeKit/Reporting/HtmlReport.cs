@@ -18,19 +18,8 @@ public static partial class HtmlReport
     /// <summary>Version of the Chart.js copy embedded in every report.</summary>
     public const string ChartJsVersion = "4.6.1";
 
-    /// <summary>(chart title, train key in "train" rows, validation key in "epoch" rows)</summary>
-    private static readonly (string Title, string? Train, string? Validation)[] Charts =
-    [
-        ("Loss", "loss", "val_loss"),
-        ("Reconstruction", "reconstruction", "val_reconstruction"),
-        ("KL", "kl", "val_kl"),
-        ("MSE per pixel", "mse", "val_mse"),
-        ("PSNR (dB)", "psnr", "val_psnr"),
-        ("Decoder σ (σ-VAE)", "sigma", "val_sigma"),
-        ("Commitment (VQ-VAE)", "commitment", "val_commitment"),
-        ("Codebook perplexity (VQ-VAE)", "perplexity", "val_perplexity"),
-        ("Learning rate", "lr", null),
-    ];
+    /// <summary>Fields of a metrics.jsonl row that are not numbers to chart.</summary>
+    private static readonly HashSet<string> RowFields = ["type", "step", "epoch", "time"];
 
     /// <summary>Writes the report for <paramref name="runDirectories"/> to <paramref name="outputPath"/> (atomically).
     /// With <see cref="ReportOptions.Priors"/>, each run gets a generation section: samples drawn now from its
@@ -50,7 +39,17 @@ public static partial class HtmlReport
         }
     }
 
-    private sealed record RunData(string Name, string Directory, JsonObject Config, JsonObject Series, JsonArray Epochs, JsonObject Final);
+    private sealed record RunData(string Name, string Directory, JsonObject Config, JsonObject Series, JsonArray Epochs, JsonObject Final,
+                                  IReadOnlyList<Models.MetricInfo> Declared);
+
+    /// <summary>The declarations that apply to a run: the standard numbers, then its family's own (when the family is
+    /// registered in this process, as the built-in ones and a loaded user family are).</summary>
+    private static IReadOnlyList<Models.MetricInfo> Declarations(JsonObject config)
+    {
+        string? kind = config["model"]?["kind"]?.GetValue<string>();
+        var family = kind is not null && Models.ModelFactory.Registered.TryGetValue(kind, out var f) ? f.Metrics : [];
+        return [.. Models.MetricNames.Standard, .. family];
+    }
 
     private static RunData LoadRun(string directory)
     {
@@ -62,11 +61,15 @@ public static partial class HtmlReport
         try { config = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject ?? new JsonObject(); }
         catch (JsonException e) { throw new BadInputException($"{configPath} is damaged ({e.Message})."); }
 
+        // Every number of the train rows (NAME) and every val_NAME of the epoch rows is a series, unless its
+        // declaration says it is not charted: a family's or a user's new term needs no edit here.
+        var declared = Declarations(config);
+        var hidden = declared.Where(m => !m.Charted).Select(m => m.Name).ToHashSet();
         var series = new JsonObject();
-        foreach (var (_, train, validation) in Charts)
+        void Add(string key, double step, double value)
         {
-            if (train is not null) series["train_" + train] = new JsonArray();
-            if (validation is not null) series[validation] = new JsonArray();
+            if (series[key] is not JsonArray points) series[key] = points = new JsonArray();
+            points.Add(new JsonArray(step, value));
         }
         var epochRows = new List<JsonObject>();
         foreach (var line in File.ReadLines(metricsPath))
@@ -78,12 +81,11 @@ public static partial class HtmlReport
             string type = row["type"]?.GetValue<string>() ?? "";
             double? step = Number(row["step"]);
             if (step is null) continue;
-            foreach (var (_, train, validation) in Charts)
+            foreach (var (key, node) in row)
             {
-                if (type == "train" && train is not null && Number(row[train]) is double t)
-                    ((JsonArray)series["train_" + train]!).Add(new JsonArray(step, t));
-                if (type == "epoch" && validation is not null && Number(row[validation]) is double v)
-                    ((JsonArray)series[validation]!).Add(new JsonArray(step, v));
+                if (RowFields.Contains(key) || Number(node) is not double value) continue;
+                if (type == "train" && !hidden.Contains(key)) Add("train_" + key, step.Value, value);
+                else if (type == "epoch" && key.StartsWith("val_", StringComparison.Ordinal) && !hidden.Contains(key[4..])) Add(key, step.Value, value);
             }
             if (type == "epoch") epochRows.Add(row);
         }
@@ -118,7 +120,7 @@ public static partial class HtmlReport
             ["best loss"] = Number(best?["val_loss"] ?? best?["train_loss"]),
             ["best epoch"] = Number(best?["epoch"]),
         };
-        return new RunData(Path.GetFileName(full), full, config, series, epochs, final);
+        return new RunData(Path.GetFileName(full), full, config, series, epochs, final, declared);
     }
 
     /// <summary>
@@ -139,15 +141,33 @@ public static partial class HtmlReport
 
     private static bool HasPoints(JsonObject series, string? key) => key is not null && series[key] is JsonArray { Count: > 0 };
 
+    /// <summary>
+    /// The charts, in order: the declared numbers (standard, then the families') that some run has, then undeclared
+    /// ones under their own names in the order met, the learning rate last.
+    /// </summary>
+    private static List<Models.MetricInfo> Charts(List<RunData> runs)
+    {
+        var declared = new List<Models.MetricInfo>();
+        foreach (var m in runs.SelectMany(r => r.Declared))
+            if (declared.All(d => d.Name != m.Name)) declared.Add(m);
+        var names = runs.SelectMany(r => r.Series.Select(p => p.Key))
+                        .Select(k => k.StartsWith("train_", StringComparison.Ordinal) ? k[6..] : k.StartsWith("val_", StringComparison.Ordinal) ? k[4..] : k)
+                        .Distinct().ToList();
+        bool Has(Models.MetricInfo m) => runs.Any(r => HasPoints(r.Series, "train_" + m.Name) || (m.Validated && HasPoints(r.Series, "val_" + m.Name)));
+        var charts = declared.Where(m => m.Charted && m.Name != Models.MetricNames.LearningRate && Has(m)).ToList();
+        charts.AddRange(names.Where(n => declared.All(d => d.Name != n)).Select(n => new Models.MetricInfo(n, n)));
+        charts.AddRange(declared.Where(m => m.Name == Models.MetricNames.LearningRate && Has(m)));
+        return charts;
+    }
+
     private static string Render(List<RunData> runs, List<ReportGeneration.Section> generation)
     {
         var data = new JsonObject
         {
             // A chart appears when some run has its numbers (no KL chart for an AE or a VQ-VAE, no σ chart for a VAE).
-            ["charts"] = new JsonArray(Charts.Where(c => runs.Any(r => HasPoints(r.Series, c.Train is null ? null : "train_" + c.Train) || HasPoints(r.Series, c.Validation)))
-                                             .Select(c => (JsonNode)new JsonObject
+            ["charts"] = new JsonArray(Charts(runs).Select(c => (JsonNode)new JsonObject
             {
-                ["title"] = c.Title, ["train"] = c.Train is null ? null : "train_" + c.Train, ["validation"] = c.Validation,
+                ["title"] = c.Title, ["train"] = "train_" + c.Name, ["validation"] = c.Validated ? "val_" + c.Name : null,
             }).ToArray()),
             ["runs"] = new JsonArray(runs.Select(r => (JsonNode)new JsonObject
             {

@@ -56,10 +56,6 @@ public sealed record KlSchedule(KlScheduleKind Kind, int WarmupSteps = 0, int Cy
         }
     }
 
-    /// <summary>The effective KL weight of <paramref name="config"/> at a step.</summary>
-    public static double At(TrainConfig config, long step, long totalSteps) =>
-        Parse(config.KlSchedule).At(config.KlWeight, step, totalSteps);
-
     /// <inheritdoc/>
     public override string ToString() => Kind switch
     {

@@ -64,6 +64,7 @@ public sealed class Trainer : IDisposable
     private readonly FlatAdamW _optimizer;
     private readonly Generator _noise;            // CPU noise; on CUDA the device's default generator is seeded instead
     private readonly bool _onGpu;
+    private readonly KlSchedule _klSchedule;      // train.kl_schedule, parsed once
     private readonly VaeModel? _twin;          // bf16 compute copy (Precision.Bf16 only)
     private readonly FlatParameters? _twinFlat;   // its bf16 weights: a prefix of _flat in the same order
     private bool _initialised;                    // VaeModel.InitialiseFromBatch has had its one call (or the run resumed)
@@ -77,6 +78,7 @@ public sealed class Trainer : IDisposable
     {
         Model = model;
         Config = config.Validate();
+        _klSchedule = KlSchedule.Parse(Config.KlSchedule);
         TotalSteps = totalSteps;
         Precision = precision;
         var device = model.parameters().First().device;
@@ -162,7 +164,7 @@ public sealed class Trainer : IDisposable
         }
         _initialised = true;
         double lr = LearningRate.At(Config, Step, TotalSteps);
-        double klWeight = KlSchedule.At(Config, Step, TotalSteps);   // effective: after --kl-schedule
+        double klWeight = _klSchedule.At(Config.KlWeight, Step, TotalSteps);   // effective: after train.kl_schedule
         var model = _twin ?? Model;
         model.train();
         SeedNoise();

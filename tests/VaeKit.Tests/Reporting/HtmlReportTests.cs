@@ -97,6 +97,42 @@ public class HtmlReportTests(Xunit.Abstractions.ITestOutputHelper log)
         Assert.Equal(12000, loss[^1]![0]!.GetValue<double>());
     }
 
+    [Fact]
+    public void Charts_come_from_the_declared_metrics_and_any_new_term_gets_one_under_its_name()
+    {
+        using var dir = new TempDir();
+        string run = MakeRun(dir, "sigma", 0.001, epochs: 2);
+        // A sigma-vae run whose rows also carry a term no one declared, and numbers declared as not charted.
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "config.json")))!.AsObject();
+        config["model"] = new JsonObject { ["kind"] = "sigma-vae" };
+        File.WriteAllText(Path.Combine(run, "config.json"), config.ToJsonString());
+        var rows = File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        foreach (var row in rows)
+            if (row["type"]!.GetValue<string>() == "train")
+            {
+                row["my_term"] = 1.5; row["sigma"] = 0.3; row["grad_norm"] = 12.0; row["img_per_sec"] = 900.0;
+            }
+            else
+            {
+                row["val_my_term"] = 1.25; row["val_sigma"] = 0.25;
+            }
+        File.WriteAllLines(Path.Combine(run, "metrics.jsonl"), rows.Select(r => r.ToJsonString()));
+
+        string page = dir["sigma.html"];
+        HtmlReport.Write([run], page);
+        string json = Regex.Match(File.ReadAllText(page), "<script type=\"application/json\" id=\"data\">(.*?)</script>", RegexOptions.Singleline).Groups[1].Value;
+        var data = JsonNode.Parse(json)!;
+        var charts = data["charts"]!.AsArray();
+        Assert.Equal(["Loss", "Reconstruction", "KL", "MSE per pixel", "PSNR (dB)", "Decoder σ (σ-VAE)", "my_term", "Learning rate"],
+                     charts.Select(c => c!["title"]!.GetValue<string>()));
+        var mine = charts.Single(c => c!["title"]!.GetValue<string>() == "my_term")!;
+        var series = data["runs"]![0]!["series"]!.AsObject();
+        Assert.Equal(16, series[mine["train"]!.GetValue<string>()]!.AsArray().Count);
+        Assert.Equal(2, series[mine["validation"]!.GetValue<string>()]!.AsArray().Count);
+        Assert.False(series.ContainsKey("train_grad_norm"));             // declared, not charted: not shipped either
+        Assert.False(series.ContainsKey("train_img_per_sec"));
+    }
+
     [FactRequiring(Package.Chromium)]
     public void Headless_chromium_renders_the_charts_and_grids_without_console_errors()
     {

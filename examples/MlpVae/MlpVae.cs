@@ -36,6 +36,16 @@ public sealed class MlpVae : VaeModel
     // (B, z) → (B, C, s, s) in (0, 1)
     public override Tensor Decode(Tensor z) =>
         _fc4.call(relu(_fc3.call(z))).sigmoid().view(-1, Config.InChannels, Config.ImageSize, Config.ImageSize);
+
+    /// <summary>The VAE objective plus a diagnostic of this family's own, reported but not minimised: the mean
+    /// posterior σ. It reaches metrics.jsonl, TensorBoard, W&amp;B and a report.html chart by its name alone.</summary>
+    public override Objective Objective(ModelOutput output, Tensor x, LossContext context)
+    {
+        var objective = base.Objective(output, x, context);
+        if (output.Posterior is not GaussianPosterior gaussian) return objective;
+        var sigma = (0.5 * gaussian.LogVar).exp().mean().detach();                     // scalar
+        return objective with { Terms = [.. objective.Terms, (MlpVaeFamily.PosteriorSigma, sigma)] };
+    }
 }
 
 /// <summary>The family's own setting, read from model.options (config.json) or --model-option hidden=N.</summary>
@@ -47,7 +57,13 @@ public sealed record MlpOptions
 /// <summary>Registers "mlp-vae" with VaeKit's model factory; vae sample/eval --run find it through model.assembly.</summary>
 public sealed class MlpVaeFamily : IModelFamily
 {
+    /// <summary>The name of the family's own term (see <see cref="MlpVae.Objective"/>).</summary>
+    public const string PosteriorSigma = "posterior_sigma";
+
     public IReadOnlyList<string> Kinds { get; } = ["mlp-vae"];
+
+    /// <summary>Its title in report.html; without this line the chart would still be drawn, titled posterior_sigma.</summary>
+    public IReadOnlyList<MetricInfo> Metrics { get; } = [new(PosteriorSigma, "Mean posterior σ (mlp-vae)")];
 
     public string Description => "mlp-vae: the classic MLP VAE (pixels → hidden → z → hidden → pixels)";
 

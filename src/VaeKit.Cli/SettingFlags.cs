@@ -26,6 +26,10 @@ internal static partial class SettingFlags
         ["traverse.dims"] = "--dims", ["traverse.steps"] = "--steps", ["traverse.image"] = "--image",
     };
 
+    /// <summary>The flag of a setting key (train.learning_rate → --lr).</summary>
+    public static string FlagOf(string key) =>
+        Flags.TryGetValue(key, out var flag) ? flag : throw new ArgumentException($"No flag sets {key}.", nameof(key));
+
     /// <summary>Every known setting name in <paramref name="message"/> replaced by its flag; a family option
     /// <c>model.options.KEY</c> becomes <c>--model-option KEY</c>.</summary>
     public static string ToFlags(string message) =>

@@ -51,7 +51,10 @@ internal static class TrainCommand
     internal static readonly Option<bool> CudnnBenchmarkOption = new("--cudnn-benchmark") { Description = "CUDA: let cuDNN autotune convolution algorithms (PyTorch's cudnn.benchmark)" };
     private static readonly Option<string?> Name = new("--name") { Description = "Run name; the run goes to RUNS-DIR/NAME [default: PRESET-MODEL-TIMESTAMP]" };
     private static readonly Option<string> RunsDir = new("--runs-dir") { Description = "Where runs are created", DefaultValueFactory = _ => "runs" };
-    private static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this directory where it stopped (its stored settings; --epochs, --device, --threads and a moved --data may change)" };
+    private static readonly Option<string?> Resume = new("--resume")
+    {
+        Description = $"Continue the run in this directory where it stopped, with its stored settings; only {string.Join(", ", ResumeOptions.Changeable.Select(SettingFlags.FlagOf))} may change (--data: the same data, moved)",
+    };
     private static readonly Option<string> ResumeFrom = new("--resume-from") { Description = "With --resume: last, best, or a checkpoint file", DefaultValueFactory = _ => "last" };
     private static readonly Option<bool> AllowDataChange = new("--allow-data-change") { Description = "With --resume: continue even if the data's fingerprint changed" };
 
@@ -194,11 +197,13 @@ internal static class TrainCommand
 
     private static bool Given(ParseResult r, Option option) => r.GetResult(option) is { Implicit: false };
 
+    /// <summary>The flags --resume takes: its own, and those of <see cref="ResumeOptions.Changeable"/>.</summary>
+    private static readonly HashSet<string> ResumeFlags = ["--resume", "--resume-from", "--allow-data-change", .. ResumeOptions.Changeable.Select(SettingFlags.FlagOf)];
+
     private static void WarnIgnoredWithResume(ParseResult r, IAnsiConsole console)
     {
         var ignored = r.CommandResult.Children.OfType<System.CommandLine.Parsing.OptionResult>()
-            .Where(o => !o.Implicit && o.Option.Name is not ("--resume" or "--resume-from" or "--allow-data-change" or "--epochs" or "--device" or "--threads" or "--data" or "--precision")
-                        && !o.Option.Name.StartsWith("--wandb", StringComparison.Ordinal))
+            .Where(o => !o.Implicit && !ResumeFlags.Contains(o.Option.Name) && !o.Option.Name.StartsWith("--wandb", StringComparison.Ordinal))
             .Select(o => o.Option.Name).ToList();
         if (ignored.Count > 0)
             console.MarkupLineInterpolated($"[yellow]--resume continues with the run's stored settings; ignoring {string.Join(", ", ignored)}[/]");

@@ -25,6 +25,12 @@ public sealed record ResumeOptions
     public Precision? Precision { get; init; }
     /// <summary>Continue although the data's fingerprint differs from the one recorded at the start.</summary>
     public bool AllowDataChange { get; init; }
+
+    /// <summary>
+    /// The stored settings a resume may change (config.json keys, in the order help lists them): the one list that
+    /// the CLI's help, its warning about ignored flags and the docs use. Everything else continues as stored.
+    /// </summary>
+    public static IReadOnlyList<string> Changeable { get; } = ["train.epochs", "runtime.device", "runtime.threads", "runtime.precision", "data.source"];
 }
 
 /// <summary>How a run is carried out, beyond its <see cref="RunConfig"/>: where runs go, extra callbacks, and data

@@ -97,4 +97,17 @@ public class CommandConfigTests
         var e = Assert.Throws<BadInputException>(() => Sweep("--grid", "latent=8,16", "--latent", "8", "--name", "s"));
         Assert.Contains("both set latent", e.Message);
     }
+
+    [Fact]
+    public void A_resume_warns_about_the_flags_it_ignores_and_only_those()
+    {
+        using var dir = new TempDir();
+        var (exit, output, error) = CliRunner.Run("train", "--resume", dir["no-such-run"], "--lr", "0.1", "--latent", "4", "--precision", "bf16", "--threads", "1", "--epochs", "9");
+        Assert.Equal(2, exit);                                       // the run does not exist: refused after the warning
+        string warning = (output + error).Split('\n').Single(l => l.Contains("ignoring"));
+        Assert.Contains("--lr", warning);
+        Assert.Contains("--latent", warning);
+        foreach (var changeable in VaeKit.Training.ResumeOptions.Changeable.Select(VaeKit.Cli.SettingFlags.FlagOf))
+            Assert.DoesNotContain(changeable, warning);
+    }
 }

@@ -120,11 +120,12 @@ public sealed class SigmaVae : VaeModel
     public override Tensor Decode(Tensor z) => _decoder.call(z);
 
     /// <summary>
-    /// Per image: the Gaussian NLL of x under N(x̂, σ²·I) (see the class remarks) + kl_weight · KL, averaged over the
-    /// batch; free bits floor each latent dimension's batch-mean KL in the loss as the lab's VAE does. A training pass
-    /// of an optimal-σ model also advances the running σ² estimate.
+    /// The one term σ-VAE changes: per image, the Gaussian NLL of x under N(x̂, σ²·I) (see the class remarks), reported
+    /// with σ. The KL, free bits and the loss are <see cref="VaeModel.Objective"/>'s. A training pass of an optimal-σ
+    /// model also advances the running σ² estimate.
     /// </summary>
-    public override Objective Objective(ModelOutput output, Tensor x, LossContext context)
+    protected override (Tensor PerImage, Tensor Mse, IReadOnlyList<(string Name, Tensor Value)> Extra) ReconstructionTerm(
+        ModelOutput output, Tensor x, LossContext context)
     {
         var squared = (output.Reconstruction - x).square().flatten(1).sum(1);   // (B) Σ_pixels (x − x̂)²
         var mse = squared.mean() / PixelsPerImage(x);                           // () per pixel
@@ -140,23 +141,7 @@ public sealed class SigmaVae : VaeModel
             logSigma = SoftClamp(0.5 * optimalSquared.log());
         }
         var reconstruction = GaussianNll(squared, logSigma, PixelsPerImage(x));   // (B)
-
-        var posterior = output.Posterior;
-        var regularisers = posterior.Regularisers();
-        Tensor loss;
-        if (context.FreeBits > 0 && posterior is GaussianPosterior gaussian)
-            loss = reconstruction.mean() + context.KlWeight * gaussian.KlPerDimension().mean([0]).clamp_min(context.FreeBits).sum();
-        else
-        {
-            var perImage = reconstruction;
-            foreach (var (_, value) in regularisers) perImage = perImage + context.KlWeight * value;
-            loss = perImage.mean();
-        }
-        var terms = new List<(string, Tensor)> { (MetricNames.Reconstruction, reconstruction.mean()) };
-        terms.AddRange(regularisers.Select(r => (r.Name, r.PerImage.mean())));
-        terms.Add((MetricNames.Mse, mse.detach()));
-        terms.Add((SigmaTerm, logSigma.detach().exp()));
-        return new Objective(loss, terms);
+        return (reconstruction, mse.detach(), [(SigmaTerm, logSigma.detach().exp())]);
     }
 
     /// <summary>

@@ -62,7 +62,7 @@ public abstract class VaeModel : nn.Module<Tensor, ModelOutput>
     /// </summary>
     public virtual Objective Objective(ModelOutput output, Tensor x, LossContext context)
     {
-        var reconstruction = Losses.SquaredErrorPerImage(output.Reconstruction, x);       // (B)
+        var (reconstruction, mse, extra) = ReconstructionTerm(output, x, context);        // (B), (), named scalars
         var terms = new List<(string, Tensor)> { (MetricNames.Reconstruction, reconstruction.mean()) };
         var regularisers = output.Posterior.Regularisers();
         Tensor loss;
@@ -83,8 +83,21 @@ public abstract class VaeModel : nn.Module<Tensor, ModelOutput>
             loss = perImage.mean();
             terms.AddRange(regularisers.Select(r => (r.Name, r.PerImage.mean())));
         }
-        terms.Add((MetricNames.Mse, terms[0].Item2.detach() / PixelsPerImage(x)));
+        terms.Add((MetricNames.Mse, mse));
+        terms.AddRange(extra);
         return new Objective(loss, terms);
+    }
+
+    /// <summary>
+    /// The decoder's term of <see cref="Objective"/>, per image (B), with the per-pixel MSE to report (a detached
+    /// scalar) and any numbers of the family's own. Default: Σ_pixels (x − x̂)². A family with another likelihood
+    /// (σ-VAE's Gaussian NLL) overrides this alone; the KL, free bits and the loss stay the one implementation here.
+    /// </summary>
+    protected virtual (Tensor PerImage, Tensor Mse, IReadOnlyList<(string Name, Tensor Value)> Extra) ReconstructionTerm(
+        ModelOutput output, Tensor x, LossContext context)
+    {
+        var squared = Losses.SquaredErrorPerImage(output.Reconstruction, x);              // (B)
+        return (squared, squared.mean().detach() / PixelsPerImage(x), []);
     }
 
     /// <summary>

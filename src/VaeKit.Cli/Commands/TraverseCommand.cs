@@ -28,9 +28,8 @@ internal static class TraverseCommand
             using var grid = ImageGrid.Make(traversal.Images, r.GetValue(steps), scale: shared.Scale(r));
             string file = shared.OutPath(r, model, "traversal");
             ImageGrid.SavePng(grid, file);
-            string what = model.Model.IsVariational ? "kl" : "variance";
             console.MarkupLineInterpolated(
-                $"rows (dimension {what}): {string.Join("  ", traversal.Dimensions.Zip(traversal.Scores, (d, s) => $"z{d} {s:F2}"))}");
+                $"rows (dimension {traversal.ScoreName}): {string.Join("  ", traversal.Dimensions.Zip(traversal.Scores, (d, s) => $"z{d} {s:F2}"))}");
             console.MarkupLineInterpolated($"wrote {traversal.Dimensions.Length} traversals of {r.GetValue(steps)} steps → {file}");
             return ExitCodes.Ok;
         });

@@ -4,8 +4,12 @@ using static TorchSharp.torch;
 
 namespace VaeKit.Evaluation;
 
-/// <summary>The dimensions a traversal shows and the decoded rows.</summary>
-public sealed record Traversal(int[] Dimensions, double[] Scores, Tensor Images) : IDisposable
+/// <summary>
+/// The dimensions a traversal shows (best first) with their scores, what the scores are ("kl": the mean KL of a
+/// Gaussian posterior; "variance": the codes' variance, for any other posterior), every dimension's mean and standard
+/// deviation over the encoded images' codes, and the decoded rows.
+/// </summary>
+public sealed record Traversal(int[] Dimensions, double[] Scores, string ScoreName, double[] CodeMean, double[] CodeStd, Tensor Images) : IDisposable
 {
     /// <inheritdoc/>
     public void Dispose() => Images.Dispose();
@@ -62,6 +66,7 @@ public static class LatentTraversal
         }
         var decoded = model.Decode(grid.view(dims * steps, latent).to_type(ScalarType.Float32).to(trained.Device)).cpu();
         return new Traversal(picked.Select(d => (int)d).ToArray(), picked.Select(d => score[d].item<double>()).ToArray(),
+                             kls.Count > 0 ? "kl" : "variance", codes.mean([0]).data<double>().ToArray(), std.data<double>().ToArray(),
                              decoded.MoveToOuterDisposeScope());
     }
 }

@@ -150,26 +150,10 @@ public sealed class ServedModel : IDisposable
     {
         int latent = trained.Config.Model.Latent;
         int n = Math.Min(images.Count, RankingImages);
-        int[] order;
-        double[] scores;
-        using (var traversal = LatentTraversal.Run(trained, images, dims: latent, steps: 2, maxImages: n))
-            (order, scores) = (traversal.Dimensions, traversal.Scores);
-
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var codes = new List<Tensor>();
-        bool gaussian = false;
-        for (int start = 0; start < n; start += 256)
-        {
-            var x = EpochPlan.ToModelInput(images.Pixels.narrow(0, start, Math.Min(256, n - start)), trained.Device);
-            var posterior = trained.Model.Encode(x);
-            gaussian = posterior is GaussianPosterior;   // what LatentTraversal ranks by: its KL, else the codes' variance
-            codes.Add(posterior.Mode.to_type(ScalarType.Float64).cpu());
-        }
-        var all = cat(codes, 0);                                                   // (N, z)
-        var mean = all.mean([0]).data<double>().ToArray();
-        var std = all.std(0, unbiased: true).data<double>().ToArray();
-        return (gaussian ? "kl" : "variance", order.Select((d, i) => new ServedDimension(d, scores[i], mean[d], std[d] > 0 ? std[d] : 1)).ToArray());
+        // One encoding pass: the traversal ranks the dimensions and measures the codes' spread the sliders use.
+        using var traversal = LatentTraversal.Run(trained, images, dims: latent, steps: 2, maxImages: n);
+        var (mean, std) = (traversal.CodeMean, traversal.CodeStd);
+        return (traversal.ScoreName, traversal.Dimensions.Select((d, i) => new ServedDimension(d, traversal.Scores[i], mean[d], std[d] > 0 ? std[d] : 1)).ToArray());
     }
 
     private static byte[][] ExamplePngs(DecodedImages images)

@@ -234,67 +234,35 @@ internal static class RateDistortionPlot
     private static string Family(IEnumerable<SweepGroup> points) =>
         string.Join("/", points.Select(g => g.Model == Config.ModelKinds.Vae ? "VAE" : g.Model).Distinct());
 
-    public static void Save(string path, SweepPlan plan, IReadOnlyList<SweepGroup> groups)
-    {
-        var plot = new ScottPlot.Plot();
-        var axes = plan.SettingAxes;
-        var first = axes.FirstOrDefault();
-        var vae = groups.Where(g => g.Kl is not null && g.Mse is not null).ToList();      // the families with a KL term
-        string Series(SweepGroup g) => string.Join(", ", axes.Skip(1).Select(a => $"{a.Key}={g.Settings.GetValueOrDefault(a.Key)}"));
-        int Position(SweepGroup g) => first is null ? 0 : first.Values.ToList().IndexOf(g.Settings.GetValueOrDefault(first.Key, ""));
-        var palette = new ScottPlot.Palettes.Category10();
-        int index = 0;
-        foreach (var series in vae.GroupBy(Series))
-        {
-            var points = series.OrderBy(Position).ToList();
-            var line = plot.Add.Scatter(points.Select(g => g.Kl!.Mean).ToArray(), points.Select(g => g.Mse!.Mean).ToArray());
-            line.Color = palette.GetColor(index++);
-            line.MarkerSize = 8;
-            line.LegendText = series.Key.Length > 0 ? series.Key : first is null ? Family(points) : $"{Family(points)}, one point per {first.Key}";
-            if (first is null) continue;
-            foreach (var g in points)
-            {
-                string value = g.Settings.GetValueOrDefault(first.Key, "");
-                var label = plot.Add.Text(first.Key == "kl_weight" ? $"  β={value}" : $"  {value}", g.Kl!.Mean, g.Mse!.Mean);
-                label.LabelFontSize = 13;
-            }
-        }
-        foreach (var ae in groups.Where(g => g.Model == Config.ModelKinds.Ae && g.Mse is not null))
-        {
-            var line = plot.Add.HorizontalLine(ae.Mse!.Mean);
-            line.LinePattern = ScottPlot.LinePattern.Dashed;
-            line.LegendText = $"{ae.Label} (no KL term)";
-        }
-        bool seeds = plan.SeedAxis is { Values.Count: > 1 };
-        string over = first is null ? "" : first.Key == "kl_weight" ? " over kl_weight (β)" : $" over {first.Key}";
-        plot.Title($"Rate–distortion{over}{(seeds ? $", mean of {plan.SeedAxis!.Values.Count} seeds" : "")}");
-        plot.XLabel("rate: KL(q(z|x) ‖ N(0, I)) per image, nats");
-        plot.YLabel("distortion: MSE per pixel");
-        plot.ShowLegend(ScottPlot.Alignment.UpperRight);
-        plot.Axes.Margins(horizontal: 0.12, vertical: 0.1);   // room for the last point's label
-        var bytes = plot.GetImageBytes(720, 480, ScottPlot.ImageFormat.Png);
-        AtomicFile.Write(path, stream => stream.Write(bytes));
-    }
+    /// <summary>rate_distortion.png: KL (x) against per-pixel MSE (y); a dashed line per AE.</summary>
+    public static void Save(string path, SweepPlan plan, IReadOnlyList<SweepGroup> groups) =>
+        Draw(path, plan, groups, g => g.Mse, "Rate–distortion", "distortion: MSE per pixel", ae => $"{ae.Label} (no KL term)", floor: false);
 
     /// <summary>
-    /// fd_rate.png: the image-space FD of N(0, I) samples (y) against the KL per image (x), one point per value of the
-    /// first axis and one line per combination of the others; the AE's FD and the real floor as dashed lines. Where
-    /// rate–distortion shows what kl_weight costs in reconstructions, this shows what it buys in generation.
+    /// fd_rate.png: the image-space FD of N(0, I) samples (y) against the KL per image (x); the AE's FD dashed and the
+    /// real floor dotted. Where rate–distortion shows what kl_weight costs in reconstructions, this shows what it buys
+    /// in generation.
     /// </summary>
-    public static void SaveFd(string path, SweepPlan plan, IReadOnlyList<SweepGroup> groups)
+    public static void SaveFd(string path, SweepPlan plan, IReadOnlyList<SweepGroup> groups) =>
+        Draw(path, plan, groups, g => g.Fd, "Generation against rate", "FD of samples (lower is better)", ae => $"{ae.Label}, z ~ N(0, I)", floor: true);
+
+    /// <summary>One point per value of the first axis, one line per combination of the others (seeds averaged) for the
+    /// families with a KL term; <paramref name="y"/> of each AE as a horizontal line.</summary>
+    private static void Draw(string path, SweepPlan plan, IReadOnlyList<SweepGroup> groups, Func<SweepGroup, Spread?> y,
+                             string title, string yLabel, Func<SweepGroup, string> aeLegend, bool floor)
     {
         var plot = new ScottPlot.Plot();
         var axes = plan.SettingAxes;
         var first = axes.FirstOrDefault();
-        var vae = groups.Where(g => g.Kl is not null && g.Fd is not null).ToList();
+        var withKl = groups.Where(g => g.Kl is not null && y(g) is not null).ToList();
         string Series(SweepGroup g) => string.Join(", ", axes.Skip(1).Select(a => $"{a.Key}={g.Settings.GetValueOrDefault(a.Key)}"));
         int Position(SweepGroup g) => first is null ? 0 : first.Values.ToList().IndexOf(g.Settings.GetValueOrDefault(first.Key, ""));
         var palette = new ScottPlot.Palettes.Category10();
         int index = 0;
-        foreach (var series in vae.GroupBy(Series))
+        foreach (var series in withKl.GroupBy(Series))
         {
             var points = series.OrderBy(Position).ToList();
-            var line = plot.Add.Scatter(points.Select(g => g.Kl!.Mean).ToArray(), points.Select(g => g.Fd!.Mean).ToArray());
+            var line = plot.Add.Scatter(points.Select(g => g.Kl!.Mean).ToArray(), points.Select(g => y(g)!.Mean).ToArray());
             line.Color = palette.GetColor(index++);
             line.MarkerSize = 8;
             line.LegendText = series.Key.Length > 0 ? series.Key : first is null ? Family(points) : $"{Family(points)}, one point per {first.Key}";
@@ -302,29 +270,29 @@ internal static class RateDistortionPlot
             foreach (var g in points)
             {
                 string value = g.Settings.GetValueOrDefault(first.Key, "");
-                plot.Add.Text(first.Key == "kl_weight" ? $"  β={value}" : $"  {value}", g.Kl!.Mean, g.Fd!.Mean).LabelFontSize = 13;
+                plot.Add.Text(first.Key == "kl_weight" ? $"  β={value}" : $"  {value}", g.Kl!.Mean, y(g)!.Mean).LabelFontSize = 13;
             }
         }
-        foreach (var ae in groups.Where(g => g.Model == Config.ModelKinds.Ae && g.Fd is not null))
+        foreach (var ae in groups.Where(g => g.Model == Config.ModelKinds.Ae && y(g) is not null))
         {
-            var line = plot.Add.HorizontalLine(ae.Fd!.Mean);
+            var line = plot.Add.HorizontalLine(y(ae)!.Mean);
             line.LinePattern = ScottPlot.LinePattern.Dashed;
-            line.LegendText = $"{ae.Label}, z ~ N(0, I)";
+            line.LegendText = aeLegend(ae);
         }
-        var floors = groups.Select(g => g.FdFloor?.Mean).OfType<double>().ToList();
+        var floors = floor ? groups.Select(g => g.FdFloor?.Mean).OfType<double>().ToList() : [];
         if (floors.Count > 0)
         {
-            var floor = plot.Add.HorizontalLine(floors.Average());
-            floor.LinePattern = ScottPlot.LinePattern.Dotted;
-            floor.Color = ScottPlot.Colors.Gray;
-            floor.LegendText = "floor: real vs real at the same N";
+            var line = plot.Add.HorizontalLine(floors.Average());
+            line.LinePattern = ScottPlot.LinePattern.Dotted;
+            line.Color = ScottPlot.Colors.Gray;
+            line.LegendText = "floor: real vs real at the same N";
         }
         bool seeds = plan.SeedAxis is { Values.Count: > 1 };
         string over = first is null ? "" : first.Key == "kl_weight" ? " over kl_weight (β)" : $" over {first.Key}";
-        plot.Title($"Generation against rate{over}{(seeds ? $", mean of {plan.SeedAxis!.Values.Count} seeds" : "")}");
+        plot.Title($"{title}{over}{(seeds ? $", mean of {plan.SeedAxis!.Values.Count} seeds" : "")}");
         plot.XLabel("rate: KL(q(z|x) ‖ N(0, I)) per image, nats");
-        plot.YLabel("FD of samples (lower is better)");
-        plot.ShowLegend(ScottPlot.Edge.Bottom);
+        plot.YLabel(yLabel);
+        plot.ShowLegend(ScottPlot.Edge.Bottom);                 // below the axes: never over a point
         plot.Axes.Margins(horizontal: 0.18, vertical: 0.1);     // room for the last point's label
         var bytes = plot.GetImageBytes(720, 520, ScottPlot.ImageFormat.Png);
         AtomicFile.Write(path, stream => stream.Write(bytes));

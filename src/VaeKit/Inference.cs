@@ -108,7 +108,7 @@ public sealed class TrainedModel : IDisposable
         if (n <= 0) throw new BadInputException($"reconstruct.n must be positive (got {n}).");
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var x = EpochPlan.ToModelInput(images.Pixels.narrow(0, 0, Math.Min(n, images.Count)), Device);
+        var x = DecodedImages.ToModelInput(images.Pixels.narrow(0, 0, Math.Min(n, images.Count)), Device);
         var reconstruction = Model.call(x).Reconstruction;
         return (x.cpu().MoveToOuterDisposeScope(), reconstruction.cpu().MoveToOuterDisposeScope());
     }
@@ -127,7 +127,7 @@ public sealed class TrainedModel : IDisposable
         if (images.Count < 2 * pairs) throw new BadInputException($"Interpolating {pairs} pairs needs {2 * pairs} images; the data has {images.Count}.");
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var x = EpochPlan.ToModelInput(images.Pixels.narrow(0, 0, 2 * pairs), Device);
+        var x = DecodedImages.ToModelInput(images.Pixels.narrow(0, 0, 2 * pairs), Device);
         var mu = Model.Encode(x).Mode.view(pairs, 2, -1);                        // (P, 2, z)
         var t = linspace(0, 1, steps, device: Device).view(1, steps, 1);       // (1, T, 1)
         var start = mu[.., 0..1, ..];                                          // (P, 1, z)

@@ -271,7 +271,7 @@ public static class Evaluator
             {
                 using var scope = NewDisposeScope();
                 int b = Math.Min(options.BatchSize, count - start);
-                var x = EpochPlan.ToModelInput(images.Pixels.narrow(0, start, b), device);   // (B, C, s, s)
+                var x = DecodedImages.ToModelInput(images.Pixels.narrow(0, start, b), device);   // (B, C, s, s)
                 var posterior = model.Encode(x);                                              // q(z|x) over (B, z)
                 var mu = posterior.Mode;
                 var reconstruction = model.Decode(mu);                                        // evaluation decodes the mode

@@ -1,5 +1,4 @@
 using VaeKit.Data;
-using VaeKit.Training;
 using static TorchSharp.torch;
 
 namespace VaeKit.Evaluation;
@@ -44,7 +43,7 @@ public static class LatentTraversal
         var kls = new List<Tensor>();
         for (int start = 0; start < n; start += 256)
         {
-            var x = EpochPlan.ToModelInput(images.Pixels.narrow(0, start, Math.Min(256, n - start)), trained.Device);
+            var x = DecodedImages.ToModelInput(images.Pixels.narrow(0, start, Math.Min(256, n - start)), trained.Device);
             var posterior = model.Encode(x);
             mus.Add(posterior.Mode.to_type(ScalarType.Float64).cpu());
             if (posterior is Models.GaussianPosterior gaussian) kls.Add(gaussian.KlPerDimension().sum([0]).to_type(ScalarType.Float64).cpu());
@@ -54,7 +53,7 @@ public static class LatentTraversal
         var score = kls.Count > 0 ? stack(kls).sum([0]) / n : std.square();          // (z) mean KL, or variance
         var order = score.argsort(descending: true).narrow(0, 0, dims);               // (K)
 
-        var baseCode = EpochPlan.ToModelInput(images.Pixels.narrow(0, baseImage, 1), trained.Device);
+        var baseCode = DecodedImages.ToModelInput(images.Pixels.narrow(0, baseImage, 1), trained.Device);
         var center = model.Encode(baseCode).Mode.to_type(ScalarType.Float64).cpu();    // (1, z)
         var offsets = linspace(-3, 3, steps, dtype: ScalarType.Float64);              // (T)
         var grid = center.repeat(dims * steps, 1).view(dims, steps, latent);          // (K, T, z)

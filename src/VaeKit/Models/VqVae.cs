@@ -266,7 +266,7 @@ public sealed class VqVae : VaeModel
         for (int start = 0; start < count; start += batchSize)
         {
             using var scope = NewDisposeScope();
-            var x = EpochPlan.ToModelInput(images.Pixels.narrow(0, start, Math.Min(batchSize, count - start)), device);
+            var x = DecodedImages.ToModelInput(images.Pixels.narrow(0, start, Math.Min(batchSize, count - start)), device);
             var indices = ((QuantisedPosterior)Encode(x)).Indices;                      // (B, L)
             counts.add_(nn.functional.one_hot(indices, K).sum([0]).to(ScalarType.Float32)); // (L, K)
         }

@@ -260,7 +260,7 @@ public static class PriorKinds
             for (int start = 0; start < count; start += batchSize)
             {
                 int b = Math.Min(batchSize, count - start);
-                var x = EpochPlan.ToModelInput(images.Pixels.narrow(0, start, b), model.Device);   // (B, C, s, s)
+                var x = DecodedImages.ToModelInput(images.Pixels.narrow(0, start, b), model.Device);   // (B, C, s, s)
                 parts.Add(encode(x).cpu());
             }
             return cat(parts, 0).MoveToOuterDisposeScope();

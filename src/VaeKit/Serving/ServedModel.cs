@@ -3,7 +3,6 @@ using TorchSharp;
 using VaeKit.Data;
 using VaeKit.Evaluation;
 using VaeKit.Models;
-using VaeKit.Training;
 using static TorchSharp.torch;
 
 namespace VaeKit.Serving;
@@ -205,7 +204,7 @@ public sealed class ServedModel : IDisposable
             throw new ArgumentException($"expected {ImageSize}×{ImageSize}×{Channels} bytes, got {pixels.Length}", nameof(pixels));
         var (code, reconstruction) = await RunAsync(() =>
         {
-            var x = EpochPlan.ToModelInput(tensor(pixels, [1, ImageSize, ImageSize, Channels]), _trained.Device);   // (1, C, s, s)
+            var x = DecodedImages.ToModelInput(tensor(pixels, [1, ImageSize, ImageSize, Channels]), _trained.Device);   // (1, C, s, s)
             var mode = _trained.Model.Encode(x).Mode;                                                               // (1, z)
             return (mode.cpu().data<float>().ToArray(), Pixels(_trained.Model.Decode(mode), columns: 1));
         }, cancellationToken);

@@ -1,3 +1,4 @@
+using VaeKit.Data;
 using TorchSharp;
 using TorchSharp.Modules;
 using VaeKit.Config;
@@ -278,7 +279,7 @@ public sealed class Trainer : IDisposable
         for (int start = 0; start < images.Count; start += batchSize)
         {
             using var scope = NewDisposeScope();
-            BatchMetrics(EpochPlan.ToModelInput(images.Pixels.narrow(0, start, Math.Min(batchSize, images.Count - start)), device), sums);
+            BatchMetrics(DecodedImages.ToModelInput(images.Pixels.narrow(0, start, Math.Min(batchSize, images.Count - start)), device), sums);
         }
         return sums.Result();
     }

@@ -147,7 +147,7 @@ public class VqVaeTests
         using var scope = NewDisposeScope();
         manual_seed(3);
         using var model = Build(Small());
-        var x = EpochPlan.ToModelInput(RandomImages(8).Pixels, CPU);
+        var x = DecodedImages.ToModelInput(RandomImages(8).Pixels, CPU);
         var before = Values(model.Codebook);
 
         model.eval();
@@ -174,7 +174,7 @@ public class VqVaeTests
         manual_seed(4);
         using var model = Build(Small());
         model.train();
-        var x = EpochPlan.ToModelInput(RandomImages(8).Pixels, CPU);
+        var x = DecodedImages.ToModelInput(RandomImages(8).Pixels, CPU);
 
         var objective = model.Objective(model.call(x), x, new LossContext(KlWeight: 1));
         objective.Loss.backward();

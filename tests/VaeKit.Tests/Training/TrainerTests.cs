@@ -79,7 +79,7 @@ public class TrainerTests
         {
             model.eval();
             loaded.eval();
-            var x = EpochPlan.ToModelInput(images.Pixels, CPU);
+            var x = DecodedImages.ToModelInput(images.Pixels, CPU);
             Assert.True(model.call(x).Reconstruction.equal(loaded.call(x).Reconstruction).all().item<bool>());
         }
     }
@@ -131,7 +131,7 @@ public class TrainerTests
         using var model = new AutoEncoder(Small);
         using var trainer = new Trainer(model, Train, totalSteps: 1);
         using var scope = NewDisposeScope();
-        var x = EpochPlan.ToModelInput(images.Pixels, CPU);
+        var x = DecodedImages.ToModelInput(images.Pixels, CPU);
 
         var sums = new MetricSums();
         trainer.BatchMetrics(x.narrow(0, 0, 12), sums);

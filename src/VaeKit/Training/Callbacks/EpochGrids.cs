@@ -1,3 +1,4 @@
+using VaeKit.Data;
 using VaeKit.Imaging;
 using static TorchSharp.torch;
 
@@ -26,7 +27,7 @@ public sealed class EpochGrids : IRunCallback, IDisposable
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var source = _run.ValidationImages.Count > 0 ? _run.ValidationImages : _run.TrainImages;
-        _gridImages = EpochPlan.ToModelInput(source.Pixels.narrow(0, 0, Math.Min(ReconstructionImages, source.Count)), _run.Device).DetachFromDisposeScope();
+        _gridImages = DecodedImages.ToModelInput(source.Pixels.narrow(0, 0, Math.Min(ReconstructionImages, source.Count)), _run.Device).DetachFromDisposeScope();
     }
 
     /// <inheritdoc/>

@@ -85,7 +85,7 @@ internal static class SweepTraining
 
     /// <summary>The step at which the run diverged, when its metrics.jsonl ends with a "diverged" stop row.</summary>
     private static long? Diverged(RunDirectory run) =>
-        LastStop(run) is { } stop && (string?)stop["reason"] == "diverged" ? (long?)stop["step"] ?? 0 : null;
+        MetricsFile.LastStop(run.Metrics) is { Outcome: RunOutcome.Diverged } stop ? stop.Step : null;
 
     private static SweepRow DivergedRow(SweepEntry entry, RunDirectory run, long step) => new()
     {
@@ -119,20 +119,7 @@ internal static class SweepTraining
 
     /// <summary>A run whose metrics.jsonl ends with a "completed" stop row needs no more training.</summary>
     private static bool Completed(RunDirectory run) =>
-        File.Exists(run.Last) && LastStop(run) is { } stop && (string?)stop["reason"] == "completed";
-
-    private static JsonNode? LastStop(RunDirectory run)
-    {
-        if (!File.Exists(run.Metrics)) return null;
-        string? last = File.ReadLines(run.Metrics).LastOrDefault(l => l.Length > 0);
-        if (last is null) return null;
-        try
-        {
-            var row = JsonNode.Parse(last);
-            return (string?)row?["type"] == "stop" ? row : null;
-        }
-        catch (JsonException) { return null; }
-    }
+        File.Exists(run.Last) && MetricsFile.LastStop(run.Metrics) is { Outcome: RunOutcome.Completed };
 
     /// <summary>
     /// The pictures of one run for the sweep's grids, from its last checkpoint: the first <paramref name="images"/>

@@ -54,9 +54,33 @@ public sealed class MetricsFile : IRunCallback, IDisposable
         if (_log is null) return;
         _log.Write(new JsonObject
         {
-            ["type"] = "stop", ["reason"] = end.Outcome.ToString().ToLowerInvariant(), ["step"] = end.Step, ["epoch"] = end.Epoch, ["time"] = Now(),
+            ["type"] = "stop", ["reason"] = Reason(end.Outcome), ["step"] = end.Step, ["epoch"] = end.Epoch, ["time"] = Now(),
         });
         Dispose();
+    }
+
+    /// <summary>How a stop row spells an outcome ("completed", "interrupted", "diverged", "failed").</summary>
+    private static string Reason(RunOutcome outcome) => outcome.ToString().ToLowerInvariant();
+
+    /// <summary>
+    /// How the run in <paramref name="metricsPath"/> last stopped, read back from its final "stop" row: the typed
+    /// outcome and the step; null when the file ends otherwise (a crash, a run still going) or does not exist.
+    /// </summary>
+    public static (RunOutcome Outcome, long Step)? LastStop(string metricsPath)
+    {
+        if (!File.Exists(metricsPath)) return null;
+        string? last = File.ReadLines(metricsPath).LastOrDefault(l => l.Length > 0);
+        if (last is null) return null;
+        try
+        {
+            var row = JsonNode.Parse(last);
+            if ((string?)row?["type"] != "stop") return null;
+            string? reason = (string?)row["reason"];
+            foreach (var outcome in Enum.GetValues<RunOutcome>())
+                if (Reason(outcome) == reason) return (outcome, (long?)row["step"] ?? 0);
+            return null;
+        }
+        catch (System.Text.Json.JsonException) { return null; }
     }
 
     private static double Now() => Math.Round(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0, 3);

@@ -80,10 +80,4 @@ public sealed class RunContext
 
     internal string? StopReason { get; private set; }
 
-    /// <summary>
-    /// Writes checkpoint <paramref name="which"/> ("last" or "best") now. Only valid where the state is consistent:
-    /// in <see cref="IRunCallback.EpochCompleted"/>, in <see cref="IRunCallback.RunEnded"/> for a completed or
-    /// interrupted run, or after <see cref="RequestCheckpoint"/> (the loop calls back at a consistent point).
-    /// </summary>
-    public void SaveCheckpoint(string which) => _loop.Save(which);
 }

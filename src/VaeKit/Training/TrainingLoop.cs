@@ -43,6 +43,7 @@ internal sealed class TrainingLoop
     private readonly long _totalSteps;
     private readonly int _readbackEvery;
     private readonly Stopwatch _runClock = Stopwatch.StartNew();
+    private readonly Stopwatch _sinceSave = Stopwatch.StartNew();     // since "last" was written: the timed checkpoint
     private readonly double _elapsedBefore;
 
     public TrainingLoop(RunStore store, RunConfig config, Trainer trainer, Device device, Data.LoadedDataset data,
@@ -122,7 +123,8 @@ internal sealed class TrainingLoop
                 pending.Add((Trainer.BatchUpdateDeferred(x, checkFirst: _readbackEvery == 1), batch));
             }
             bool stopping = cancellationToken.IsCancellationRequested || Context.StopReason is not null;
-            if (pending.Count >= _readbackEvery || batch + 1 == to || stopping || Context.CheckpointRequested)
+            bool checkpointDue = Context.CheckpointRequested || _sinceSave.Elapsed.TotalMinutes >= train.CheckpointMinutes;
+            if (pending.Count >= _readbackEvery || batch + 1 == to || stopping || checkpointDue)
             {
                 var divergence = ReadBack(pending, epoch, plan.BatchSize, rate);
                 if (divergence is not null)
@@ -131,7 +133,7 @@ internal sealed class TrainingLoop
             }
             if (stopping)
                 return new RunEnd(RunOutcome.Interrupted, Trainer.Step, epoch + 1, validation, Position.BestLoss, Context.StopReason);
-            if (Context.CheckpointRequested)
+            if (checkpointDue || Context.CheckpointRequested)   // every step read back: the weights are finite
                 Save("last");
         }
         return null;
@@ -158,7 +160,9 @@ internal sealed class TrainingLoop
         return divergence;
     }
 
-    /// <summary>Validation, then the epoch's callbacks (grids, checkpoints, metrics rows, …) with "best" decided.</summary>
+    /// <summary>Validation, then the epoch's callbacks (grids, metrics rows, …) with "best" decided, then the epoch's
+    /// checkpoints: best.ckpt when its validation loss (train loss without a validation split) is the lowest so far,
+    /// and last.ckpt always.</summary>
     private EvalMetrics? EndEpoch(int epoch, double seconds)
     {
         int n = Math.Max(1, Position.EpochSteps);
@@ -175,6 +179,8 @@ internal sealed class TrainingLoop
             BestStep = isBest ? Trainer.Step : Position.BestStep,
         };
         _callbacks.EpochCompleted(new EpochReport(epoch + 1, _config.Train.Epochs, Trainer.Step, trainMeans, validation, isBest, seconds));
+        if (isBest) Save("best");
+        Save("last");
         return validation;
     }
 
@@ -186,8 +192,12 @@ internal sealed class TrainingLoop
         return new RunEnd(RunOutcome.Diverged, Position.Step + 1, epoch + 1, validation, Position.BestLoss, e.Message + kept);
     }
 
+    /// <summary>An interrupted run saves "last" first (a diverged one saves nothing: its weights are not valid), then
+    /// every callback hears how the run ended.</summary>
     private RunResult End(RunEnd end)
     {
+        if (end.Outcome == RunOutcome.Interrupted && Context.LastSavedStep != Trainer.Step)
+            Save("last");
         _callbacks.RunEnded(end);
         string? message = end.Outcome switch
         {
@@ -226,6 +236,7 @@ internal sealed class TrainingLoop
         {
             Context.LastSavedStep = Trainer.Step;
             Context.CheckpointRequested = false;
+            _sinceSave.Restart();
         }
         _callbacks.CheckpointSaved(new CheckpointSaved(which, path, Trainer.Step, Position.Epoch));
     }

@@ -167,7 +167,7 @@ public static class TrainingRun
 
     /// <summary>The standard outputs, then the caller's callbacks, then report.html (which reads the others' files).</summary>
     private static CallbackList Compose(TrainOptions options) =>
-        new([new EpochGrids(), new Checkpoints(), new MetricsFile(), new TensorBoardLogger(), .. options.Callbacks, new HtmlReportWriter()]);
+        new([new EpochGrids(), new MetricsFile(), new TensorBoardLogger(), .. options.Callbacks, new HtmlReportWriter()]);
 
     private static RunResult Run(RunStore store, RunConfig config, LoadedDataset data, Trainer trainer, Device device,
                                  CheckpointHeader position, CallbackList callbacks, bool resumed, CancellationToken cancellationToken)

@@ -47,8 +47,8 @@ public sealed record StepReport(int Epoch, int Batch, StepMetrics Metrics, doubl
 
 /// <summary>
 /// End of an epoch: train means over its steps by name, the validation metrics (null without a validation split),
-/// whether it is the best so far. <see cref="Images"/> collects the image files callbacks wrote for this epoch, by
-/// name ("reconstruction", "samples"), for the callbacks after them (TensorBoard, W&amp;B, the console).
+/// whether it is the best so far. <see cref="Images"/> holds the image files the loop wrote for this epoch, by name
+/// ("reconstruction", "samples"), for the outputs (TensorBoard, W&amp;B, the console).
 /// </summary>
 public sealed record EpochReport(
     int Epoch, int Epochs, long Step, IReadOnlyDictionary<string, double> Train, EvalMetrics? Validation, bool IsBest, double Seconds)
@@ -60,7 +60,7 @@ public sealed record EpochReport(
     /// <summary>Mean KL per image over the epoch, nats (0 for a model without a KL term).</summary>
     public double TrainKl => Train.GetValueOrDefault(Models.MetricNames.Kl);
 
-    /// <summary>Image files written for this epoch, by name; filled by the callbacks that write them.</summary>
+    /// <summary>Image files written for this epoch, by name; filled by the loop before the outputs hear of the epoch.</summary>
     public Dictionary<string, string> Images { get; } = new();
 
     /// <summary>The reconstruction grid's path, if one was written.</summary>

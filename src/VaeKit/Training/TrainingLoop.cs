@@ -39,7 +39,10 @@ internal sealed class TrainingLoop
 
     private readonly RunStore _store;
     private readonly RunConfig _config;
-    private readonly CallbackList _callbacks;
+    private readonly CallbackList _family;      // the model family's own callbacks (VaeModel.Callbacks): first, always
+    private readonly CallbackList _outputs;     // metrics.jsonl, TensorBoard, the caller's, report.html
+    private readonly CallbackList _callbacks;   // both, in that order, for the events whose order nothing depends on
+    private EpochGrids? _grids;
     private readonly long _totalSteps;
     private readonly int _readbackEvery;
     private readonly Stopwatch _runClock = Stopwatch.StartNew();
@@ -61,7 +64,9 @@ internal sealed class TrainingLoop
         {
             LastSavedStep = position.Step > 0 ? position.Step : null,
         };
-        _callbacks = new CallbackList([.. trainer.Model.Callbacks(), .. callbacks]);
+        _family = new CallbackList([.. trainer.Model.Callbacks()]);
+        _outputs = new CallbackList([.. callbacks]);
+        _callbacks = new CallbackList([_family, _outputs]);
     }
 
     public Trainer Trainer { get; }
@@ -77,6 +82,7 @@ internal sealed class TrainingLoop
             Trainer.Step, Context.Resumed) { Context = Context });
         var rate = new RateMeter();
         EvalMetrics? validation = null;
+        using var grids = _grids = new EpochGrids(Context);
         try
         {
             for (int epoch = Position.Epoch; epoch < train.Epochs && Trainer.Step < _totalSteps; epoch++)
@@ -160,9 +166,11 @@ internal sealed class TrainingLoop
         return divergence;
     }
 
-    /// <summary>Validation, then the epoch's callbacks (grids, metrics rows, …) with "best" decided, then the epoch's
-    /// checkpoints: best.ckpt when its validation loss (train loss without a validation split) is the lowest so far,
-    /// and last.ckpt always.</summary>
+    /// <summary>
+    /// The end of an epoch, in this order: validation and "best" decided; the family's callbacks; the epoch's grids;
+    /// its checkpoints (best.ckpt when the validation loss, or the train loss without a validation split, is the
+    /// lowest so far; last.ckpt always); then the outputs' callbacks (metrics rows, TensorBoard, W&amp;B, …).
+    /// </summary>
     private EvalMetrics? EndEpoch(int epoch, double seconds)
     {
         int n = Math.Max(1, Position.EpochSteps);
@@ -178,9 +186,12 @@ internal sealed class TrainingLoop
             BestLoss = isBest ? score : Position.BestLoss,
             BestStep = isBest ? Trainer.Step : Position.BestStep,
         };
-        _callbacks.EpochCompleted(new EpochReport(epoch + 1, _config.Train.Epochs, Trainer.Step, trainMeans, validation, isBest, seconds));
+        var report = new EpochReport(epoch + 1, _config.Train.Epochs, Trainer.Step, trainMeans, validation, isBest, seconds);
+        _family.EpochCompleted(report);                  // the family's own epoch work first (the VQ-VAE fits its code prior)
+        foreach (var (name, path) in _grids!.Write(epoch + 1)) report.Images[name] = path;
         if (isBest) Save("best");
         Save("last");
+        _outputs.EpochCompleted(report);                 // then every output, with the grids and checkpoints on disk
         return validation;
     }
 
@@ -192,13 +203,14 @@ internal sealed class TrainingLoop
         return new RunEnd(RunOutcome.Diverged, Position.Step + 1, epoch + 1, validation, Position.BestLoss, e.Message + kept);
     }
 
-    /// <summary>An interrupted run saves "last" first (a diverged one saves nothing: its weights are not valid), then
-    /// every callback hears how the run ended.</summary>
+    /// <summary>The family's callbacks hear how the run ended; an interrupted run then saves "last" (a diverged one
+    /// saves nothing: its weights are not valid); then the outputs hear it.</summary>
     private RunResult End(RunEnd end)
     {
+        _family.RunEnded(end);                           // e.g. a VQ-VAE stopped before its first epoch fits its prior
         if (end.Outcome == RunOutcome.Interrupted && Context.LastSavedStep != Trainer.Step)
             Save("last");
-        _callbacks.RunEnded(end);
+        _outputs.RunEnded(end);
         string? message = end.Outcome switch
         {
             RunOutcome.Interrupted => $"{(end.Message is string why ? why + "; i" : "I")}nterrupted at step {Trainer.Step}; " +

@@ -165,9 +165,10 @@ public static class TrainingRun
         }
     }
 
-    /// <summary>The standard outputs, then the caller's callbacks, then report.html (which reads the others' files).</summary>
+    /// <summary>The standard outputs, then the caller's callbacks, then report.html (which reads the others' files). The
+    /// epoch grids and the checkpoints are the loop's own work, done before any output hears of the epoch.</summary>
     private static CallbackList Compose(TrainOptions options) =>
-        new([new EpochGrids(), new MetricsFile(), new TensorBoardLogger(), .. options.Callbacks, new HtmlReportWriter()]);
+        new([new MetricsFile(), new TensorBoardLogger(), .. options.Callbacks, new HtmlReportWriter()]);
 
     private static RunResult Run(RunStore store, RunConfig config, LoadedDataset data, Trainer trainer, Device device,
                                  CheckpointHeader position, CallbackList callbacks, bool resumed, CancellationToken cancellationToken)

@@ -47,6 +47,46 @@ public class TrainingRunTests
         }
     }
 
+    /// <summary>What an output sees when it hears of an epoch: the grids and that epoch's checkpoints already on disk.</summary>
+    private sealed class EpochWitness : IRunCallback
+    {
+        public List<string> Seen { get; } = [];
+        private RunContext? _run;
+        public void RunStarted(RunStart start) => _run = start.Context;
+        public void EpochCompleted(EpochReport report)
+        {
+            long last = Checkpoint.ReadHeader(_run!.Directory.Last).Step;
+            bool grids = report.ReconstructionGrid is string r && File.Exists(r) && report.SampleGrid is string g && File.Exists(g);
+            bool best = !report.IsBest || Checkpoint.ReadHeader(_run.Directory.Best).Step == report.Step;
+            Seen.Add($"epoch {report.Epoch}: last at {last} of {report.Step}, grids {grids}, best {best}");
+        }
+    }
+
+    [Fact]
+    public void Outputs_hear_of_an_epoch_after_its_grids_and_checkpoints_are_written()
+    {
+        using var dir = new TempDir();
+        var witness = new EpochWitness();
+        var result = TrainingRun.Train(SmallRun("w", dir["cache"]), new TrainOptions { RunsDirectory = dir["runs"], Callbacks = [witness] }, CancellationToken.None);
+        Assert.Equal(RunOutcome.Completed, result.Outcome);
+        Assert.Equal(["epoch 1: last at 5 of 5, grids True, best True", "epoch 2: last at 10 of 10, grids True, best True", "epoch 3: last at 15 of 15, grids True, best True"],
+                     witness.Seen);
+    }
+
+    [Fact]
+    public void A_vq_vae_stopped_before_its_first_epoch_end_leaves_a_checkpoint_that_samples()
+    {
+        using var dir = new TempDir();
+        var config = SmallRun("vq", dir["cache"]);
+        config = config with { Model = config.Model with { Kind = ModelKinds.VqVae } };
+        using var cancel = new CancellationTokenSource();
+        var stopped = TrainingRun.Train(config, new TrainOptions { RunsDirectory = dir["runs"], Callbacks = [new CancelAt(2, cancel)] }, cancel.Token);
+        Assert.Equal(RunOutcome.Interrupted, stopped.Outcome);
+        using var trained = TrainedModel.Load(stopped.Directory, "last");
+        using var samples = trained.Sample(4, 1.0, seed: 0);          // the family fitted its code prior before the save
+        Assert.Equal(4, samples.shape[0]);
+    }
+
     [Theory]
     [InlineData(null)]   // the CPU default: every step read back at once
     [InlineData(3)]      // the GPU way: steps queued and read back in windows (windows of 3 in 5-step epochs)

@@ -8,33 +8,31 @@ namespace VaeKit.Training;
 /// At each epoch end, runs/NAME/images/epoch_NNN_reconstruction.png (32 validation originals above their
 /// reconstructions, the same images every epoch) and epoch_NNN_samples.png (64 decodes of a draw from the prior with
 /// the same seed every epoch: one fixed draw for a fixed prior such as N(0, I); a prior fitted during training, like
-/// the VQ-VAE's, is drawn as it stands at that epoch); their paths go into <see cref="EpochReport.Images"/> for the
-/// callbacks after this one.
+/// the VQ-VAE's, is drawn as it stands at that epoch). The training loop writes them after the family's own epoch work
+/// and hands their paths to every output in <see cref="EpochReport.Images"/>.
 /// </summary>
-public sealed class EpochGrids : IRunCallback, IDisposable
+internal sealed class EpochGrids : IDisposable
 {
     private const int Columns = 8;
     private const int ReconstructionImages = 32;
     private const int SampleImages = 64;
 
-    private RunContext? _run;
+    private readonly RunContext _run;
     private Tensor? _gridImages;    // fixed images for the reconstruction grid
 
-    /// <inheritdoc/>
-    public void RunStarted(RunStart start)
+    public EpochGrids(RunContext run)
     {
-        _run = start.Context ?? throw new InvalidOperationException("EpochGrids needs a run context");
+        _run = run;
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var source = _run.ValidationImages.Count > 0 ? _run.ValidationImages : _run.TrainImages;
         _gridImages = DecodedImages.ToModelInput(source.Pixels.narrow(0, 0, Math.Min(ReconstructionImages, source.Count)), _run.Device).DetachFromDisposeScope();
     }
 
-    /// <inheritdoc/>
-    public void EpochCompleted(EpochReport report)
+    /// <summary>Writes epoch <paramref name="epoch"/>'s two grids; their paths by name ("reconstruction", "samples").</summary>
+    public IReadOnlyDictionary<string, string> Write(int epoch)
     {
-        if (_run is null) return;
-        string reconstruction = _run.Directory.ReconstructionGrid(report.Epoch), samples = _run.Directory.SampleGrid(report.Epoch);
+        string reconstruction = _run.Directory.ReconstructionGrid(epoch), samples = _run.Directory.SampleGrid(epoch);
         using (var scope = NewDisposeScope())
         using (var noGrad = no_grad())
         {
@@ -47,12 +45,8 @@ public sealed class EpochGrids : IRunCallback, IDisposable
             var sampleZ = model.SamplePrior(SampleImages, 1.0, generator, _run.Device);
             ImageGrid.SavePng(ImageGrid.Make(model.Decode(sampleZ), Columns, scale: scale), samples);
         }
-        report.Images["reconstruction"] = reconstruction;
-        report.Images["samples"] = samples;
+        return new Dictionary<string, string> { ["reconstruction"] = reconstruction, ["samples"] = samples };
     }
-
-    /// <inheritdoc/>
-    public void RunEnded(RunEnd end) => Dispose();
 
     /// <inheritdoc/>
     public void Dispose()

@@ -58,8 +58,7 @@ internal static class ConsoleListeners
     /// after <paramref name="lead"/>; the terms every model has (loss, reconstruction, mse, psnr) are shown elsewhere.</summary>
     internal static string Terms(IReadOnlyDictionary<string, double> values, string lead)
     {
-        var own = values.Where(kv => kv.Key is not (MetricNames.Loss or MetricNames.Reconstruction or MetricNames.Mse or MetricNames.Psnr
-                                                    or MetricNames.KlWeight or MetricNames.LearningRate or MetricNames.GradNorm))
+        var own = values.Where(kv => MetricNames.IsTerm(kv.Key) && kv.Key is not (MetricNames.Loss or MetricNames.Reconstruction or MetricNames.Mse))
                         .Select(kv => $"{kv.Key} {kv.Value:F2}").ToList();
         return own.Count == 0 ? "" : (lead.Length > 0 ? lead : "") + string.Join(", ", own);
     }

@@ -349,7 +349,7 @@ public static class Evaluator
                 FdNet = frechet is null ? null : fd!.Network.Source,
                 FdNote = frechet is null ? null : fd!.Note,
                 FdSeconds = frechet is null ? null : Math.Round(fdClock.Elapsed.TotalSeconds, 2),
-                Terms = terms.Result().Values.Where(kv => kv.Key is not (MetricNames.Loss or MetricNames.Psnr)).ToDictionary(),
+                Terms = terms.Result().Values.Where(kv => MetricNames.IsTerm(kv.Key) && kv.Key != MetricNames.Loss).ToDictionary(),
                 CodeStatistics = codeStatistics.Count > 0 ? codeStatistics : null,
                 Seconds = clock.Elapsed.TotalSeconds,
             };

@@ -37,16 +37,31 @@ public static class MetricNames
         new(Reconstruction, "Reconstruction"),
         new(Kl, "KL"),
         new(Mse, "MSE per pixel"),
-        new(Psnr, "PSNR (dB)"),
-        new(LearningRate, "Learning rate", Validated: false),
-        new(KlWeight, "KL weight in effect", Charted: false),
-        new(GradNorm, "Gradient norm", Charted: false),
-        new(ImagesPerSecond, "Images per second", Charted: false),
+        new(Psnr, "PSNR (dB)", Kind: MetricKind.Derived),
+        new(LearningRate, "Learning rate", Validated: false, Kind: MetricKind.Step),
+        new(KlWeight, "KL weight in effect", Charted: false, Kind: MetricKind.Step),
+        new(GradNorm, "Gradient norm", Charted: false, Kind: MetricKind.Step),
+        new(ImagesPerSecond, "Images per second", Charted: false, Kind: MetricKind.Step),
     ];
+
+    /// <summary>Whether <paramref name="name"/> is a batch mean that epochs and evaluations average (an objective term
+    /// or a family's number); false for the derived and per-step numbers declared in <see cref="Standard"/>.</summary>
+    public static bool IsTerm(string name) => Standard.FirstOrDefault(m => m.Name == name) is not { Kind: not MetricKind.Term };
 }
 
 /// <summary>
 /// A number a run reports, declared once for every output that shows it: its key in metrics.jsonl (train rows; epoch
 /// rows add val_/train_), its title, whether report.html charts it, and whether epoch rows carry a validation value.
 /// </summary>
-public sealed record MetricInfo(string Name, string Title, bool Charted = true, bool Validated = true);
+public sealed record MetricInfo(string Name, string Title, bool Charted = true, bool Validated = true, MetricKind Kind = MetricKind.Term);
+
+/// <summary>How a number is reduced over an epoch or an evaluation.</summary>
+public enum MetricKind
+{
+    /// <summary>A batch mean (a term of the objective, a family's diagnostic): averaged over the epoch's steps.</summary>
+    Term,
+    /// <summary>Computed from other numbers (PSNR from the MSE), so computed again from their means, never averaged.</summary>
+    Derived,
+    /// <summary>A fact about the step (learning rate, KL weight, gradient norm, throughput): not averaged.</summary>
+    Step,
+}

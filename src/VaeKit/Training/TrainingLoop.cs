@@ -155,7 +155,7 @@ internal sealed class TrainingLoop
             var step = steps[i];
             var sums = Position.EpochSums is null ? new Dictionary<string, double>() : new Dictionary<string, double>(Position.EpochSums);
             foreach (var (name, value) in step.Values)
-                if (name is not (MetricNames.Psnr or MetricNames.KlWeight or MetricNames.LearningRate or MetricNames.GradNorm))
+                if (MetricNames.IsTerm(name))
                     sums[name] = sums.GetValueOrDefault(name) + value;
             Position = Position with { Step = step.Step, Epoch = epoch, BatchInEpoch = pending[i].Batch + 1, EpochSums = sums, EpochSteps = Position.EpochSteps + 1 };
             TimeSpan? eta = rate.SecondsPerStep is double s ? TimeSpan.FromSeconds(s * (_totalSteps - step.Step)) : null;

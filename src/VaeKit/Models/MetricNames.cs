@@ -44,6 +44,13 @@ public static class MetricNames
         new(ImagesPerSecond, "Images per second", Charted: false, Kind: MetricKind.Step),
     ];
 
+    /// <summary>Adds the derived numbers to a set of reduced values (a step's, an epoch's means, an evaluation's): PSNR
+    /// from the MSE, computed from the reduced MSE rather than averaged.</summary>
+    public static void AddDerived(IDictionary<string, double> values)
+    {
+        if (values.TryGetValue(Mse, out double mse)) values[Psnr] = Losses.Psnr(mse);
+    }
+
     /// <summary>Whether <paramref name="name"/> is a batch mean that epochs and evaluations average (an objective term
     /// or a family's number); false for the derived and per-step numbers declared in <see cref="Standard"/>.</summary>
     public static bool IsTerm(string name) => Standard.FirstOrDefault(m => m.Name == name) is not { Kind: not MetricKind.Term };

@@ -247,7 +247,7 @@ public sealed class Trainer : IDisposable
     {
         var named = new Dictionary<string, double>(s.Terms.Count + 5) { [MetricNames.Loss] = values[0] };
         for (int i = 0; i < s.Terms.Count; i++) named[s.Terms[i]] = values[i + 1];
-        if (named.TryGetValue(MetricNames.Mse, out double mse)) named[MetricNames.Psnr] = Losses.Psnr(mse);
+        MetricNames.AddDerived(named);
         named[MetricNames.KlWeight] = s.KlWeight;
         named[MetricNames.LearningRate] = s.LearningRate;
         named[MetricNames.GradNorm] = values[^1];
@@ -419,7 +419,7 @@ public sealed class MetricSums
     {
         if (Images == 0) throw new InvalidOperationException("no images were evaluated");
         var values = _order.ToDictionary(name => name, name => _sums[name] / Images);
-        if (values.TryGetValue(MetricNames.Mse, out double mse)) values[MetricNames.Psnr] = Losses.Psnr(mse);
+        MetricNames.AddDerived(values);
         return new EvalMetrics(values, Images);
     }
 }

@@ -175,7 +175,7 @@ internal sealed class TrainingLoop
     {
         int n = Math.Max(1, Position.EpochSteps);
         var trainMeans = (Position.EpochSums ?? new Dictionary<string, double>()).ToDictionary(kv => kv.Key, kv => kv.Value / n);
-        if (trainMeans.TryGetValue(MetricNames.Mse, out double mse)) trainMeans[MetricNames.Psnr] = Losses.Psnr(mse);
+        MetricNames.AddDerived(trainMeans);
         var images = Context.ValidationImages;
         EvalMetrics? validation = images.Count > 0 ? Trainer.Evaluate(images, _config.Train.BatchSize, Context.Device) : null;
         double score = validation?.Loss ?? trainMeans.GetValueOrDefault(MetricNames.Loss);

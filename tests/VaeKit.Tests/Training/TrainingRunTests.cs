@@ -71,6 +71,11 @@ public class TrainingRunTests
         Assert.Equal(RunOutcome.Completed, result.Outcome);
         Assert.Equal(["epoch 1: last at 5 of 5, grids True, best True", "epoch 2: last at 10 of 10, grids True, best True", "epoch 3: last at 15 of 15, grids True, best True"],
                      witness.Seen);
+        // An epoch row names the weight its validation loss used as val_kl_weight; kl_weight is the train rows' (the step's).
+        var epochs = File.ReadAllLines(Path.Combine(result.Directory, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+                         .Where(r => r.GetProperty("type").GetString() == "epoch").ToList();
+        Assert.All(epochs, r => Assert.Equal(new TrainConfig().KlWeight, r.GetProperty("val_kl_weight").GetDouble()));
+        Assert.All(epochs, r => Assert.False(r.TryGetProperty("kl_weight", out _)));
     }
 
     [Fact]

@@ -39,7 +39,9 @@ public sealed class MetricsFile : IRunCallback, IDisposable
         if (_log is null) return;
         var row = new JsonObject { ["type"] = "epoch", ["epoch"] = report.Epoch, ["step"] = report.Step };
         foreach (var (name, value) in report.Train) row["train_" + name] = value;
-        row[MetricNames.KlWeight] = _run!.Config.Train.KlWeight;
+        // kl_weight always means the weight in effect: in train rows the step's (after any schedule); here the one the
+        // validation loss was computed with, which is the configured weight, hence val_.
+        row["val_" + MetricNames.KlWeight] = _run!.Config.Train.KlWeight;
         row["seconds"] = report.Seconds;
         row["time"] = Now();
         if (report.Validation is { } validation)

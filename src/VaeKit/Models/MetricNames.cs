@@ -53,7 +53,10 @@ public static class MetricNames
 
     /// <summary>Whether <paramref name="name"/> is a batch mean that epochs and evaluations average (an objective term
     /// or a family's number); false for the derived and per-step numbers declared in <see cref="Standard"/>.</summary>
-    public static bool IsTerm(string name) => Standard.FirstOrDefault(m => m.Name == name) is not { Kind: not MetricKind.Term };
+    public static bool IsTerm(string name) => !NotTerms.Contains(name);
+
+    // Asked for every number of every step: a set, not a search of Standard.
+    private static readonly HashSet<string> NotTerms = Standard.Where(m => m.Kind != MetricKind.Term).Select(m => m.Name).ToHashSet(StringComparer.Ordinal);
 }
 
 /// <summary>

@@ -25,8 +25,8 @@ public sealed class AggregateGaussianPriorKind : IPriorKind
 
     public string Name => KindName;
 
-    public string? Inapplicable(VaeModel model) =>
-        model is MlpVae ? null : $"{KindName} is the mlp-vae family's prior; this run is a {model.Config.Kind}.";
+    public SettingText? Inapplicable(VaeModel model) =>
+        model is MlpVae ? null : SettingText.Plain($"{KindName} is the mlp-vae family's prior; this run is a {model.Config.Kind}.");
 
     public (IFittedPrior Prior, JsonObject Settings, Dictionary<string, double> Figures) Fit(
         TrainedModel model, LoadedDataset data, string directory, PriorFitOptions options, CancellationToken cancellationToken)

@@ -1,44 +1,94 @@
-using System.Text.RegularExpressions;
+using System.CommandLine;
+using System.Runtime.CompilerServices;
 
 namespace VaeKit.Cli;
 
 /// <summary>
-/// The library names settings by their place in config.json (<c>train.learning_rate</c>); the command line speaks in
-/// flags (<c>--lr</c>). Messages from the library pass through <see cref="ToFlags"/> before a user sees them.
+/// The library names settings by typed keys (<see cref="Settings.Train.LearningRate"/>, <c>train.learning_rate</c>); the
+/// command line speaks in flags (<c>--lr</c>). Each option says which key it sets where it is defined
+/// (<c>new Option&lt;double&gt;("--lr").Sets(Settings.Train.LearningRate)</c>); a command's table of key → flag is
+/// read off its options, so a message is rendered in the flags of the command that ran, and an advised
+/// <see cref="Operation"/> in the flags of the command it names. A key no option sets (e.g. <c>train.beta1</c>, only in
+/// config.json) keeps its config.json name.
 /// </summary>
-internal static partial class SettingFlags
+internal static class SettingFlags
 {
-    private static readonly Dictionary<string, string> Flags = new(StringComparer.Ordinal)
+    private static readonly ConditionalWeakTable<Option, StrongBox<SettingKey>> Keys = new();
+
+    /// <summary>Declares that <paramref name="option"/> sets <paramref name="key"/>.</summary>
+    public static T Sets<T>(this T option, SettingKey key) where T : Option
     {
-        ["train.epochs"] = "--epochs", ["train.batch_size"] = "--batch-size", ["train.learning_rate"] = "--lr",
-        ["train.kl_weight"] = "--kl-weight", ["train.kl_schedule"] = "--kl-schedule", ["train.free_bits"] = "--free-bits",
-        ["train.weight_decay"] = "--weight-decay", ["train.warmup_steps"] = "--warmup", ["train.grad_clip"] = "--grad-clip",
-        ["train.max_steps"] = "--max-steps", ["train.log_every"] = "--log-every", ["train.seed"] = "--seed",
-        ["data.source"] = "--data", ["data.channels"] = "--channels", ["data.validation_fraction"] = "--val-fraction",
-        ["runtime.threads"] = "--threads", ["runtime.device"] = "--device", ["runtime.precision"] = "--precision",
-        ["model.kind"] = "--model", ["model.widths"] = "--widths", ["model.blocks"] = "--blocks", ["model.latent"] = "--latent",
-        ["model.image_size"] = "--image-size", ["model.groups"] = "--groups", ["model.norm"] = "--norm",
-        ["model.options"] = "--model-option",
-        ["run.name"] = "--name", ["run.runs_directory"] = "--runs-dir",
-        ["resume.run_directory"] = "--resume", ["resume.allow_data_change"] = "--allow-data-change", ["resume.from"] = "--resume-from",
-        ["sample.n"] = "--n", ["sample.temperature"] = "--temperature", ["reconstruct.n"] = "--n",
-        ["interpolate.pairs"] = "--pairs", ["interpolate.steps"] = "--steps",
-        ["traverse.dims"] = "--dims", ["traverse.steps"] = "--steps", ["traverse.image"] = "--image",
-    };
+        Keys.AddOrUpdate(option, new StrongBox<SettingKey>(key));
+        return option;
+    }
 
-    /// <summary>The flag of a setting key (train.learning_rate → --lr).</summary>
-    public static string FlagOf(string key) =>
-        Flags.TryGetValue(key, out var flag) ? flag : throw new ArgumentException($"No flag sets {key}.", nameof(key));
+    /// <summary>The key <paramref name="option"/> sets, if it sets one.</summary>
+    public static SettingKey? KeyOf(Option option) => Keys.TryGetValue(option, out var key) ? key.Value : null;
 
-    /// <summary>Every known setting name in <paramref name="message"/> replaced by its flag; a family option
-    /// <c>model.options.KEY</c> becomes <c>--model-option KEY</c>.</summary>
-    public static string ToFlags(string message) =>
-        SettingName().Replace(message, m =>
-            m.Value.StartsWith(FamilyOption, StringComparison.Ordinal) ? "--model-option " + m.Value[FamilyOption.Length..]
-            : Flags.TryGetValue(m.Value, out var flag) ? flag : m.Value);
+    /// <summary>Key → option for <paramref name="command"/>: its own options and the recursive ones of its ancestors.</summary>
+    public static IReadOnlyDictionary<SettingKey, Option> Table(Command command)
+    {
+        var table = new Dictionary<SettingKey, Option>();
+        foreach (var option in OptionsOf(command))
+            if (KeyOf(option) is SettingKey key)
+                table.TryAdd(key, option);
+        return table;
+    }
 
-    private const string FamilyOption = "model.options.";
+    /// <summary>The flag of <paramref name="key"/> in <paramref name="command"/>, or its config.json name when none sets it.</summary>
+    public static string FlagOf(Command command, SettingKey key) => Names(command).Name(key);
 
-    [GeneratedRegex(@"\b(?:model\.options\.[a-z_0-9]+|(?:train|data|runtime|model|run|resume|sample|reconstruct|interpolate|traverse)\.[a-z_]+)\b")]
-    private static partial Regex SettingName();
+    /// <summary><paramref name="text"/> in the flags of <paramref name="command"/>.</summary>
+    public static string Render(SettingText text, Command command) => text.Render(Names(command));
+
+    /// <summary>How <paramref name="command"/> names settings (and operations, by the sibling commands they name).</summary>
+    public static ISettingNames Names(Command command) => new CommandNames(command);
+
+    private static IEnumerable<Option> OptionsOf(Command command)
+    {
+        foreach (var option in command.Options) yield return option;
+        foreach (var parent in Ancestors(command))
+            foreach (var option in parent.Options.Where(o => o.Recursive))
+                yield return option;
+    }
+
+    private static IEnumerable<Command> Ancestors(Command command)
+    {
+        for (var parent = command.Parents.OfType<Command>().FirstOrDefault(); parent is not null; parent = parent.Parents.OfType<Command>().FirstOrDefault())
+            yield return parent;
+    }
+
+    private sealed class CommandNames(Command command) : ISettingNames
+    {
+        private readonly IReadOnlyDictionary<SettingKey, Option> _table = Table(command);
+
+        public string Name(SettingKey key)
+        {
+            if (_table.TryGetValue(key, out var option)) return option.Name;
+            if (key.ModelOptionName is string name && _table.TryGetValue(Settings.Model.Options, out var options))
+                return $"{options.Name} {name}";
+            return key.Path;
+        }
+
+        public string Name(SettingValue setting)
+        {
+            if (setting.Key.ModelOptionName is string name && _table.TryGetValue(Settings.Model.Options, out var options))
+                return $"{options.Name} {name}={setting.Value}";
+            if (!_table.TryGetValue(setting.Key, out var option)) return setting.ToString();
+            if (option.ValueType == typeof(bool) && setting.Value == "True") return option.Name;   // a switch: --slurm
+            return $"{option.Name} {Quote(setting.Value)}";
+        }
+
+        public string Name(Operation operation)
+        {
+            var root = Ancestors(command).LastOrDefault() ?? command;
+            var target = root.Subcommands.FirstOrDefault(c => c.Name == operation.Name);
+            if (target is null) return operation.ToString();
+            var names = new CommandNames(target);
+            return string.Join(' ', new[] { "vae", target.Name }.Concat(operation.Settings.Select(names.Name)));
+        }
+
+        private static string Quote(string value) => value.Length > 0 && value.All(c => !char.IsWhiteSpace(c) && c is not ('\'' or '"' or '$' or '`' or '\\'))
+            ? value : "'" + value.Replace("'", "'\\''") + "'";
+    }
 }

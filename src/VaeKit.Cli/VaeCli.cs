@@ -7,13 +7,13 @@ namespace VaeKit.Cli;
 /// <summary>Builds the command tree and maps outcomes to the documented exit codes (README "Exit codes").</summary>
 public static class VaeCli
 {
-    private static readonly Option<string?> LibTorch = new("--libtorch")
+    private static readonly Option<string?> LibTorch = new Option<string?>("--libtorch")
     {
         Description = "Use the libtorch of an existing PyTorch install (its torch/lib folder, or 'python'), e.g. for CUDA " +
                       "[env: VAEKIT_LIBTORCH]",
         Recursive = true,
         HelpName = "DIR|python",
-    };
+    }.Sets(Settings.Runtime.LibTorch);
 
     /// <summary>The whole command tree (also what docs/cli.md is generated from).</summary>
     internal static RootCommand CreateRoot(IAnsiConsole console)
@@ -75,12 +75,12 @@ public static class VaeCli
         }
         catch (BadInputException e)
         {
-            error.WriteLine($"error: {SettingFlags.ToFlags(e.Message)}");
+            error.WriteLine($"error: {SettingFlags.Render(e.Text, parse.CommandResult.Command)}");
             return ExitCodes.BadInput;
         }
         catch (Training.CheckpointWriteException e)   // a failure, said in user terms (what is intact, how to go on)
         {
-            error.WriteLine($"error: {e.Message}");
+            error.WriteLine($"error: {SettingFlags.Render(e.Text, parse.CommandResult.Command)}");
             return ExitCodes.Failure;
         }
         catch (OperationCanceledException)

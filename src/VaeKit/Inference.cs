@@ -53,8 +53,8 @@ public sealed class TrainedModel : IDisposable
     /// <paramref name="seed"/>.</summary>
     public Tensor Sample(int n, double temperature, int seed, string prior = Priors.PriorKinds.Standard)
     {
-        if (n <= 0) throw new BadInputException($"sample.n must be positive (got {n}).");
-        if (!(temperature >= 0)) throw new BadInputException($"sample.temperature must be 0 or more (got {temperature}).");
+        if (n <= 0) throw new BadInputException($"{Settings.Pictures.SampleCount} must be positive (got {n}).");
+        if (!(temperature >= 0)) throw new BadInputException($"{Settings.Pictures.Temperature} must be 0 or more (got {temperature}).");
         Require(ModelOperation.Sample);
         using var fitted = Prior(prior);
         return Decode(SampleCodes(fitted, n, temperature, seed));
@@ -105,7 +105,7 @@ public sealed class TrainedModel : IDisposable
     /// <summary>The first n images of a set and their reconstructions (decoded from the posterior mean).</summary>
     public (Tensor Originals, Tensor Reconstructions) Reconstruct(DecodedImages images, int n)
     {
-        if (n <= 0) throw new BadInputException($"reconstruct.n must be positive (got {n}).");
+        if (n <= 0) throw new BadInputException($"{Settings.Pictures.ReconstructCount} must be positive (got {n}).");
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var x = DecodedImages.ToModelInput(images.Pixels.narrow(0, 0, Math.Min(n, images.Count)), Device);
@@ -122,7 +122,7 @@ public sealed class TrainedModel : IDisposable
     /// </summary>
     public Tensor Interpolate(DecodedImages images, int pairs, int steps, bool spherical = false)
     {
-        if (pairs <= 0 || steps < 2) throw new BadInputException("interpolate.pairs must be positive and interpolate.steps at least 2.");
+        if (pairs <= 0 || steps < 2) throw new BadInputException($"{Settings.Pictures.Pairs} must be positive and {Settings.Pictures.InterpolationSteps} at least 2.");
         Require(ModelOperation.Interpolate);
         if (images.Count < 2 * pairs) throw new BadInputException($"Interpolating {pairs} pairs needs {2 * pairs} images; the data has {images.Count}.");
         using var scope = NewDisposeScope();

@@ -36,7 +36,7 @@ public static class LibTorchLocation
         string dir = Resolve(location);
         if (BundledLibTorch() is string bundled && bundled != dir)
             throw new BadInputException(
-                $"--libtorch {location}: this VaeKit build carries its own CPU libtorch ({bundled}), and TorchSharp would load " +
+                $"{Settings.Runtime.LibTorch} {location}: this VaeKit build carries its own CPU libtorch ({bundled}), and TorchSharp would load " +
                 "it beside the one asked for, which libtorch does not survive. Build or publish VaeKit with " +
                 "-p:LibTorch=external to leave the bundled copy out (docs/gpu.md).");
         foreach (var file in Order)
@@ -45,7 +45,7 @@ public static class LibTorchLocation
             if (!File.Exists(path))
             {
                 if (file is "libc10_cuda.so" or "libtorch_cuda.so") continue;   // a CPU-only PyTorch
-                throw new BadInputException($"--libtorch {location}: {path} is missing; that is not a complete libtorch.");
+                throw new BadInputException($"{Settings.Runtime.LibTorch} {location}: {path} is missing; that is not a complete libtorch.");
             }
             try
             {
@@ -53,7 +53,7 @@ public static class LibTorchLocation
             }
             catch (DllNotFoundException e)
             {
-                throw new BadInputException($"--libtorch {location}: cannot load {path}: {e.Message.Split('\n')[0]}", e);
+                throw new BadInputException($"{Settings.Runtime.LibTorch} {location}: cannot load {path}: {e.Message.Split('\n')[0]}", e);
             }
         }
         Loaded = dir;
@@ -70,13 +70,13 @@ public static class LibTorchLocation
 
     private static string Resolve(string location)
     {
-        if (string.IsNullOrWhiteSpace(location)) throw new BadInputException("--libtorch needs a folder (or 'python').");
+        if (string.IsNullOrWhiteSpace(location)) throw new BadInputException($"{Settings.Runtime.LibTorch} needs a folder (or 'python').");
         if (location == "python") location = AskPython();
         foreach (var candidate in new[] { location, Path.Combine(location, "lib") })
             if (File.Exists(Path.Combine(candidate, "libtorch_cpu.so")))
                 return Path.GetFullPath(candidate).TrimEnd('/');
         throw new BadInputException(
-            $"--libtorch {location}: no libtorch_cpu.so there or in its lib/ folder. Give PyTorch's torch/lib folder, e.g. " +
+            $"{Settings.Runtime.LibTorch} {location}: no libtorch_cpu.so there or in its lib/ folder. Give PyTorch's torch/lib folder, e.g. " +
             "$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')/lib, or 'python'.");
     }
 
@@ -93,12 +93,12 @@ public static class LibTorchLocation
             string error = python.StandardError.ReadToEnd().Trim();
             python.WaitForExit();
             if (python.ExitCode != 0 || output.Length == 0)
-                throw new BadInputException($"--libtorch python: python3 could not import torch ({error.Split('\n').LastOrDefault()}).");
+                throw new BadInputException($"{Settings.Runtime.LibTorch} python: python3 could not import torch ({error.Split('\n').LastOrDefault()}).");
             return output;
         }
         catch (System.ComponentModel.Win32Exception e)
         {
-            throw new BadInputException("--libtorch python: no python3 on PATH.", e);
+            throw new BadInputException($"{Settings.Runtime.LibTorch} python: no python3 on PATH.", e);
         }
     }
 }

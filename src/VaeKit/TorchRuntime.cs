@@ -9,7 +9,7 @@ public static class TorchRuntime
     /// <summary>Sets libtorch's intra-op thread count (process-wide); null = one per core.</summary>
     public static void SetThreads(int? threads)
     {
-        if (threads is <= 0) throw new BadInputException($"--threads must be positive (got {threads}).");
+        if (threads is <= 0) throw new BadInputException($"{Settings.Runtime.Threads} must be positive (got {threads}).");
         torch.set_num_threads(threads ?? Environment.ProcessorCount);
     }
 
@@ -23,11 +23,11 @@ public static class TorchRuntime
         {
             if (!cuda.is_available())
                 throw new BadInputException(
-                    "CUDA was asked for (--device cuda) but the libtorch this process loaded has no usable CUDA device " +
-                    "(this build ships the CPU libtorch). Use --device cpu or auto.");
+                    $"CUDA was asked for ({Settings.Runtime.Device} cuda) but the libtorch this process loaded has no usable CUDA device " +
+                    $"(this build ships the CPU libtorch). Use {Settings.Runtime.Device} cpu or auto.");
             return new Device(text);
         }
-        throw new BadInputException($"Unknown --device '{name}'. Use cpu, cuda or auto.");
+        throw new BadInputException($"Unknown {Settings.Runtime.Device} '{name}'. Use cpu, cuda or auto.");
     }
 
     /// <summary>
@@ -56,7 +56,7 @@ public static class TorchRuntime
         }
         catch (InvalidOperationException e)
         {
-            throw new BadInputException($"{(deterministic ? "--deterministic" : "--cudnn-benchmark")} cannot be used with this libtorch: {e.Message}");
+            throw new BadInputException($"{(deterministic ? Settings.Runtime.Deterministic : Settings.Runtime.CudnnBenchmark)} cannot be used with this libtorch: {e.Message}");
         }
     }
 

@@ -8,11 +8,11 @@ namespace VaeKit.Cli.Commands;
 /// <summary><c>vae bench</c>: steady-state training throughput and friends for one configuration.</summary>
 internal static class BenchCommand
 {
-    private static readonly Option<string> Device = new("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" };
-    private static readonly Option<int> Batch = new("--batch") { Description = "Batch size", DefaultValueFactory = _ => 64 };
-    private static readonly Option<int> Steps = new("--steps") { Description = "Timed training steps (rounded up to whole read-back windows on a GPU)", DefaultValueFactory = _ => 30 };
-    private static readonly Option<int> Warmup = new("--warmup") { Description = "Untimed steps first (at least 40 on a GPU)", DefaultValueFactory = _ => 5 };
-    private static readonly Option<int?> Threads = new("--threads") { Description = "CPU threads for libtorch [default: one per core]" };
+    private static readonly Option<string> Device = new Option<string>("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" }.Sets(Settings.Runtime.Device);
+    private static readonly Option<int> Batch = new Option<int>("--batch") { Description = "Batch size", DefaultValueFactory = _ => 64 }.Sets(Settings.Bench.Batch);
+    private static readonly Option<int> Steps = new Option<int>("--steps") { Description = "Timed training steps (rounded up to whole read-back windows on a GPU)", DefaultValueFactory = _ => 30 }.Sets(Settings.Bench.Steps);
+    private static readonly Option<int> Warmup = new Option<int>("--warmup") { Description = "Untimed steps first (at least 40 on a GPU)", DefaultValueFactory = _ => 5 }.Sets(Settings.Bench.Warmup);
+    private static readonly Option<int?> Threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch [default: one per core]" }.Sets(Settings.Runtime.Threads);
     private static readonly Option<bool> AsJson = new("--json") { Description = "Print the result as JSON" };
 
     public static Command Create(IAnsiConsole console)

@@ -16,11 +16,11 @@ internal static class DataCommand
 {
     public static Command Create(IAnsiConsole console)
     {
-        var data = new Option<string>("--data") { Description = "Images: a folder, a .zip, fashion-mnist[:DIR] or synthetic[:N]", DefaultValueFactory = _ => "synthetic" };
-        var size = new Option<int>("--image-size") { Description = "Image side in pixels", DefaultValueFactory = _ => 32 };
-        var channels = new Option<int?>("--channels") { Description = "1 (grey) or 3 (colour) [default: the data's]" };
-        var fraction = new Option<double>("--val-fraction") { Description = "Held-out validation fraction", DefaultValueFactory = _ => 0.05 };
-        var cacheDir = new Option<string?>("--cache-dir") { Description = "Decoded-dataset cache [default: $VAEKIT_CACHE, else $XDG_CACHE_HOME/vaekit, else ~/.cache/vaekit]" };
+        var data = new Option<string>("--data") { Description = "Images: a folder, a .zip, fashion-mnist[:DIR] or synthetic[:N]", DefaultValueFactory = _ => "synthetic" }.Sets(Settings.Data.Source);
+        var size = new Option<int>("--image-size") { Description = "Image side in pixels", DefaultValueFactory = _ => 32 }.Sets(Settings.Model.ImageSize);
+        var channels = new Option<int?>("--channels") { Description = "1 (grey) or 3 (colour) [default: the data's]" }.Sets(Settings.Data.Channels);
+        var fraction = new Option<double>("--val-fraction") { Description = "Held-out validation fraction", DefaultValueFactory = _ => 0.05 }.Sets(Settings.Data.ValidationFraction);
+        var cacheDir = new Option<string?>("--cache-dir") { Description = "Decoded-dataset cache [default: $VAEKIT_CACHE, else $XDG_CACHE_HOME/vaekit, else ~/.cache/vaekit]" }.Sets(Settings.Data.CacheDirectory);
         var noCache = new Option<bool>("--no-cache") { Description = "Decode; neither read nor write the cache" };
         var json = new Option<bool>("--json") { Description = "Print JSON instead of text" };
 

@@ -13,18 +13,18 @@ internal static class EvalCommand
 
     public static Command Create(IAnsiConsole console)
     {
-        var run = new Option<string>("--run") { Description = "Run directory written by vae train", Required = true };
-        var data = new Option<string?>("--data") { Description = "Images to evaluate, all of them [default: the run's validation split]" };
-        var samples = new Option<int>("--samples") { Description = "Posterior samples k per image for the ELBO and the importance-weighted NLL bound", DefaultValueFactory = _ => Defaults.ImportanceSamples };
-        var variance = new Option<double>("--decoder-variance") { Description = "σ² of the Gaussian decoder the likelihood is measured under (½: the training loss at kl_weight 1 is −ELBO − D/2·log π)", DefaultValueFactory = _ => Defaults.DecoderVariance };
-        var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N images [default: all]" };
+        var run = new Option<string>("--run") { Description = "Run directory written by vae train", Required = true }.Sets(Settings.Run.Directory);
+        var data = new Option<string?>("--data") { Description = "Images to evaluate, all of them [default: the run's validation split]" }.Sets(Settings.Data.Source);
+        var samples = new Option<int>("--samples") { Description = "Posterior samples k per image for the ELBO and the importance-weighted NLL bound", DefaultValueFactory = _ => Defaults.ImportanceSamples }.Sets(Settings.Eval.Samples);
+        var variance = new Option<double>("--decoder-variance") { Description = "σ² of the Gaussian decoder the likelihood is measured under (½: the training loss at kl_weight 1 is −ELBO − D/2·log π)", DefaultValueFactory = _ => Defaults.DecoderVariance }.Sets(Settings.Eval.DecoderVariance);
+        var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N images [default: all]" }.Sets(Settings.Eval.Limit);
         var seed = new Option<int>("--seed") { Description = "Seed of the posterior samples", DefaultValueFactory = _ => Defaults.Seed };
-        var prior = new Option<string>("--prior") { Description = "Prior of the generated samples: standard (the family's own) or one fitted by vae prior; a non-standard one writes RUN/eval-PRIOR.json", DefaultValueFactory = _ => Priors.PriorKinds.Standard };
+        var prior = new Option<string>("--prior") { Description = "Prior of the generated samples: standard (the family's own) or one fitted by vae prior; a non-standard one writes RUN/eval-PRIOR.json", DefaultValueFactory = _ => Priors.PriorKinds.Standard }.Sets(Settings.Eval.Prior);
         var fdNet = new Option<string?>("--fd-net") { Description = "Feature network of the image-space FD: fashion-mnist, faces, or a file of the contract in docs/fd.md [default: fashion-mnist for Fashion-MNIST, else faces]" };
-        var fdImages = new Option<int>("--fd-images") { Description = $"N of the FD: evaluation images and prior samples, at most {ImageFrechet.MaxImages} (0: no FD)", DefaultValueFactory = _ => Defaults.FdImages };
+        var fdImages = new Option<int>("--fd-images") { Description = $"N of the FD: evaluation images and prior samples, at most {ImageFrechet.MaxImages} (0: no FD)", DefaultValueFactory = _ => Defaults.FdImages }.Sets(Settings.Eval.FdImages);
         var json = new Option<bool>("--json") { Description = "Print the report as JSON instead of a table" };
-        var checkpoint = new Option<string>("--checkpoint") { Description = "best, last, or a checkpoint file", DefaultValueFactory = _ => "best" };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" };
+        var checkpoint = new Option<string>("--checkpoint") { Description = "best, last, or a checkpoint file", DefaultValueFactory = _ => "best" }.Sets(Settings.Run.Checkpoint);
+        var device = new Option<string>("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" }.Sets(Settings.Runtime.Device);
 
         var command = new Command("eval", "Measure a trained run: MSE, PSNR, SSIM, KL, active units, ELBO, NLL bound, latent Fréchet distance, and the image-space FD of prior samples, reconstructions and a real floor; writes RUN/eval.json.")
         {

@@ -13,8 +13,8 @@ internal static class ExportCommand
 {
     public static Command Create(IAnsiConsole console)
     {
-        var run = new Option<string>("--run") { Description = "Run directory written by vae train", Required = true };
-        var checkpoint = new Option<string>("--checkpoint") { Description = "best, last, or a checkpoint file", DefaultValueFactory = _ => "best" };
+        var run = new Option<string>("--run") { Description = "Run directory written by vae train", Required = true }.Sets(Settings.Run.Directory);
+        var checkpoint = new Option<string>("--checkpoint") { Description = "best, last, or a checkpoint file", DefaultValueFactory = _ => "best" }.Sets(Settings.Run.Checkpoint);
         var format = new Option<string>("--format") { Description = "File format (only safetensors)", DefaultValueFactory = _ => "safetensors" };
         var output = new Option<string?>("--out") { Description = "File to write [default: RUN/<checkpoint>.safetensors]" };
 

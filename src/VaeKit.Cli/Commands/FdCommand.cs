@@ -11,13 +11,13 @@ internal static class FdCommand
 {
     public static Command Create(IAnsiConsole console)
     {
-        var data = new Option<string>("--data") { Description = "First image set: a folder, a .zip, fashion-mnist[:DIR] or synthetic[:N]", Required = true };
+        var data = new Option<string>("--data") { Description = "First image set: a folder, a .zip, fashion-mnist[:DIR] or synthetic[:N]", Required = true }.Sets(Settings.Data.Source);
         var reference = new Option<string>("--reference") { Description = "Second image set, the same kinds", Required = true };
         var net = new Option<string?>("--net") { Description = "Feature network: fashion-mnist, faces, or a file of the contract in docs/fd.md [default: fashion-mnist when both sets are Fashion-MNIST, else faces]" };
-        var limit = new Option<int?>("--limit") { Description = $"Images per set, at most {ImageFrechet.MaxImages} [default: {ImageFrechet.MaxImages} or all]" };
+        var limit = new Option<int?>("--limit") { Description = $"Images per set, at most {ImageFrechet.MaxImages} [default: {ImageFrechet.MaxImages} or all]" }.Sets(Settings.Eval.Limit);
         var json = new Option<bool>("--json") { Description = "Print the result as JSON (key fd)" };
-        var cacheDir = new Option<string?>("--cache-dir") { Description = "Decoded-dataset cache (\"\" for none) [default: $VAEKIT_CACHE, else $XDG_CACHE_HOME/vaekit, else ~/.cache/vaekit]" };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" };
+        var cacheDir = new Option<string?>("--cache-dir") { Description = "Decoded-dataset cache (\"\" for none) [default: $VAEKIT_CACHE, else $XDG_CACHE_HOME/vaekit, else ~/.cache/vaekit]" }.Sets(Settings.Data.CacheDirectory);
+        var device = new Option<string>("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" }.Sets(Settings.Runtime.Device);
         var command = new Command("fd", "Fréchet distance between two image sets in a fixed feature network's features (lower: closer).")
         {
             data, reference, net, limit, json, cacheDir, device,

@@ -16,7 +16,7 @@ internal static class FdNetCommand
         var seed = new Option<int>("--seed") { Description = "Seed of the initialisation, batch order and flips", DefaultValueFactory = _ => defaults.Seed };
         var faces = new Option<int>("--face-images") { Description = "Faces: training images", DefaultValueFactory = _ => defaults.FaceTrainImages };
         var output = new Option<string>("--out") { Description = "Folder for fd-NAME.safetensors and fd-NAME.json (the shipped ones: src/VaeKit/Resources)", DefaultValueFactory = _ => "." };
-        var threads = new Option<int>("--threads") { Description = "libtorch CPU threads; the weights are reproducible at the same count", DefaultValueFactory = _ => 2 };
+        var threads = new Option<int>("--threads") { Description = "libtorch CPU threads; the weights are reproducible at the same count", DefaultValueFactory = _ => 2 }.Sets(Settings.Runtime.Threads);
 
         var train = new Command("train", "Train a feature network deterministically on the CPU and write its weights and record (recipe, test accuracy, SHA-256).")
         {

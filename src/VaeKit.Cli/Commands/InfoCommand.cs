@@ -10,9 +10,9 @@ namespace VaeKit.Cli.Commands;
 /// <summary><c>vae info</c>: the layer table and parameter count of a preset with overrides.</summary>
 internal static class InfoCommand
 {
-    private static readonly Option<int> Channels = new("--channels") { Description = "Input channels (3 colour, 1 grey)", DefaultValueFactory = _ => 3 };
+    private static readonly Option<int> Channels = new Option<int>("--channels") { Description = "Input channels (3 colour, 1 grey)", DefaultValueFactory = _ => 3 }.Sets(Settings.Data.Channels);
     private static readonly Option<bool> Memory = new("--memory") { Description = "Estimate GPU memory of training (fp32 and bf16) instead of the layer table" };
-    private static readonly Option<int> BatchSize = new("--batch-size") { Description = "With --memory: images per step", DefaultValueFactory = _ => new TrainConfig().BatchSize };
+    private static readonly Option<int> BatchSize = new Option<int>("--batch-size") { Description = "With --memory: images per step", DefaultValueFactory = _ => new TrainConfig().BatchSize }.Sets(Settings.Train.BatchSize);
     private static readonly Option<double> GpuGib = new("--gpu-gib") { Description = "With --memory: GPU size for the largest batch that fits, GiB", DefaultValueFactory = _ => 6 };
     private static readonly Option<int> Images = new("--images") { Description = "With --memory: decoded training images kept on the GPU (63,500 for the anime faces)", DefaultValueFactory = _ => 0 };
     private static readonly Option<bool> AsJson = new("--json") { Description = "Print JSON (config, params, layers) instead of a table" };

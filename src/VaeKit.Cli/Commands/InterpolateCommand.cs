@@ -10,9 +10,9 @@ internal static class InterpolateCommand
     public static Command Create(IAnsiConsole console)
     {
         var shared = new RunOptions();
-        var data = new Option<string?>("--data") { Description = "Images to take the pairs from [default: the run's validation split]" };
-        var pairs = new Option<int>("--pairs") { Description = "Number of image pairs (one row each)", DefaultValueFactory = _ => 8 };
-        var steps = new Option<int>("--steps") { Description = "Images per row, both ends included", DefaultValueFactory = _ => 10 };
+        var data = new Option<string?>("--data") { Description = "Images to take the pairs from [default: the run's validation split]" }.Sets(Settings.Data.Source);
+        var pairs = new Option<int>("--pairs") { Description = "Number of image pairs (one row each)", DefaultValueFactory = _ => 8 }.Sets(Settings.Pictures.Pairs);
+        var steps = new Option<int>("--steps") { Description = "Images per row, both ends included", DefaultValueFactory = _ => 10 }.Sets(Settings.Pictures.InterpolationSteps);
         var mode = new Option<string>("--mode") { Description = "linear, or slerp (spherical: keeps the code's norm, as prior samples have)", HelpName = "linear|slerp", DefaultValueFactory = _ => "linear" };
         mode.AcceptOnlyFromAmong("linear", "slerp");
 

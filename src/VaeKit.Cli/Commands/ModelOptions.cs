@@ -7,24 +7,24 @@ namespace VaeKit.Cli.Commands;
 /// <summary>The architecture flags shared by <c>train</c> and <c>info</c>: a preset, then individual overrides.</summary>
 internal sealed class ModelOptions
 {
-    public readonly Option<string> Preset = new("--preset")
+    public readonly Option<string> Preset = new Option<string>("--preset")
     {
         Description = $"Architecture preset: {string.Join(", ", Presets.All.Keys)}",
         DefaultValueFactory = _ => "tiny",
-    };
-    public readonly Option<string?> Model = new("--model") { Description = $"Model family: {string.Join(", ", Models.ModelFactory.Registered.Keys.Order())} [default: vae]", HelpName = "KIND" };
-    public readonly Option<string?> Widths = new("--widths") { Description = "Stage widths, comma separated, e.g. 32,64,128 [default: from preset]" };
-    public readonly Option<int?> Blocks = new("--blocks") { Description = "Residual blocks per stage [default: from preset]" };
-    public readonly Option<int?> Latent = new("--latent") { Description = "Latent size z [default: from preset]" };
-    public readonly Option<int?> ImageSize = new("--image-size") { Description = "Image side in pixels [default: from preset]" };
-    public readonly Option<string?> Norm = new Option<string?>("--norm") { Description = "Normalisation in the blocks [default: batch]", HelpName = "batch|group" }.AcceptOnlyFromAmong("batch", "group");
-    public readonly Option<int?> Groups = new("--groups") { Description = "GroupNorm groups with --norm group [default: 8]" };
-    public readonly Option<string[]> ModelOption = new("--model-option")
+    }.Sets(Settings.Model.Preset);
+    public readonly Option<string?> Model = new Option<string?>("--model") { Description = $"Model family: {string.Join(", ", Models.ModelFactory.Registered.Keys.Order())} [default: vae]", HelpName = "KIND" }.Sets(Settings.Model.Kind);
+    public readonly Option<string?> Widths = new Option<string?>("--widths") { Description = "Stage widths, comma separated, e.g. 32,64,128 [default: from preset]" }.Sets(Settings.Model.Widths);
+    public readonly Option<int?> Blocks = new Option<int?>("--blocks") { Description = "Residual blocks per stage [default: from preset]" }.Sets(Settings.Model.Blocks);
+    public readonly Option<int?> Latent = new Option<int?>("--latent") { Description = "Latent size z [default: from preset]" }.Sets(Settings.Model.Latent);
+    public readonly Option<int?> ImageSize = new Option<int?>("--image-size") { Description = "Image side in pixels [default: from preset]" }.Sets(Settings.Model.ImageSize);
+    public readonly Option<string?> Norm = new Option<string?>("--norm") { Description = "Normalisation in the blocks [default: batch]", HelpName = "batch|group" }.AcceptOnlyFromAmong("batch", "group").Sets(Settings.Model.Norm);
+    public readonly Option<int?> Groups = new Option<int?>("--groups") { Description = "GroupNorm groups with --norm group [default: 8]" }.Sets(Settings.Model.Groups);
+    public readonly Option<string[]> ModelOption = new Option<string[]>("--model-option")
     {
         Description = "A model family's own setting, KEY=VALUE, repeatable (e.g. sigma=learned for sigma-vae, codebook=512 for vq-vae)",
         HelpName = "KEY=VALUE",
         AllowMultipleArgumentsPerToken = false,
-    };
+    }.Sets(Settings.Model.Options);
 
     public void AddTo(Command command)
     {

@@ -11,23 +11,23 @@ internal static class PriorCommand
 {
     public static Command Create(IAnsiConsole console)
     {
-        var run = new Option<string>("--run") { Description = "Run directory written by vae train", Required = true };
-        var kind = new Option<string>("--kind") { Description = "gmm (ae, vae, sigma-vae) or autoregressive (vq-vae), or a registered kind", Required = true };
-        var components = new Option<int?>("--components") { Description = $"Mixture components (gmm) [default: {GaussianMixturePriorKind.DefaultComponents}]" };
-        var maxSteps = new Option<int?>("--max-steps") { Description = $"Training steps (autoregressive) [default: {AutoregressivePriorKind.DefaultSteps}]" };
+        var run = new Option<string>("--run") { Description = "Run directory written by vae train", Required = true }.Sets(Settings.Run.Directory);
+        var kind = new Option<string>("--kind") { Description = "gmm (ae, vae, sigma-vae) or autoregressive (vq-vae), or a registered kind", Required = true }.Sets(Settings.Prior.Kind);
+        var components = new Option<int?>("--components") { Description = $"Mixture components (gmm) [default: {GaussianMixturePriorKind.DefaultComponents}]" }.Sets(Settings.Prior.Components);
+        var maxSteps = new Option<int?>("--max-steps") { Description = $"Training steps (autoregressive) [default: {AutoregressivePriorKind.DefaultSteps}]" }.Sets(Settings.Prior.MaxSteps);
         var seed = new Option<int>("--seed") { Description = "Seed of the initialisation and the batches", DefaultValueFactory = _ => 0 };
-        var batch = new Option<int>("--batch-size") { Description = "Sequences per step (autoregressive), images per encoder pass", DefaultValueFactory = _ => 64 };
+        var batch = new Option<int>("--batch-size") { Description = "Sequences per step (autoregressive), images per encoder pass", DefaultValueFactory = _ => 64 }.Sets(Settings.Eval.BatchSize);
         var every = new Option<int>("--checkpoint-every") { Description = "Steps between checkpoints and held-out bits per code (autoregressive)", DefaultValueFactory = _ => 250 };
         var logEvery = new Option<int>("--log-every") { Description = "Steps between train rows of metrics.jsonl (autoregressive)", DefaultValueFactory = _ => 25 };
         var lr = new Option<double>("--lr") { Description = "Learning rate (autoregressive)", DefaultValueFactory = _ => 1e-3 };
         var restart = new Option<bool>("--restart") { Description = "Start the autoregressive fit over instead of resuming an unfinished one" };
         var resume = new Option<bool>("--resume") { Description = "Resume an unfinished autoregressive fit (the default when one of the same checkpoint is stored)" };
-        var checkpoint = new Option<string>("--checkpoint") { Description = "best, last, or a checkpoint file", DefaultValueFactory = _ => "best" };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" };
+        var checkpoint = new Option<string>("--checkpoint") { Description = "best, last, or a checkpoint file", DefaultValueFactory = _ => "best" }.Sets(Settings.Run.Checkpoint);
+        var device = new Option<string>("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" }.Sets(Settings.Runtime.Device);
         var data = new Option<string?>("--data")
         {
             Description = "Fit on these images (split as the run's config splits its own) instead of the run's data; needed when the run was trained on images held in memory",
-        };
+        }.Sets(Settings.Prior.Data);
         var wandbOptions = new WandbOptions();
 
         var command = new Command("prior", "Fit a prior on a trained run's codes (gmm for ae/vae/sigma-vae, autoregressive for vq-vae); stored in RUN/priors/KIND/ and used by --prior KIND.")

@@ -11,8 +11,8 @@ internal static class ReconstructCommand
     public static Command Create(IAnsiConsole console)
     {
         var shared = new RunOptions();
-        var data = new Option<string?>("--data") { Description = "Images to reconstruct [default: the run's validation split]" };
-        var n = new Option<int>("--n") { Description = "Number of images", DefaultValueFactory = _ => 32 };
+        var data = new Option<string?>("--data") { Description = "Images to reconstruct [default: the run's validation split]" }.Sets(Settings.Data.Source);
+        var n = new Option<int>("--n") { Description = "Number of images", DefaultValueFactory = _ => 32 }.Sets(Settings.Pictures.ReconstructCount);
         var columns = new Option<int>("--columns") { Description = "Images per grid row", DefaultValueFactory = _ => 8 };
 
         var command = new Command("reconstruct", "Encode and decode images with a trained run; originals above reconstructions.") { data, n, columns };

@@ -10,16 +10,16 @@ internal static class ReportCommand
 {
     private static readonly Argument<string[]> Runs = new("runs") { Description = "Run directories (runs/NAME); several are overlaid", Arity = ArgumentArity.OneOrMore };
     private static readonly Option<string?> Out = new("--out") { Description = "HTML file to write [default: RUN/report.html for one run, report.html for several]" };
-    private static readonly Option<string[]> Prior = new("--prior")
+    private static readonly Option<string[]> Prior = new Option<string[]>("--prior")
     {
         Description = "Add a generation section: samples drawn now under this prior (standard, or one fitted by vae prior), its fit and the FD vae eval --prior stored; repeat to compare",
         Arity = ArgumentArity.OneOrMore,
         AllowMultipleArgumentsPerToken = false,
-    };
-    private static readonly Option<int> Samples = new("--samples") { Description = "Samples per prior and run (with --prior)", DefaultValueFactory = _ => 32 };
+    }.Sets(Settings.Eval.Prior);
+    private static readonly Option<int> Samples = new Option<int>("--samples") { Description = "Samples per prior and run (with --prior)", DefaultValueFactory = _ => 32 }.Sets(Settings.Eval.Samples);
     private static readonly Option<int> Seed = new("--seed") { Description = "Seed of the draws, the same for every prior and run (with --prior)", DefaultValueFactory = _ => 0 };
-    private static readonly Option<string> Checkpoint = new("--checkpoint") { Description = "best, last, or a checkpoint file (with --prior)", DefaultValueFactory = _ => "best" };
-    private static readonly Option<string> Device = new("--device") { Description = "cpu, cuda or auto (with --prior)", DefaultValueFactory = _ => "cpu" };
+    private static readonly Option<string> Checkpoint = new Option<string>("--checkpoint") { Description = "best, last, or a checkpoint file (with --prior)", DefaultValueFactory = _ => "best" }.Sets(Settings.Run.Checkpoint);
+    private static readonly Option<string> Device = new Option<string>("--device") { Description = "cpu, cuda or auto (with --prior)", DefaultValueFactory = _ => "cpu" }.Sets(Settings.Runtime.Device);
 
     public static Command Create(IAnsiConsole console)
     {

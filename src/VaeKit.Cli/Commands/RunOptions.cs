@@ -8,13 +8,13 @@ namespace VaeKit.Cli.Commands;
 /// </summary>
 internal sealed class RunOptions
 {
-    private readonly Option<string> _run = new("--run")
+    private readonly Option<string> _run = new Option<string>("--run")
     {
         Description = "Run directory written by vae train (e.g. runs/tiny-vae-20261125-120000)",
         Required = true,
-    };
-    private readonly Option<string> _checkpoint = new("--checkpoint") { Description = "best, last, or a checkpoint file", DefaultValueFactory = _ => "best" };
-    private readonly Option<string> _device = new("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" };
+    }.Sets(Settings.Run.Directory);
+    private readonly Option<string> _checkpoint = new Option<string>("--checkpoint") { Description = "best, last, or a checkpoint file", DefaultValueFactory = _ => "best" }.Sets(Settings.Run.Checkpoint);
+    private readonly Option<string> _device = new Option<string>("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" }.Sets(Settings.Runtime.Device);
     private readonly Option<int> _scale = new("--scale") { Description = "Nearest-neighbour enlargement of each image", DefaultValueFactory = _ => 2 };
     private readonly Option<string?> _out = new("--out") { Description = "PNG to write [default: inside the run directory]" };
 

@@ -11,8 +11,8 @@ internal static class SampleCommand
     public static Command Create(IAnsiConsole console)
     {
         var shared = new RunOptions();
-        var n = new Option<int>("--n") { Description = "Number of samples", DefaultValueFactory = _ => 64 };
-        var temperature = new Option<double>("--temperature") { Description = "Scale of z ~ N(0, I); < 1 gives safer, blander faces", DefaultValueFactory = _ => 1.0 };
+        var n = new Option<int>("--n") { Description = "Number of samples", DefaultValueFactory = _ => 64 }.Sets(Settings.Pictures.SampleCount);
+        var temperature = new Option<double>("--temperature") { Description = "Scale of z ~ N(0, I); < 1 gives safer, blander faces", DefaultValueFactory = _ => 1.0 }.Sets(Settings.Pictures.Temperature);
         var seed = new Option<int>("--seed") { Description = "Seed of the z draws", DefaultValueFactory = _ => 0 };
         var prior = new Option<string>("--prior") { Description = "standard (the family's own), or a prior fitted by vae prior (gmm, autoregressive)", DefaultValueFactory = _ => Priors.PriorKinds.Standard };
         var columns = new Option<int>("--columns") { Description = "Images per grid row", DefaultValueFactory = _ => 8 };

@@ -12,13 +12,13 @@ internal static class ServeCommand
 {
     public static Command Create(IAnsiConsole console)
     {
-        var runs = new Option<string[]>("--run") { Description = "Run directory to serve; repeat for side-by-side runs", AllowMultipleArgumentsPerToken = false };
-        var sweep = new Option<string?>("--sweep") { Description = "Serve every finished run of a sweep (sweeps/NAME)" };
+        var runs = new Option<string[]>("--run") { Description = "Run directory to serve; repeat for side-by-side runs", AllowMultipleArgumentsPerToken = false }.Sets(Settings.Serve.Runs);
+        var sweep = new Option<string?>("--sweep") { Description = "Serve every finished run of a sweep (sweeps/NAME)" }.Sets(Settings.Serve.Sweep);
         var port = new Option<int>("--port") { Description = "TCP port (0 = any free one)", DefaultValueFactory = _ => 8080 };
         var host = new Option<string>("--host") { Description = "Address to listen on; 0.0.0.0 opens it to the network (no authentication)", DefaultValueFactory = _ => "127.0.0.1" };
-        var checkpoint = new Option<string>("--checkpoint") { Description = "best or last", DefaultValueFactory = _ => "best" };
-        var prior = new Option<string>("--prior") { Description = "Prior the sample button draws from, for every run: standard, or one fitted by vae prior", DefaultValueFactory = _ => Priors.PriorKinds.Standard };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" };
+        var checkpoint = new Option<string>("--checkpoint") { Description = "best or last", DefaultValueFactory = _ => "best" }.Sets(Settings.Run.Checkpoint);
+        var prior = new Option<string>("--prior") { Description = "Prior the sample button draws from, for every run: standard, or one fitted by vae prior", DefaultValueFactory = _ => Priors.PriorKinds.Standard }.Sets(Settings.Eval.Prior);
+        var device = new Option<string>("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" }.Sets(Settings.Runtime.Device);
         var maxUpload = new Option<int>("--max-upload-mb") { Description = "Largest upload in MB", DefaultValueFactory = _ => 8 };
         var maxSide = new Option<int>("--max-image-side") { Description = "Longest side in pixels an uploaded image may have (checked from its header before decoding)", DefaultValueFactory = _ => 4096 };
         var bench = new Option<bool>("--bench") { Description = "Instead of serving: load-test the server on 127.0.0.1 (decode latency and requests/s at 1, 4, 16 clients; memory over a few thousand requests), then exit" };

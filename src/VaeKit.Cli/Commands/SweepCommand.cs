@@ -14,26 +14,26 @@ namespace VaeKit.Cli.Commands;
 /// </summary>
 internal static class SweepCommand
 {
-    private static readonly Option<string?> KlWeights = new("--kl-weights")
+    private static readonly Option<string?> KlWeights = new Option<string?>("--kl-weights")
     {
         Description = "Comma-separated KL weights, one run each (e.g. 0,0.1,0.5,1,2,5,10); short for --grid kl_weight=…",
-    };
-    private static readonly Option<string[]> Grid = new("--grid")
+    }.Sets(Settings.Sweep.KlWeights);
+    private static readonly Option<string[]> Grid = new Option<string[]>("--grid")
     {
         Description = $"An axis KEY=V1,V2,… (repeat for more; the runs are the Cartesian product). Keys: {string.Join(", ", SweepGrid.KeyNames)}. " +
                       "model takes any registered family (model=vae,sigma-vae,vq-vae); model_option.KEY varies a family option (model_option.sigma=optimal,learned); " +
                       "widths are written 16x32x64; seed=0,1,2 repeats each setting and the summary gives mean ± std over seeds",
         HelpName = "KEY=V1,V2,…",
-    };
-    private static readonly Option<bool> WithAe = new("--with-ae") { Description = "Add plain AE runs (no KL term) as reference rows, one per setting of the axes that matter to an AE" };
-    private static readonly Option<string> SweepsDir = new("--sweeps-dir") { Description = "Where sweeps are written", DefaultValueFactory = _ => "sweeps" };
-    private static readonly Option<int?> EvalLimit = new("--eval-limit") { Description = "Evaluate each run on the first N validation images only (Fashion-MNIST has 10,000) [default: all]" };
-    private static readonly Option<int> Samples = new("--eval-samples") { Description = "Posterior samples k per image for the ELBO and NLL bound", DefaultValueFactory = _ => new EvalOptions().ImportanceSamples };
-    private static readonly Option<bool> SlurmOption = new("--slurm") { Description = "Submit the unfinished runs to Slurm as one job array (sbatch --array) instead of running them here" };
-    private static readonly Option<string?> SlurmOpts = new("--slurm-opts") { Description = "With --slurm: extra sbatch options, e.g. \"--gres=gpu:1 --time=2:00:00 --partition=gpu\"" };
-    private static readonly Option<string?> Dir = new("--dir") { Description = "An existing sweep directory (sweeps/NAME): continue it, --collect it, or run one --task of it; its plan.json holds the settings" };
+    }.Sets(Settings.Sweep.Grid);
+    private static readonly Option<bool> WithAe = new Option<bool>("--with-ae") { Description = "Add plain AE runs (no KL term) as reference rows, one per setting of the axes that matter to an AE" }.Sets(Settings.Sweep.WithAe);
+    private static readonly Option<string> SweepsDir = new Option<string>("--sweeps-dir") { Description = "Where sweeps are written", DefaultValueFactory = _ => "sweeps" }.Sets(Settings.Sweep.SweepsDirectory);
+    private static readonly Option<int?> EvalLimit = new Option<int?>("--eval-limit") { Description = "Evaluate each run on the first N validation images only (Fashion-MNIST has 10,000) [default: all]" }.Sets(Settings.Eval.Limit);
+    private static readonly Option<int> Samples = new Option<int>("--eval-samples") { Description = "Posterior samples k per image for the ELBO and NLL bound", DefaultValueFactory = _ => new EvalOptions().ImportanceSamples }.Sets(Settings.Eval.Samples);
+    private static readonly Option<bool> SlurmOption = new Option<bool>("--slurm") { Description = "Submit the unfinished runs to Slurm as one job array (sbatch --array) instead of running them here" }.Sets(Settings.Sweep.Slurm);
+    private static readonly Option<string?> SlurmOpts = new Option<string?>("--slurm-opts") { Description = "With --slurm: extra sbatch options, e.g. \"--gres=gpu:1 --time=2:00:00 --partition=gpu\"" }.Sets(Settings.Sweep.SlurmOptions);
+    private static readonly Option<string?> Dir = new Option<string?>("--dir") { Description = "An existing sweep directory (sweeps/NAME): continue it, --collect it, or run one --task of it; its plan.json holds the settings" }.Sets(Settings.Sweep.Directory);
     private static readonly Option<bool> CollectOption = new("--collect") { Description = "With --dir: write the summary when every run is finished; otherwise list the unfinished runs and their Slurm logs" };
-    private static readonly Option<int?> Task = new("--task") { Description = "With --dir: train and evaluate run N only (what each Slurm array task runs)" };
+    private static readonly Option<int?> Task = new Option<int?>("--task") { Description = "With --dir: train and evaluate run N only (what each Slurm array task runs)" }.Sets(Settings.Sweep.Task);
 
     public static Command Create(IAnsiConsole console) => Create(console, new ModelOptions());
 
@@ -62,12 +62,12 @@ internal static class SweepCommand
     {
         var config = TrainCommand.ToConfig(r, models, now);
         var axes = new List<SweepAxis>();
-        if (r.GetValue(KlWeights) is string weights) axes.Add(SweepGrid.ParseAxis("kl_weight=" + weights, "--kl-weights"));
+        if (r.GetValue(KlWeights) is string weights) axes.Add(SweepGrid.ParseAxis("kl_weight=" + weights, Settings.Sweep.KlWeights));
         foreach (var text in r.GetValue(Grid) ?? []) axes.Add(SweepGrid.ParseAxis(text));
         var given = GivenOptions(r);
         foreach (var axis in axes)
-            if (given.Contains(SweepGrid.FlagOf(axis.Key)))
-                throw new BadInputException($"{SweepGrid.FlagOf(axis.Key)} and the {axis.Key} axis both set {axis.Key}; drop one.");
+            if (given.Contains(SettingFlags.FlagOf(r.CommandResult.Command, SweepGrid.SettingOf(axis.Key))))
+                throw new BadInputException($"{SweepGrid.SettingOf(axis.Key)} and the {axis.Key} axis both set {axis.Key}; drop one.");
         return new SweepPlan
         {
             Name = config.Name, Base = config, Axes = axes, IncludeAe = r.GetValue(WithAe),
@@ -108,14 +108,14 @@ internal static class SweepCommand
                 var outcome = Sweep.RunTask(dir, task, Host, Say, taskStop.Token);
                 if (outcome.Outcome == RunOutcome.Interrupted)
                 {
-                    console.MarkupLineInterpolated($"[yellow]{outcome.Message}[/]");
+                    console.MarkupLineInterpolated($"[yellow]{(outcome.Message is { } m ? SettingFlags.Render(m, r.CommandResult.Command) : "")}[/]");
                     return ExitCodes.Interrupted;
                 }
                 console.MarkupLineInterpolated($"[green]task {task} done[/]: {outcome.Row!.Label} {outcome.Row.Status}");
                 return ExitCodes.Ok;
             }
             plan = Sweep.Load(dir);
-            if (r.GetValue(CollectOption)) return Report(console, Sweep.Collect(plan, dir, Say));
+            if (r.GetValue(CollectOption)) return Report(console, r.CommandResult.Command, Sweep.Collect(plan, dir, Say));
         }
         else
         {
@@ -124,9 +124,9 @@ internal static class SweepCommand
         }
 
         if (r.GetValue(SlurmOption))
-            return Report(console, Sweep.Submit(plan, dir, SelfCommand(), Slurm.SplitOptions(r.GetValue(SlurmOpts)), TaskOptions(r), Say));
+            return Report(console, r.CommandResult.Command, Sweep.Submit(plan, dir, SelfCommand(), Slurm.SplitOptions(r.GetValue(SlurmOpts)), TaskOptions(r), Say));
         using var stop = new StopSignals();
-        return Report(console, Sweep.Run(plan, dir, Host, Say, stop.Token));
+        return Report(console, r.CommandResult.Command, Sweep.Run(plan, dir, Host, Say, stop.Token));
     }
 
     /// <summary>
@@ -151,20 +151,21 @@ internal static class SweepCommand
             ? ["--libtorch", libtorch == "python" ? libtorch : Path.GetFullPath(libtorch)]
             : [];
 
-    private static int Report(IAnsiConsole console, SweepResult result)
+    private static int Report(IAnsiConsole console, Command command, SweepResult result)
     {
+        string Text(SettingText? message) => message is null ? "" : SettingFlags.Render(message, command);
         switch (result.Outcome)
         {
             case SweepOutcome.Interrupted:
-                console.MarkupLineInterpolated($"[yellow]{result.Message}[/]");
+                console.MarkupLineInterpolated($"[yellow]{Text(result.Message)}[/]");
                 return ExitCodes.Interrupted;
             case SweepOutcome.Submitted:
-                console.MarkupLineInterpolated($"[green]{result.Message}[/]");
+                console.MarkupLineInterpolated($"[green]{Text(result.Message)}[/]");
                 console.MarkupLineInterpolated($"When squeue no longer lists job {result.JobId}: vae sweep --collect --dir {result.Directory}");
                 return ExitCodes.Ok;
             case SweepOutcome.Incomplete:
                 PrintTasks(console, result.Tasks);
-                console.MarkupLineInterpolated($"[yellow]{result.Message}[/]");
+                console.MarkupLineInterpolated($"[yellow]{Text(result.Message)}[/]");
                 return ExitCodes.Failure;
             default:
                 PrintSummary(console, result);

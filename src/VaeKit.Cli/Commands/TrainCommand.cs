@@ -11,52 +11,52 @@ internal static class TrainCommand
     private static readonly TrainConfig TrainDefaults = new();
     private static readonly DataConfig DataDefaults = new();
 
-    private static readonly Option<string?> Data = new("--data")
+    private static readonly Option<string?> Data = new Option<string?>("--data")
     {
         Description = "Images: a folder, a .zip (e.g. the Kaggle archive.zip), fashion-mnist[:DIR] or synthetic[:N] [default: synthetic]",
-    };
-    private static readonly Option<int> Epochs = new("--epochs") { Description = "Passes over the training set", DefaultValueFactory = _ => TrainDefaults.Epochs };
-    private static readonly Option<int> BatchSize = new("--batch-size") { Description = "Images per step", DefaultValueFactory = _ => TrainDefaults.BatchSize };
-    private static readonly Option<double> Lr = new("--lr") { Description = "Peak AdamW learning rate", DefaultValueFactory = _ => TrainDefaults.LearningRate };
-    private static readonly Option<double> KlWeight = new("--kl-weight") { Description = "Weight of the KL term (VAE)", DefaultValueFactory = _ => TrainDefaults.KlWeight };
-    private static readonly Option<string> KlScheduleOption = new("--kl-schedule") { Description = "KL weight over the run: constant, linear-warmup:STEPS or cyclical:CYCLES[:RATIO]", DefaultValueFactory = _ => TrainDefaults.KlSchedule };
-    private static readonly Option<double> FreeBits = new("--free-bits") { Description = "Per-dimension KL floor in nats (free bits; 0 = off)", DefaultValueFactory = _ => TrainDefaults.FreeBits };
-    private static readonly Option<double> WeightDecay = new("--weight-decay") { Description = "AdamW decoupled weight decay on conv/linear weights", DefaultValueFactory = _ => TrainDefaults.WeightDecay };
-    private static readonly Option<string> Schedule = new Option<string>("--schedule") { Description = "Learning rate after warm-up", HelpName = "cosine|constant", DefaultValueFactory = _ => "cosine" }.AcceptOnlyFromAmong("cosine", "constant");
-    private static readonly Option<int> Warmup = new("--warmup") { Description = "Linear warm-up steps", DefaultValueFactory = _ => TrainDefaults.WarmupSteps };
-    private static readonly Option<double> GradClip = new("--grad-clip") { Description = "Clip the global gradient norm (0 = off)", DefaultValueFactory = _ => TrainDefaults.GradClip };
-    private static readonly Option<int> Seed = new("--seed") { Description = "Seed for weights, batch order, flips and noise (the validation split is fixed)", DefaultValueFactory = _ => TrainDefaults.Seed };
-    private static readonly Option<int?> MaxSteps = new("--max-steps") { Description = "Stop after this many steps in total [default: all epochs]" };
-    private static readonly Option<int> LogEvery = new("--log-every") { Description = "Write a train row to metrics.jsonl every N steps", DefaultValueFactory = _ => TrainDefaults.LogEvery };
-    private static readonly Option<double> ValFraction = new("--val-fraction") { Description = "Held-out validation fraction (Fashion-MNIST uses its test split)", DefaultValueFactory = _ => DataDefaults.ValidationFraction };
-    private static readonly Option<bool> Flip = new("--flip") { Description = "Random horizontal flips of training images" };
-    private static readonly Option<int?> Channels = new("--channels") { Description = "1 (grey) or 3 (colour) [default: the data's]" };
-    private static readonly Option<string?> CacheDir = new("--cache-dir") { Description = "Decoded-dataset cache [default: $VAEKIT_CACHE, else $XDG_CACHE_HOME/vaekit, else ~/.cache/vaekit]" };
+    }.Sets(Settings.Data.Source);
+    private static readonly Option<int> Epochs = new Option<int>("--epochs") { Description = "Passes over the training set", DefaultValueFactory = _ => TrainDefaults.Epochs }.Sets(Settings.Train.Epochs);
+    private static readonly Option<int> BatchSize = new Option<int>("--batch-size") { Description = "Images per step", DefaultValueFactory = _ => TrainDefaults.BatchSize }.Sets(Settings.Train.BatchSize);
+    private static readonly Option<double> Lr = new Option<double>("--lr") { Description = "Peak AdamW learning rate", DefaultValueFactory = _ => TrainDefaults.LearningRate }.Sets(Settings.Train.LearningRate);
+    private static readonly Option<double> KlWeight = new Option<double>("--kl-weight") { Description = "Weight of the KL term (VAE)", DefaultValueFactory = _ => TrainDefaults.KlWeight }.Sets(Settings.Train.KlWeight);
+    private static readonly Option<string> KlScheduleOption = new Option<string>("--kl-schedule") { Description = "KL weight over the run: constant, linear-warmup:STEPS or cyclical:CYCLES[:RATIO]", DefaultValueFactory = _ => TrainDefaults.KlSchedule }.Sets(Settings.Train.KlSchedule);
+    private static readonly Option<double> FreeBits = new Option<double>("--free-bits") { Description = "Per-dimension KL floor in nats (free bits; 0 = off)", DefaultValueFactory = _ => TrainDefaults.FreeBits }.Sets(Settings.Train.FreeBits);
+    private static readonly Option<double> WeightDecay = new Option<double>("--weight-decay") { Description = "AdamW decoupled weight decay on conv/linear weights", DefaultValueFactory = _ => TrainDefaults.WeightDecay }.Sets(Settings.Train.WeightDecay);
+    private static readonly Option<string> Schedule = new Option<string>("--schedule") { Description = "Learning rate after warm-up", HelpName = "cosine|constant", DefaultValueFactory = _ => "cosine" }.AcceptOnlyFromAmong("cosine", "constant").Sets(Settings.Train.Schedule);
+    private static readonly Option<int> Warmup = new Option<int>("--warmup") { Description = "Linear warm-up steps", DefaultValueFactory = _ => TrainDefaults.WarmupSteps }.Sets(Settings.Train.WarmupSteps);
+    private static readonly Option<double> GradClip = new Option<double>("--grad-clip") { Description = "Clip the global gradient norm (0 = off)", DefaultValueFactory = _ => TrainDefaults.GradClip }.Sets(Settings.Train.GradClip);
+    private static readonly Option<int> Seed = new Option<int>("--seed") { Description = "Seed for weights, batch order, flips and noise (the validation split is fixed)", DefaultValueFactory = _ => TrainDefaults.Seed }.Sets(Settings.Train.Seed);
+    private static readonly Option<int?> MaxSteps = new Option<int?>("--max-steps") { Description = "Stop after this many steps in total [default: all epochs]" }.Sets(Settings.Train.MaxSteps);
+    private static readonly Option<int> LogEvery = new Option<int>("--log-every") { Description = "Write a train row to metrics.jsonl every N steps", DefaultValueFactory = _ => TrainDefaults.LogEvery }.Sets(Settings.Train.LogEvery);
+    private static readonly Option<double> ValFraction = new Option<double>("--val-fraction") { Description = "Held-out validation fraction (Fashion-MNIST uses its test split)", DefaultValueFactory = _ => DataDefaults.ValidationFraction }.Sets(Settings.Data.ValidationFraction);
+    private static readonly Option<bool> Flip = new Option<bool>("--flip") { Description = "Random horizontal flips of training images" }.Sets(Settings.Data.Flip);
+    private static readonly Option<int?> Channels = new Option<int?>("--channels") { Description = "1 (grey) or 3 (colour) [default: the data's]" }.Sets(Settings.Data.Channels);
+    private static readonly Option<string?> CacheDir = new Option<string?>("--cache-dir") { Description = "Decoded-dataset cache [default: $VAEKIT_CACHE, else $XDG_CACHE_HOME/vaekit, else ~/.cache/vaekit]" }.Sets(Settings.Data.CacheDirectory);
     private static readonly Option<bool> NoCache = new("--no-cache") { Description = "Decode every time; write no cache" };
-    private static readonly Option<string> Device = new("--device") { Description = "cpu, cuda or auto (cuda when the loaded libtorch has a GPU)", DefaultValueFactory = _ => "auto" };
-    private static readonly Option<int?> Threads = new("--threads") { Description = "CPU threads for libtorch [default: one per core]" };
+    private static readonly Option<string> Device = new Option<string>("--device") { Description = "cpu, cuda or auto (cuda when the loaded libtorch has a GPU)", DefaultValueFactory = _ => "auto" }.Sets(Settings.Runtime.Device);
+    private static readonly Option<int?> Threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch [default: one per core]" }.Sets(Settings.Runtime.Threads);
     internal static readonly Option<string> PrecisionOption = new Option<string>("--precision")
     {
         Description = "fp32, or bf16 compute with fp32 master weights (GPUs, and CPUs with AVX-512 BF16)",
         DefaultValueFactory = _ => "fp32",
         HelpName = "fp32|bf16",
-    }.AcceptOnlyFromAmong("fp32", "bf16");
+    }.AcceptOnlyFromAmong("fp32", "bf16").Sets(Settings.Runtime.Precision);
     internal static readonly Option<string?> ChannelsLastOption = new Option<string?>("--channels-last")
     {
         Description = "With --precision bf16: NHWC compute for tensor-core convolutions [default: auto = on for CUDA]",
         HelpName = "on|off|auto",
     }.AcceptOnlyFromAmong("on", "off", "auto");
     internal static readonly Option<bool> NoTf32 = new("--no-tf32") { Description = "Exact fp32 on CUDA: no TF32 tensor cores in matmuls and convolutions" };
-    internal static readonly Option<bool> DeterministicOption = new("--deterministic") { Description = "Deterministic algorithms, cuDNN benchmark off: a CUDA resume continues bit-exactly where libtorch allows (slower)" };
-    internal static readonly Option<bool> CudnnBenchmarkOption = new("--cudnn-benchmark") { Description = "CUDA: let cuDNN autotune convolution algorithms (PyTorch's cudnn.benchmark)" };
-    private static readonly Option<string?> Name = new("--name") { Description = "Run name; the run goes to RUNS-DIR/NAME [default: PRESET-MODEL-TIMESTAMP]" };
-    private static readonly Option<string> RunsDir = new("--runs-dir") { Description = "Where runs are created", DefaultValueFactory = _ => "runs" };
-    private static readonly Option<string?> Resume = new("--resume")
+    internal static readonly Option<bool> DeterministicOption = new Option<bool>("--deterministic") { Description = "Deterministic algorithms, cuDNN benchmark off: a CUDA resume continues bit-exactly where libtorch allows (slower)" }.Sets(Settings.Runtime.Deterministic);
+    internal static readonly Option<bool> CudnnBenchmarkOption = new Option<bool>("--cudnn-benchmark") { Description = "CUDA: let cuDNN autotune convolution algorithms (PyTorch's cudnn.benchmark)" }.Sets(Settings.Runtime.CudnnBenchmark);
+    private static readonly Option<string?> Name = new Option<string?>("--name") { Description = "Run name; the run goes to RUNS-DIR/NAME [default: PRESET-MODEL-TIMESTAMP]" }.Sets(Settings.Run.Name);
+    private static readonly Option<string> RunsDir = new Option<string>("--runs-dir") { Description = "Where runs are created", DefaultValueFactory = _ => "runs" }.Sets(Settings.Run.RunsDirectory);
+    private static readonly Option<string?> Resume = new Option<string?>("--resume")
     {
-        Description = $"Continue the run in this directory where it stopped, with its stored settings; only {string.Join(", ", ResumeOptions.Changeable.Select(SettingFlags.FlagOf))} may change (--data: the same data, moved)",
-    };
-    private static readonly Option<string> ResumeFrom = new("--resume-from") { Description = "With --resume: last, best, or a checkpoint file", DefaultValueFactory = _ => "last" };
-    private static readonly Option<bool> AllowDataChange = new("--allow-data-change") { Description = "With --resume: continue even if the data's fingerprint changed" };
+        Description = "Continue the run in this directory where it stopped, with its stored settings (--data: the same data, moved)",
+    }.Sets(Settings.Run.Resume);
+    private static readonly Option<string> ResumeFrom = new Option<string>("--resume-from") { Description = "With --resume: last, best, or a checkpoint file", DefaultValueFactory = _ => "last" }.Sets(Settings.Run.ResumeFrom);
+    private static readonly Option<bool> AllowDataChange = new Option<bool>("--allow-data-change") { Description = "With --resume: continue even if the data's fingerprint changed" }.Sets(Settings.Run.AllowDataChange);
 
     public static Command Create(IAnsiConsole console) => Create(console, new ModelOptions());
 
@@ -72,6 +72,8 @@ internal static class TrainCommand
             command.Options.Add(option);
         wandb.AddTo(command);
         command.SetAction(r => Execute(r, models, wandb, console));
+        Resume.Description = $"Continue the run in this directory where it stopped, with its stored settings; only " +
+                             $"{string.Join(", ", ResumeOptions.Changeable.Select(k => SettingFlags.FlagOf(command, k)))} may change (--data: the same data, moved)";
         return command;
     }
 
@@ -165,18 +167,19 @@ internal static class TrainCommand
         else
         {
             if (Given(r, ResumeFrom) || r.GetValue(AllowDataChange))
-                throw new BadInputException("--resume-from and --allow-data-change only make sense with --resume DIR.");
+                throw new BadInputException($"{Settings.Run.ResumeFrom} and {Settings.Run.AllowDataChange} only make sense with {Settings.Run.Resume.Is("DIR")}.");
             var config = ToConfig(r, models, DateTimeOffset.Now);
             result = ConsoleListeners.Run(console, listener => TrainingRun.Train(config, new TrainOptions { RunsDirectory = r.GetValue(RunsDir)!, Callbacks = track(listener) }, stop.Token));
         }
-        int exit = Report(result, console);
+        int exit = Report(result, r.CommandResult.Command, console);
         string report = Path.Combine(result.Directory, "report.html");
         if (File.Exists(report)) console.MarkupLineInterpolated($"  report: {report}");
         return exit;
     }
 
-    private static int Report(RunResult result, IAnsiConsole console)
+    private static int Report(RunResult result, Command command, IAnsiConsole console)
     {
+        string Text(SettingText? message) => message is null ? "" : SettingFlags.Render(message, command);
         switch (result.Outcome)
         {
             case RunOutcome.Completed:
@@ -187,23 +190,25 @@ internal static class TrainCommand
                 console.MarkupLineInterpolated($"  images: {Path.Combine(result.Directory, "images")}   TensorBoard: tensorboard --logdir {Path.Combine(result.Directory, "tensorboard")}");
                 return ExitCodes.Ok;
             case RunOutcome.Interrupted:
-                console.MarkupLineInterpolated($"[yellow]{SettingFlags.ToFlags(result.Message ?? "")} Continue with: vae train --resume {result.Directory}[/]");
+                console.MarkupLineInterpolated($"[yellow]{Text(result.Message)} Continue with: vae train --resume {result.Directory}[/]");
                 return ExitCodes.Interrupted;
             default:
-                console.MarkupLineInterpolated($"[red]{SettingFlags.ToFlags(result.Message ?? "")}[/]");
+                console.MarkupLineInterpolated($"[red]{Text(result.Message)}[/]");
                 return ExitCodes.Failure;
         }
     }
 
     private static bool Given(ParseResult r, Option option) => r.GetResult(option) is { Implicit: false };
 
-    /// <summary>The flags --resume takes: its own, and those of <see cref="ResumeOptions.Changeable"/>.</summary>
-    private static readonly HashSet<string> ResumeFlags = ["--resume", "--resume-from", "--allow-data-change", .. ResumeOptions.Changeable.Select(SettingFlags.FlagOf)];
+    /// <summary>The options --resume takes: its own, those that set a key of <see cref="ResumeOptions.Changeable"/>, W&amp;B's.</summary>
+    private static bool TakenByResume(Option option) =>
+        option == Resume || option == ResumeFrom || option == AllowDataChange || option.Name.StartsWith("--wandb", StringComparison.Ordinal) ||
+        SettingFlags.KeyOf(option) is SettingKey key && ResumeOptions.Changeable.Contains(key);
 
     private static void WarnIgnoredWithResume(ParseResult r, IAnsiConsole console)
     {
         var ignored = r.CommandResult.Children.OfType<System.CommandLine.Parsing.OptionResult>()
-            .Where(o => !o.Implicit && !ResumeFlags.Contains(o.Option.Name) && !o.Option.Name.StartsWith("--wandb", StringComparison.Ordinal))
+            .Where(o => !o.Implicit && !TakenByResume(o.Option))
             .Select(o => o.Option.Name).ToList();
         if (ignored.Count > 0)
             console.MarkupLineInterpolated($"[yellow]--resume continues with the run's stored settings; ignoring {string.Join(", ", ignored)}[/]");

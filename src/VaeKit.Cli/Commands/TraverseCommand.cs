@@ -11,10 +11,10 @@ internal static class TraverseCommand
     public static Command Create(IAnsiConsole console)
     {
         var shared = new RunOptions();
-        var data = new Option<string?>("--data") { Description = "Images for the base code and the codes' spread [default: the run's validation split]" };
-        var dims = new Option<int>("--dims") { Description = "Rows: the K dimensions with the largest KL (AE: largest code variance)", DefaultValueFactory = _ => 8 };
-        var steps = new Option<int>("--steps") { Description = "Images per row, from −3σ to +3σ", DefaultValueFactory = _ => 9 };
-        var image = new Option<int>("--image") { Description = "Index of the image whose code is the base", DefaultValueFactory = _ => 0 };
+        var data = new Option<string?>("--data") { Description = "Images for the base code and the codes' spread [default: the run's validation split]" }.Sets(Settings.Data.Source);
+        var dims = new Option<int>("--dims") { Description = "Rows: the K dimensions with the largest KL (AE: largest code variance)", DefaultValueFactory = _ => 8 }.Sets(Settings.Pictures.Dims);
+        var steps = new Option<int>("--steps") { Description = "Images per row, from −3σ to +3σ", DefaultValueFactory = _ => 9 }.Sets(Settings.Pictures.TraversalSteps);
+        var image = new Option<int>("--image") { Description = "Index of the image whose code is the base", DefaultValueFactory = _ => 0 }.Sets(Settings.Pictures.Image);
 
         var command = new Command("traverse", "Decode rows from −3σ to +3σ along the latent dimensions with the largest KL, around one image's code.") { data, dims, steps, image };
         shared.AddTo(command);

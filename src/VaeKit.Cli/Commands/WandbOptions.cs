@@ -12,7 +12,7 @@ namespace VaeKit.Cli.Commands;
 /// </summary>
 internal sealed class WandbOptions
 {
-    private readonly Option<bool> _enable = new("--wandb") { Description = "Track the run on Weights & Biases (key: WANDB_API_KEY or ~/.netrc; WANDB_MODE=offline to spool and sync later)" };
+    private readonly Option<bool> _enable = new Option<bool>("--wandb") { Description = "Track the run on Weights & Biases (key: WANDB_API_KEY or ~/.netrc; WANDB_MODE=offline to spool and sync later)" }.Sets(Settings.Run.WandbTracking);
     private readonly Option<string?> _project = new("--wandb-project") { Description = "W&B project [default: $WANDB_PROJECT, else vaekit]" };
     private readonly Option<string?> _entity = new("--wandb-entity") { Description = "W&B entity (user or team) [default: $WANDB_ENTITY, else the key's default]" };
     private readonly Option<string?> _name = new("--wandb-name") { Description = "Display name of the W&B run [default: the run name]" };

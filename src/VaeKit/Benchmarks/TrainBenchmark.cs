@@ -38,9 +38,9 @@ public sealed record BenchOptions
     /// <summary>Checks the options; throws <see cref="BadInputException"/> on a non-positive batch or step count, negative warm-up or an invalid model.</summary>
     public BenchOptions Validate()
     {
-        if (Batch <= 0) throw new BadInputException($"--batch must be positive (got {Batch}).");
-        if (Steps <= 0) throw new BadInputException($"--steps must be positive (got {Steps}).");
-        if (Warmup < 0) throw new BadInputException($"--warmup must be 0 or more (got {Warmup}).");
+        if (Batch <= 0) throw new BadInputException($"{Settings.Bench.Batch} must be positive (got {Batch}).");
+        if (Steps <= 0) throw new BadInputException($"{Settings.Bench.Steps} must be positive (got {Steps}).");
+        if (Warmup < 0) throw new BadInputException($"{Settings.Bench.Warmup} must be 0 or more (got {Warmup}).");
         Model.Validate();
         return this;
     }

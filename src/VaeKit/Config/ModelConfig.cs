@@ -105,20 +105,20 @@ public sealed record ModelConfig
         if (InChannels is not (1 or 3))
             throw new BadInputException($"Images must have 1 (grey) or 3 (colour) channels, not {InChannels}.");
         if (Widths.Count == 0 || Widths.Any(w => w <= 0))
-            throw new BadInputException($"model.widths needs one or more positive numbers (got '{string.Join(',', Widths)}').");
-        if (Blocks < 0) throw new BadInputException($"model.blocks must be 0 or more (got {Blocks}).");
-        if (Latent <= 0) throw new BadInputException($"model.latent must be positive (got {Latent}).");
+            throw new BadInputException($"{Settings.Model.Widths} needs one or more positive numbers (got '{string.Join(',', Widths)}').");
+        if (Blocks < 0) throw new BadInputException($"{Settings.Model.Blocks} must be 0 or more (got {Blocks}).");
+        if (Latent <= 0) throw new BadInputException($"{Settings.Model.Latent} must be positive (got {Latent}).");
         if (Widths.Count > 8 || Widths.Any(w => w > 4096) || Latent > 65536 || Blocks > 64)
             throw new BadInputException($"This architecture is far larger than VaeKit is meant for (widths {string.Join(',', Widths)}, blocks {Blocks}, latent {Latent}).");
-        if (ImageSize > 1024) throw new BadInputException($"model.image_size {ImageSize} is too large; VaeKit takes images up to 1024 px.");
+        if (ImageSize > 1024) throw new BadInputException($"{Settings.Model.ImageSize} {ImageSize} is too large; VaeKit takes images up to 1024 px.");
         int factor = 1 << (Widths.Count - 1);
         if (ImageSize <= 0 || ImageSize % factor != 0)
             throw new BadInputException(
-                $"model.image_size {ImageSize} does not fit {Widths.Count} stages: the encoder halves the image " +
+                $"{Settings.Model.ImageSize} {ImageSize} does not fit {Widths.Count} stages: the encoder halves the image " +
                 $"{Widths.Count - 1} times, so the size must be a positive multiple of {factor} " +
-                $"(e.g. {Math.Max(factor, (ImageSize + factor / 2) / factor * factor)}), or use fewer model.widths.");
+                $"(e.g. {Math.Max(factor, (ImageSize + factor / 2) / factor * factor)}), or use fewer {Settings.Model.Widths}.");
         if (Norm == NormKind.Group && (Groups <= 0 || Widths.Any(w => w % Groups != 0)))
-            throw new BadInputException($"model.norm group needs model.groups ({Groups}) to divide every width ({string.Join(',', Widths)}).");
+            throw new BadInputException($"{Settings.Model.Norm} group needs {Settings.Model.Groups} ({Groups}) to divide every width ({string.Join(',', Widths)}).");
         return this;
     }
 }

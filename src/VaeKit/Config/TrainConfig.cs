@@ -65,19 +65,19 @@ public sealed record TrainConfig
     /// <summary>Checks the values; throws <see cref="BadInputException"/> naming the first bad one.</summary>
     public TrainConfig Validate()
     {
-        if (Epochs <= 0) throw new BadInputException($"train.epochs must be positive (got {Epochs}).");
-        if (BatchSize <= 1) throw new BadInputException($"train.batch_size must be at least 2, BatchNorm needs more than one image (got {BatchSize}).");
-        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new BadInputException($"train.learning_rate must be a positive number (got {LearningRate}).");
-        if (!(KlWeight >= 0) || double.IsInfinity(KlWeight)) throw new BadInputException($"train.kl_weight must be 0 or more (got {KlWeight}).");
+        if (Epochs <= 0) throw new BadInputException($"{Settings.Train.Epochs} must be positive (got {Epochs}).");
+        if (BatchSize <= 1) throw new BadInputException($"{Settings.Train.BatchSize} must be at least 2, BatchNorm needs more than one image (got {BatchSize}).");
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new BadInputException($"{Settings.Train.LearningRate} must be a positive number (got {LearningRate}).");
+        if (!(KlWeight >= 0) || double.IsInfinity(KlWeight)) throw new BadInputException($"{Settings.Train.KlWeight} must be 0 or more (got {KlWeight}).");
         Training.KlSchedule.Parse(KlSchedule);
-        if (!(FreeBits >= 0) || double.IsInfinity(FreeBits)) throw new BadInputException($"train.free_bits must be 0 or more nats (got {FreeBits}).");
-        if (!(WeightDecay >= 0) || double.IsInfinity(WeightDecay)) throw new BadInputException($"train.weight_decay must be 0 or more (got {WeightDecay}).");
-        if (!(Beta1 is >= 0 and < 1) || !(Beta2 is >= 0 and < 1)) throw new BadInputException($"train.beta1 and train.beta2 must be in [0, 1) (got {Beta1}, {Beta2}).");
-        if (WarmupSteps < 0) throw new BadInputException($"train.warmup_steps must be 0 or more (got {WarmupSteps}).");
-        if (!(GradClip >= 0)) throw new BadInputException($"train.grad_clip must be 0 (off) or positive (got {GradClip}).");
-        if (!(CheckpointMinutes > 0)) throw new BadInputException($"train.checkpoint_minutes must be positive (got {CheckpointMinutes}).");
-        if (MaxSteps is <= 0) throw new BadInputException($"train.max_steps must be positive (got {MaxSteps}).");
-        if (LogEvery <= 0) throw new BadInputException($"train.log_every must be positive (got {LogEvery}).");
+        if (!(FreeBits >= 0) || double.IsInfinity(FreeBits)) throw new BadInputException($"{Settings.Train.FreeBits} must be 0 or more nats (got {FreeBits}).");
+        if (!(WeightDecay >= 0) || double.IsInfinity(WeightDecay)) throw new BadInputException($"{Settings.Train.WeightDecay} must be 0 or more (got {WeightDecay}).");
+        if (!(Beta1 is >= 0 and < 1) || !(Beta2 is >= 0 and < 1)) throw new BadInputException($"{Settings.Train.Beta1} and {Settings.Train.Beta2} must be in [0, 1) (got {Beta1}, {Beta2}).");
+        if (WarmupSteps < 0) throw new BadInputException($"{Settings.Train.WarmupSteps} must be 0 or more (got {WarmupSteps}).");
+        if (!(GradClip >= 0)) throw new BadInputException($"{Settings.Train.GradClip} must be 0 (off) or positive (got {GradClip}).");
+        if (!(CheckpointMinutes > 0)) throw new BadInputException($"{Settings.Train.CheckpointMinutes} must be positive (got {CheckpointMinutes}).");
+        if (MaxSteps is <= 0) throw new BadInputException($"{Settings.Train.MaxSteps} must be positive (got {MaxSteps}).");
+        if (LogEvery <= 0) throw new BadInputException($"{Settings.Train.LogEvery} must be positive (got {LogEvery}).");
         return this;
     }
 }
@@ -110,9 +110,9 @@ public sealed record DataConfig
     /// <summary>Checks the values; throws <see cref="BadInputException"/> naming the first bad one.</summary>
     public DataConfig Validate()
     {
-        if (Channels is not (null or 1 or 3)) throw new BadInputException($"data.channels must be 1 or 3 (got {Channels}).");
+        if (Channels is not (null or 1 or 3)) throw new BadInputException($"{Settings.Data.Channels} must be 1 or 3 (got {Channels}).");
         if (!(ValidationFraction >= 0 && ValidationFraction < 1))
-            throw new BadInputException($"data.validation_fraction must be in [0, 1) (got {ValidationFraction}).");
+            throw new BadInputException($"{Settings.Data.ValidationFraction} must be in [0, 1) (got {ValidationFraction}).");
         return this;
     }
 }
@@ -152,8 +152,8 @@ public sealed record RuntimeConfig
     /// <summary>Checks the values; throws <see cref="BadInputException"/> naming the first bad one.</summary>
     public RuntimeConfig Validate()
     {
-        if (Threads is <= 0) throw new BadInputException($"runtime.threads must be positive (got {Threads}).");
-        if (ReadbackEvery is <= 0) throw new BadInputException($"runtime.readback_every must be positive (got {ReadbackEvery}).");
+        if (Threads is <= 0) throw new BadInputException($"{Settings.Runtime.Threads} must be positive (got {Threads}).");
+        if (ReadbackEvery is <= 0) throw new BadInputException($"{Settings.Runtime.ReadbackEvery} must be positive (got {ReadbackEvery}).");
         return this;
     }
 }

@@ -75,7 +75,7 @@ public static class DatasetLoader
             {
                 if (synthetic.Count < 1) throw new BadInputException($"A synthetic data set needs at least one image, not {synthetic.Count}: use e.g. synthetic:{DataSpec.DefaultSyntheticCount}.");
                 if (size is < SyntheticFaces.MinSize or > SyntheticFaces.MaxSize)
-                    throw new BadInputException($"Synthetic faces are drawn at {SyntheticFaces.MinSize} to {SyntheticFaces.MaxSize} px, not {size}: pick an --image-size in that range.");
+                    throw new BadInputException($"Synthetic faces are drawn at {SyntheticFaces.MinSize} to {SyntheticFaces.MaxSize} px, not {size}: pick {Settings.Model.ImageSize} in that range.");
                 int channels = options.Channels ?? 3;
                 var fingerprint = Hash($"synthetic/{synthetic.Count}/{options.Seed}/{SyntheticFaces.Version}");
                 return new SourcePlan("synthetic", spec.Describe(), fingerprint, channels,

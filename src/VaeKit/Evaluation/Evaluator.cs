@@ -51,11 +51,11 @@ public sealed record EvalOptions
     /// <summary>Checks the options; throws <see cref="BadInputException"/> on a bad sample count, decoder variance, batch size or limit.</summary>
     public EvalOptions Validate()
     {
-        if (ImportanceSamples < 1) throw new BadInputException($"--samples must be at least 1 (got {ImportanceSamples}).");
-        if (!(DecoderVariance > 0) || double.IsInfinity(DecoderVariance)) throw new BadInputException($"--decoder-variance must be positive (got {DecoderVariance}).");
-        if (BatchSize < 1) throw new BadInputException($"--batch-size must be positive (got {BatchSize}).");
-        if (Limit is < 1) throw new BadInputException($"--limit must be positive (got {Limit}).");
-        if (FdImages is < 0 or > ImageFrechet.MaxImages) throw new BadInputException($"--fd-images must be between 0 and {ImageFrechet.MaxImages} (got {FdImages}).");
+        if (ImportanceSamples < 1) throw new BadInputException($"{Settings.Eval.Samples} must be at least 1 (got {ImportanceSamples}).");
+        if (!(DecoderVariance > 0) || double.IsInfinity(DecoderVariance)) throw new BadInputException($"{Settings.Eval.DecoderVariance} must be positive (got {DecoderVariance}).");
+        if (BatchSize < 1) throw new BadInputException($"{Settings.Eval.BatchSize} must be positive (got {BatchSize}).");
+        if (Limit is < 1) throw new BadInputException($"{Settings.Eval.Limit} must be positive (got {Limit}).");
+        if (FdImages is < 0 or > ImageFrechet.MaxImages) throw new BadInputException($"{Settings.Eval.FdImages} must be between 0 and {ImageFrechet.MaxImages} (got {FdImages}).");
         return this;
     }
 }

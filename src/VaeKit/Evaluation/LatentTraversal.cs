@@ -29,11 +29,11 @@ public static class LatentTraversal
     {
         var model = trained.Model;
         int latent = model.Latent;
-        if (dims < 1 || dims > latent) throw new BadInputException($"traverse.dims must be between 1 and the latent size {latent} (got {dims}).");
-        if (steps < 2) throw new BadInputException($"traverse.steps must be at least 2 (got {steps}).");
+        if (dims < 1 || dims > latent) throw new BadInputException($"{Settings.Pictures.Dims} must be between 1 and the latent size {latent} (got {dims}).");
+        if (steps < 2) throw new BadInputException($"{Settings.Pictures.TraversalSteps} must be at least 2 (got {steps}).");
         trained.Require(Models.ModelOperation.Traverse);
         if (images.Count < 2) throw new BadInputException($"A traversal needs at least 2 images to measure the codes' spread; the data has {images.Count}.");
-        if (baseImage < 0 || baseImage >= images.Count) throw new BadInputException($"traverse.image must be in [0, {images.Count - 1}] (got {baseImage}).");
+        if (baseImage < 0 || baseImage >= images.Count) throw new BadInputException($"{Settings.Pictures.Image} must be in [0, {images.Count - 1}] (got {baseImage}).");
 
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();

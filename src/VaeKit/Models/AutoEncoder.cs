@@ -61,8 +61,8 @@ public sealed class AutoEncoderFamily : IModelFamily
     public ModelConfig Validate(ModelConfig config)
     {
         if (config.Options is { Count: > 0 } given)
-            throw new BadInputException($"model.options.{given.First().Key} is not an option of {config.Kind}: ae and vae take no model options " +
-                                        "(sigma-vae takes sigma; vq-vae takes codebook, code_dim, layout, ...).");
+            throw new BadInputException($"{SettingKey.ModelOption(given.First().Key)} is not an option of {config.Kind}: ae and vae take no model options " +
+                                        $"(sigma-vae takes sigma; vq-vae takes codebook, code_dim, layout, ...).");
         return config.ValidateConvolutional();
     }
 

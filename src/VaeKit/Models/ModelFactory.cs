@@ -62,7 +62,7 @@ public static class ModelFactory
             if (Families.TryGetValue(config.Kind, out family)) return family;
         }
         throw new BadInputException(
-            $"model.kind '{config.Kind}' is not a known model family ({string.Join(", ", Families.Keys.Order())})" +
+            $"{Settings.Model.Kind} '{config.Kind}' is not a known model family ({string.Join(", ", Families.Keys.Order())})" +
             (config.Assembly is null ? "." : $"; {config.Assembly} defines no family of that kind."));
     }
 

@@ -245,7 +245,7 @@ public sealed class SigmaVaeFamily : IModelFamily
     /// <inheritdoc/>
     public string Description =>
         "sigma-vae: the VAE with a calibrated Gaussian decoder N(x̂, σ²I), σ the batch optimum or learned " +
-        "(Rybkin et al. 2021); --model-option sigma=optimal|learned";
+        "(Rybkin et al. 2021); option sigma=optimal|learned";
 
     /// <summary>The shared CNN's checks, then the options: only <c>sigma</c>, optimal or learned; the default is written in.</summary>
     public ModelConfig Validate(ModelConfig config)
@@ -253,10 +253,10 @@ public sealed class SigmaVaeFamily : IModelFamily
         config.ValidateConvolutional();
         if (config.Options is { } given)
             foreach (var key in given.Select(p => p.Key).Where(k => k != "sigma"))
-                throw new BadInputException($"model.options.{key} is not a sigma-vae option; its only option is sigma (optimal or learned).");
+                throw new BadInputException($"{SettingKey.ModelOption(key)} is not a sigma-vae option; its only option is sigma (optimal or learned).");
         var sigma = config.Options?["sigma"];
         if (sigma is not null && (sigma.GetValueKind() != System.Text.Json.JsonValueKind.String))
-            throw new BadInputException($"model.options.sigma must be optimal or learned (got {sigma.ToJsonString()}).");
+            throw new BadInputException($"{SettingKey.ModelOption("sigma")} must be optimal or learned (got {sigma.ToJsonString()}).");
         var options = config.OptionsAs<SigmaVaeOptions>();
         ParseMode(options);
         return config.WithOptions(options);
@@ -269,6 +269,6 @@ public sealed class SigmaVaeFamily : IModelFamily
     {
         "optimal" => SigmaMode.Optimal,
         "learned" => SigmaMode.Learned,
-        _ => throw new BadInputException($"model.options.sigma must be optimal or learned (got '{options.Sigma}')."),
+        _ => throw new BadInputException($"{SettingKey.ModelOption("sigma")} must be optimal or learned (got '{options.Sigma}')."),
     };
 }

@@ -487,7 +487,7 @@ public sealed class VqVaeFamily : IModelFamily
         if (config.Options is not null)
             foreach (var (key, _) in config.Options)
                 if (!VqVaeOptions.Keys.Contains(key))
-                    throw new BadInputException($"model.options.{key} is not a vq-vae option; its options are {string.Join(", ", VqVaeOptions.Keys)}.");
+                    throw new BadInputException($"{SettingKey.ModelOption(key)} is not a vq-vae option; its options are {string.Join(", ", VqVaeOptions.Keys)}.");
         VqVaeOptions options;
         try
         {
@@ -495,28 +495,28 @@ public sealed class VqVaeFamily : IModelFamily
         }
         catch (JsonException e)
         {
-            throw new BadInputException($"model.options of vq-vae cannot be read: {e.Message}", e);
+            throw new BadInputException($"{Settings.Model.Options} of vq-vae cannot be read: {e.Message}", e);
         }
         if (!VqLayouts.All.Contains(options.Layout))
-            throw new BadInputException($"model.options.layout must be one of {string.Join(", ", VqLayouts.All)} (got '{options.Layout}').");
+            throw new BadInputException($"{SettingKey.ModelOption("layout")} must be one of {string.Join(", ", VqLayouts.All)} (got '{options.Layout}').");
         int d = options.CodeDim ?? (options.Layout == VqLayouts.Grid ? GridCodeDim(config) : DefaultCodeDim(config.Latent));
         int k = options.Codebook ?? (config.Latent <= 64 ? 256 : 512);
-        if (k < 2 || k > 65_536) throw new BadInputException($"model.options.codebook must be between 2 and 65536 (got {k}).");
+        if (k < 2 || k > 65_536) throw new BadInputException($"{SettingKey.ModelOption("codebook")} must be between 2 and 65536 (got {k}).");
         if (d < 1 || config.Latent % d != 0)
-            throw new BadInputException($"model.options.code_dim must divide the latent size {config.Latent} (got {d}).");
+            throw new BadInputException($"{SettingKey.ModelOption("code_dim")} must divide the latent size {config.Latent} (got {d}).");
         if (options.Layout == VqLayouts.Grid && config.Latent != GridPositions(config) * d)
         {
             int side = config.BottleneckSide, positions = GridPositions(config);
             throw new BadInputException(
                 $"layout=grid quantises each of the {side}×{side} = {positions} positions of the encoder's last feature map, " +
-                $"so the latent is {positions} × code_dim: code_dim={d} needs --latent {positions * d} (got --latent {config.Latent}, " +
+                $"so the latent is {positions} × code_dim: {SettingKey.ModelOption("code_dim").Is(d)} needs {Settings.Model.Latent.Is(positions * d)} (got {Settings.Model.Latent.Is(config.Latent)}, " +
                 $"which gives code_dim={config.Latent / positions}{(config.Latent % positions == 0 ? "" : " only if it were a multiple of " + positions)}).");
         }
-        if (!(options.Beta >= 0) || double.IsInfinity(options.Beta)) throw new BadInputException($"model.options.beta must be 0 or more (got {options.Beta}).");
-        if (!(options.Decay >= 0 && options.Decay < 1)) throw new BadInputException($"model.options.decay must be in [0, 1) (got {options.Decay}).");
-        if (!(options.Epsilon > 0) || double.IsInfinity(options.Epsilon)) throw new BadInputException($"model.options.epsilon must be positive (got {options.Epsilon}).");
-        if (options.DeadAfter < 0) throw new BadInputException($"model.options.dead_after must be 0 (never restart) or more (got {options.DeadAfter}).");
-        if (options.PriorImages < 1) throw new BadInputException($"model.options.prior_images must be positive (got {options.PriorImages}).");
+        if (!(options.Beta >= 0) || double.IsInfinity(options.Beta)) throw new BadInputException($"{SettingKey.ModelOption("beta")} must be 0 or more (got {options.Beta}).");
+        if (!(options.Decay >= 0 && options.Decay < 1)) throw new BadInputException($"{SettingKey.ModelOption("decay")} must be in [0, 1) (got {options.Decay}).");
+        if (!(options.Epsilon > 0) || double.IsInfinity(options.Epsilon)) throw new BadInputException($"{SettingKey.ModelOption("epsilon")} must be positive (got {options.Epsilon}).");
+        if (options.DeadAfter < 0) throw new BadInputException($"{SettingKey.ModelOption("dead_after")} must be 0 (never restart) or more (got {options.DeadAfter}).");
+        if (options.PriorImages < 1) throw new BadInputException($"{SettingKey.ModelOption("prior_images")} must be positive (got {options.PriorImages}).");
         return config.WithOptions(options with { Codebook = k, CodeDim = d });
     }
 
@@ -535,8 +535,8 @@ public sealed class VqVaeFamily : IModelFamily
             int below = Math.Max(1, config.Latent / positions) * positions, above = (config.Latent / positions + 1) * positions;
             throw new BadInputException(
                 $"layout=grid quantises each of the {side}×{side} = {positions} positions of the encoder's last feature map, " +
-                $"so the latent must be a multiple of {positions} (code_dim = latent / {positions}); got --latent {config.Latent}: " +
-                $"use --latent {below}{(above != below ? $" or {above}" : "")}.");
+                $"so the latent must be a multiple of {positions} (code_dim = latent / {positions}); got {Settings.Model.Latent.Is(config.Latent)}: " +
+                $"use {Settings.Model.Latent.Is(below)}{(above != below ? $" or {above}" : "")}.");
         }
         return config.Latent / positions;
     }

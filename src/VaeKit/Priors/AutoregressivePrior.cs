@@ -60,9 +60,11 @@ public sealed class AutoregressivePriorKind : IPriorKind
     public string Name => KindName;
 
     /// <inheritdoc/>
-    public string? Inapplicable(VaeModel model) => model is VqVae
-        ? null
-        : $"The autoregressive prior models a vq-vae's discrete codes; this run is a {model.Config.Kind}: use --kind gmm.";
+    public SettingText? Inapplicable(VaeModel model)
+    {
+        if (model is VqVae) return null;
+        return $"The autoregressive prior models a vq-vae's discrete codes; this run is a {model.Config.Kind}: use {Settings.Prior.Kind.Is(GaussianMixturePriorKind.KindName)}.";
+    }
 
     /// <summary>The header of checkpoint.ckpt.</summary>
     private sealed record State
@@ -83,7 +85,7 @@ public sealed class AutoregressivePriorKind : IPriorKind
     {
         var vq = (VqVae)model.Model;
         int maxSteps = options.MaxSteps ?? DefaultSteps;
-        if (maxSteps < 1) throw new BadInputException($"--max-steps must be 1 or more (got {maxSteps}).");
+        if (maxSteps < 1) throw new BadInputException($"{Settings.Prior.MaxSteps} must be 1 or more (got {maxSteps}).");
         if (options.CheckpointEvery < 1 || options.LogEvery < 1) throw new BadInputException("Checkpoint and log intervals must be positive.");
         string fingerprint = PriorKinds.Fingerprint(model.CheckpointPath);
         string checkpointPath = Path.Combine(directory, CheckpointFile);

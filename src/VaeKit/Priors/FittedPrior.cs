@@ -91,7 +91,7 @@ public interface IPriorKind
     string Name { get; }
 
     /// <summary>Why this kind does not apply to <paramref name="model"/> (a message for the user), or null when it does.</summary>
-    string? Inapplicable(VaeModel model);
+    SettingText? Inapplicable(VaeModel model);
 
     /// <summary>
     /// Fits on <paramref name="data"/> (the run's training split in Train, held-out in Validation), writing what it
@@ -159,7 +159,7 @@ public static class PriorKinds
     public static IPriorKind Applicable(TrainedModel model, string name)
     {
         var kind = Get(name);
-        if (kind.Inapplicable(model.Model) is string why) throw new BadInputException(why);
+        if (kind.Inapplicable(model.Model) is { } why) throw new BadInputException(why);
         return kind;
     }
 
@@ -174,7 +174,7 @@ public static class PriorKinds
         try { data = model.LoadData(null, cancellationToken: cancellationToken); }
         catch (BadInputException e)
         {
-            throw new BadInputException($"The run's data cannot be loaded again ({e.Message.TrimEnd('.')}): fit on other images with vae prior --data SOURCE.", e);
+            throw new BadInputException($"The run's data cannot be loaded again ({e.Message.TrimEnd('.')}): fit on other images with {Settings.Prior.Data.Is("SOURCE")}.", e);
         }
         using (data) return Fit(model, name, data, options, cancellationToken);
     }
@@ -203,6 +203,10 @@ public static class PriorKinds
         return new PriorFit(prior, record);
     }
 
+    /// <summary>The step that fits prior <paramref name="name"/> to <paramref name="model"/>'s run again (messages advise it).</summary>
+    public static Operation Refit(TrainedModel model, string name) =>
+        new(Settings.Operations.Prior, Settings.Run.Directory.Is(model.Run.Path), Settings.Prior.Kind.Is(name));
+
     /// <summary>The stored record of prior <paramref name="name"/> in the model's run, or null when none was fitted.</summary>
     public static PriorRecord? Record(TrainedModel model, string name)
     {
@@ -211,11 +215,11 @@ public static class PriorKinds
         try
         {
             return JsonSerializer.Deserialize<PriorRecord>(File.ReadAllText(path), Json.Indented)
-                   ?? throw new BadInputException($"{path} is empty: refit with vae prior --run {model.Run.Path} --kind {name}.");
+                   ?? throw new BadInputException($"{path} is empty: refit with {Refit(model, name)}.");
         }
         catch (JsonException e)
         {
-            throw new BadInputException($"{path} cannot be read ({e.Message}): refit with vae prior --run {model.Run.Path} --kind {name}.", e);
+            throw new BadInputException($"{path} cannot be read ({e.Message}): refit with {Refit(model, name)}.", e);
         }
     }
 
@@ -229,11 +233,11 @@ public static class PriorKinds
         if (name == Standard) return new StandardPrior(model.Model);
         var kind = Applicable(model, name);
         var record = Record(model, name)
-                     ?? throw new BadInputException($"{model.Run.Path} has no {name} prior yet: fit one with vae prior --run {model.Run.Path} --kind {name}.");
+                     ?? throw new BadInputException($"{model.Run.Path} has no {name} prior yet: fit one with {Refit(model, name)}.");
         if (record.CheckpointSha256 != Fingerprint(model.CheckpointPath))
             throw new BadInputException(
                 $"The {name} prior of {model.Run.Path} was fitted to another checkpoint (step {record.Step}) than {Path.GetFileName(model.CheckpointPath)} " +
-                $"(step {model.Header.Step}): refit with vae prior --run {model.Run.Path} --kind {name}.");
+                $"(step {model.Header.Step}): refit with {Refit(model, name)}.");
         return kind.Load(model, Directory(model.Run, name), record);
     }
 

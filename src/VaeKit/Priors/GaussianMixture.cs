@@ -55,7 +55,7 @@ public sealed class GaussianMixture : IDisposable
     /// </summary>
     public static GaussianMixture Fit(Tensor x, int components, int seed, int maxIterations = 200, double tolerance = 1e-6, double regularisation = 1e-6)
     {
-        if (components < 1) throw new BadInputException($"--components must be 1 or more (got {components}).");
+        if (components < 1) throw new BadInputException($"{Settings.Prior.Components} must be 1 or more (got {components}).");
         if (x.shape[0] < components)
             throw new BadInputException($"A {components}-component mixture needs at least {components} training codes; the run has {x.shape[0]}.");
         using var scope = NewDisposeScope();
@@ -209,9 +209,11 @@ public sealed class GaussianMixturePriorKind : IPriorKind
     public string Name => KindName;
 
     /// <inheritdoc/>
-    public string? Inapplicable(VaeModel model) => model is VqVae
-        ? "The gmm prior models continuous codes (ae, vae, sigma-vae); a vq-vae's codes are discrete: use --kind autoregressive."
-        : null;
+    public SettingText? Inapplicable(VaeModel model)
+    {
+        if (model is not VqVae) return null;
+        return $"The gmm prior models continuous codes (ae, vae, sigma-vae); a vq-vae's codes are discrete: use {Settings.Prior.Kind.Is(AutoregressivePriorKind.KindName)}.";
+    }
 
     /// <inheritdoc/>
     public (IFittedPrior Prior, JsonObject Settings, Dictionary<string, double> Figures) Fit(
@@ -252,11 +254,11 @@ public sealed class GaussianMixturePriorKind : IPriorKind
     public IFittedPrior Load(TrainedModel model, string directory, PriorRecord record)
     {
         string path = Path.Combine(directory, MixtureFile);
-        if (!File.Exists(path)) throw new BadInputException($"{path} is missing: refit with vae prior --run {model.Run.Path} --kind {KindName}.");
+        if (!File.Exists(path)) throw new BadInputException($"{path} is missing: refit with {PriorKinds.Refit(model, KindName)}.");
         var json = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
         var mixture = GaussianMixture.FromJson(json);
         if (mixture.Dimensions != model.Model.Latent)
-            throw new BadInputException($"{path} models {mixture.Dimensions}-d codes, the model's are {model.Model.Latent}-d: refit with vae prior --run {model.Run.Path} --kind {KindName}.");
+            throw new BadInputException($"{path} models {mixture.Dimensions}-d codes, the model's are {model.Model.Latent}-d: refit with {PriorKinds.Refit(model, KindName)}.");
         return new GaussianMixturePrior(mixture);
     }
 }

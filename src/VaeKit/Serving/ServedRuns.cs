@@ -19,8 +19,8 @@ public static class ServedRuns
     /// </summary>
     public static IReadOnlyList<ServedRun> Resolve(IReadOnlyList<string> runs, string? sweep)
     {
-        if (runs.Count > 0 && sweep is not null) throw new BadInputException("Give --run (one or more) or --sweep, not both.");
-        if (runs.Count == 0 && sweep is null) throw new BadInputException("Nothing to serve: give --run runs/NAME (repeatable) or --sweep sweeps/NAME.");
+        if (runs.Count > 0 && sweep is not null) throw new BadInputException($"Give {Settings.Serve.Runs} (one or more) or {Settings.Serve.Sweep}, not both.");
+        if (runs.Count == 0 && sweep is null) throw new BadInputException($"Nothing to serve: give {Settings.Serve.Runs} runs/NAME (repeatable) or {Settings.Serve.Sweep} sweeps/NAME.");
         var list = sweep is null
             ? runs.Select(r => new ServedRun(Path.GetFullPath(r), Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(r))))).ToList()
             : FromSweep(sweep);

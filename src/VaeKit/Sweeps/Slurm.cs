@@ -134,7 +134,7 @@ public static class Slurm
             }
             else { current.Append(c); inWord = true; }
         }
-        if (quote != '\0') throw new BadInputException($"--slurm-opts has an unclosed {quote} quote: {text}");
+        if (quote != '\0') throw new BadInputException($"{Settings.Sweep.SlurmOptions} has an unclosed {quote} quote: {text}");
         if (inWord) args.Add(current.ToString());
         return args;
     }
@@ -153,7 +153,7 @@ public static class Slurm
         try { process = Process.Start(start)!; }
         catch (Win32Exception e)
         {
-            throw new BadInputException($"Cannot run {program}: {e.Message}. --slurm needs Slurm's client commands (sbatch, squeue) on PATH.", e);
+            throw new BadInputException($"Cannot run {program}: {e.Message}. {Settings.Sweep.Slurm} needs Slurm's client commands (sbatch, squeue) on PATH.", e);
         }
         using (process)
         {

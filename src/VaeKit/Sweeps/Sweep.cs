@@ -32,7 +32,7 @@ public sealed record SweepTaskStatus(SweepEntry Entry, string State, SweepRow? R
 /// <param name="Directory">Absolute path of sweeps/NAME/.</param>
 /// <param name="Rows">The finished runs' rows (empty after a submission).</param>
 /// <param name="Message">What to do next (interrupted, incomplete or submitted); null when completed.</param>
-public sealed record SweepResult(SweepOutcome Outcome, string Directory, IReadOnlyList<SweepRow> Rows, string? Message)
+public sealed record SweepResult(SweepOutcome Outcome, string Directory, IReadOnlyList<SweepRow> Rows, SettingText? Message)
 {
     /// <summary>Every run's state (for <see cref="SweepOutcome.Incomplete"/> and <see cref="SweepOutcome.Submitted"/>).</summary>
     public IReadOnlyList<SweepTaskStatus> Tasks { get; init; } = [];
@@ -53,7 +53,7 @@ public static class Sweep
     public static SweepDirectory Prepare(SweepPlan plan, string sweepsRoot)
     {
         plan.Validate();
-        if (string.IsNullOrWhiteSpace(sweepsRoot)) throw new BadInputException("--sweeps-dir is empty; give a directory.");
+        if (string.IsNullOrWhiteSpace(sweepsRoot)) throw new BadInputException($"{Settings.Sweep.SweepsDirectory} is empty; give a directory.");
         var dir = new SweepDirectory(Path.Combine(sweepsRoot, plan.Name));
         CheckSamePlan(dir, plan);
         WritePlan(dir, plan);   // the same experiment; hardware settings (device, threads) may have changed
@@ -104,7 +104,7 @@ public static class Sweep
             var outcome = SweepTraining.RunToEvaluation(plan, entry, dir.Runs, host, m => message(prefix + m), cancellationToken);
             if (outcome.Outcome == RunOutcome.Interrupted)
                 return new SweepResult(SweepOutcome.Interrupted, dir.Path, rows,
-                    $"Interrupted in run {entry.Index + 1} of {entries.Count}; run the same command again (same --name) to continue the sweep.");
+                    $"Interrupted in run {entry.Index + 1} of {entries.Count}; run the same command again (same {Settings.Run.Name}) to continue the sweep.");
             rows.Add(outcome.Row!);
         }
         if (queued.Count > 0)
@@ -125,7 +125,7 @@ public static class Sweep
         var plan = Load(dir);
         var entries = plan.Entries();
         if (index < 0 || index >= entries.Count)
-            throw new BadInputException($"--task {index} is not a run of {dir.Path}: it has runs 0 to {entries.Count - 1}.");
+            throw new BadInputException($"{Settings.Sweep.Task} {index} is not a run of {dir.Path}: it has runs 0 to {entries.Count - 1}.");
         if (plan.Base.Runtime.Threads is null && int.TryParse(Environment.GetEnvironmentVariable("SLURM_CPUS_PER_TASK"), out int cpus) && cpus > 0)
             plan = plan with { Base = plan.Base with { Runtime = plan.Base.Runtime with { Threads = cpus } } };
         var entry = entries[index];
@@ -169,11 +169,11 @@ public static class Sweep
         if (statuses.Any(s => !s.Finished))
         {
             int waiting = statuses.Count(s => s.State is "pending" or "running" or "configuring" or "completing" or "suspended");
-            string hint = waiting > 0
-                ? $"{waiting} still queued or running in Slurm; collect again when they finish (squeue shows them)."
-                : $"Continue with: vae sweep --dir {dir.Path} --slurm (resubmits the unfinished runs; they resume from their checkpoints), or without --slurm to run them here.";
-            return new SweepResult(SweepOutcome.Incomplete, dir.Path, rows,
-                $"{rows.Count} of {statuses.Count} runs finished. {hint}") { Tasks = statuses };
+            var resubmit = new Operation(Settings.Operations.Sweep, Settings.Sweep.Directory.Is(dir.Path), Settings.Sweep.Slurm.Is(true));
+            SettingText hint = $"{waiting} still queued or running in Slurm; collect again when they finish (squeue shows them).";
+            if (waiting == 0)
+                hint = $"Continue with: {resubmit} (resubmits the unfinished runs; they resume from their checkpoints), or without {Settings.Sweep.Slurm} to run them here.";
+            return new SweepResult(SweepOutcome.Incomplete, dir.Path, rows, $"{rows.Count} of {statuses.Count} runs finished. {hint}") { Tasks = statuses };
         }
         message("writing grids, plot and summary");
         SweepOutputs.Write(dir, plan, rows);
@@ -194,7 +194,7 @@ public static class Sweep
         var todo = statuses.Where(s => s.State is "failed" or "not run").Select(s => s.Entry.Index).ToList();
         if (todo.Count == 0)
             return new SweepResult(SweepOutcome.Incomplete, dir.Path, [],
-                "Every unfinished run is already queued or running in Slurm; collect when they finish.") { Tasks = statuses };
+                SettingText.Plain("Every unfinished run is already queued or running in Slurm; collect when they finish.")) { Tasks = statuses };
         string job = Slurm.Submit(dir, plan.Name, todo, command, sbatchOptions, taskOptions);
         var jobs = Submissions(dir).Append(new Submission(job, todo, DateTimeOffset.Now)).ToList();
         Json.WriteAllTextAtomic(dir.SlurmJobs, JsonSerializer.Serialize(jobs, Json.Indented) + "\n");
@@ -272,7 +272,7 @@ public static class Sweep
             string stored = File.ReadAllText(dir.Plan).Trim();
             if (stored != identity)
                 throw new BadInputException(
-                    $"Sweep '{plan.Name}' already exists at {dir.Path} with other settings; run it with the same flags to continue it, or pick another --name.");
+                    $"Sweep '{plan.Name}' already exists at {dir.Path} with other settings; run it with the same settings to continue it, or pick another {Settings.Run.Name}.");
             return;
         }
         try

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace VaeKit.Sweeps;
 
 /// <summary>How one run of a sweep ended: trained and evaluated, diverged, or interrupted (Ctrl-C, SIGTERM).</summary>
-public sealed record SweepRunOutcome(RunOutcome Outcome, SweepRow? Row, string? Message);
+public sealed record SweepRunOutcome(RunOutcome Outcome, SweepRow? Row, SettingText? Message);
 
 /// <summary>
 /// Every call the sweep makes into training, evaluation and inference, in one file: train or resume a run, evaluate

@@ -99,7 +99,7 @@ public static class Checkpoint
 
         var intact = new List<string>();
         var damaged = new List<string>();
-        string? resumable = null;
+        Operation? resume = null;
         foreach (var name in new[] { Path.GetFileName(path), "last.ckpt", "best.ckpt" }.Distinct())
         {
             var file = Path.Combine(directory, name);
@@ -109,8 +109,8 @@ public static class Checkpoint
                 var h = ReadHeader(file);
                 string when = h.BatchInEpoch > 0 ? $"during epoch {h.Epoch + 1}" : h.Epoch > 0 ? $"after epoch {h.Epoch}" : "before the first epoch";
                 intact.Add($"{name} (step {h.Step}, {when})");
-                if (name == "last.ckpt") resumable = "";                            // --resume reads last.ckpt
-                else if (name == "best.ckpt") resumable ??= " --resume-from best";
+                if (name == "last.ckpt") resume = new(Settings.Operations.Train, Settings.Run.Resume.Is(runDir));   // a resume reads last.ckpt
+                else if (name == "best.ckpt") resume ??= new(Settings.Operations.Train, Settings.Run.Resume.Is(runDir), Settings.Run.ResumeFrom.Is("best"));
             }
             catch (BadInputException)
             {
@@ -128,12 +128,10 @@ public static class Checkpoint
         if (damaged.Count > 0)
             state += $" {string.Join(" and ", damaged)} {(damaged.Count > 1 ? "were" : "was")} already unreadable before this write.";
         string free = CheckpointWriteException.IsOutOfSpace(e) ? $"Free some space on the disk holding {directory}, then" : "Fix the cause, then";
-        string next = resumable is not null && inRun
-            ? $" {free} continue with: vae train --resume {runDir}{resumable}"
-            : inRun
-                ? $" {free} delete {runDir} and start the run again."
-                : $" {free} try again.";
-        return new CheckpointWriteException(path, what + temp + state + next, e);
+        SettingText next = $" {free} try again.";
+        if (resume is not null && inRun) next = $" {free} continue with: {resume}";
+        else if (inRun) next = $" {free} delete {runDir} and start the run again.";
+        return new CheckpointWriteException(path, SettingText.Plain(what + temp + state).Append(next), e);
     }
 
     /// <summary>Reads only the header (cheap: no tensors).</summary>
@@ -209,7 +207,7 @@ public static class Checkpoint
     {
         string other = Path.GetFileName(path) == "best.ckpt" ? "last" : "best";
         return new($"Checkpoint {path} is damaged ({e.Message.Split('\n')[0]}). Each run keeps two: resume from the other with " +
-                   $"--resume-from {other}, or load it with --checkpoint {other}.", e);
+                   $"{Settings.Run.ResumeFrom.Is(other)}, or load it with {Settings.Run.Checkpoint.Is(other)}.", e);
     }
 
     /// <summary>Cheap whole-file check before minutes of data loading: the header parses and the end marker is there.</summary>

@@ -6,8 +6,11 @@ namespace VaeKit.Training;
 /// temporary file was removed, and how to continue. The CLI prints it alone and exits with
 /// exit code 1: the input was fine, the machine failed.
 /// </summary>
-public sealed class CheckpointWriteException(string path, string message, Exception inner) : IOException(message, inner)
+public sealed class CheckpointWriteException(string path, SettingText message, Exception inner) : IOException(message.ToString(), inner)
 {
+    /// <summary>The message with its settings typed (the CLI names them by its flags).</summary>
+    public SettingText Text { get; } = message;
+
     /// <summary>The checkpoint that was being written.</summary>
     public string Path { get; } = path;
 

@@ -115,26 +115,27 @@ public static class GpuMemory
     /// <summary>
     /// The one message for a run that ran out of GPU memory: what was asked, what the estimate says fits in
     /// <paramref name="freeBytes"/> (the device's memory, NVML's total: other processes' use is not subtracted; null when unknown), and what to
-    /// change. Settings are named by their config.json place (the CLI turns them into flags).
+    /// change, its settings typed (the CLI names them by its flags).
     /// </summary>
-    public static string OutOfMemoryMessage(ModelConfig config, int batchSize, Precision precision, long? freeBytes, long dataBytes = 0)
+    public static SettingText OutOfMemoryMessage(ModelConfig config, int batchSize, Precision precision, long? freeBytes, long dataBytes = 0)
     {
         var asked = Estimate(config, batchSize, precision, dataBytes);
-        string text = $"The GPU ran out of memory training at batch size {batchSize} ({Name(precision)}; estimated {Gib(asked.TotalBytes)} GiB).";
+        SettingText text = $"The GPU ran out of memory training at batch size {batchSize} ({Name(precision)}; estimated {Gib(asked.TotalBytes)} GiB).";
         if (freeBytes is not long free)
-            return text + " Lower train.batch_size" + (precision == Precision.Fp32 ? " or use runtime.precision bf16." : ".");
-        text += $" This GPU has {Gib(free)} GiB.";
+            return precision == Precision.Fp32 ? text.Append($" Lower {Settings.Train.BatchSize} or use {Settings.Runtime.Precision} bf16.")
+                                               : text.Append($" Lower {Settings.Train.BatchSize}.");
+        text = text.Append($" This GPU has {Gib(free)} GiB.");
         var fits = LargestBatchThatFits(config, precision, free, dataBytes);
         var fitsBf16 = precision == Precision.Fp32 ? LargestBatchThatFits(config, Precision.Bf16, free, dataBytes) : null;
         if (fits is int b && b < batchSize)
-            text += $" The estimate says train.batch_size {b} fits";
+            text = text.Append($" The estimate says {Settings.Train.BatchSize} {b} fits");
         else if (fits is not null)
-            text += " The estimate says it should fit (another process may hold GPU memory); try a smaller train.batch_size";
+            text = text.Append($" The estimate says it should fit (another process may hold GPU memory); try a smaller {Settings.Train.BatchSize}");
         else
-            text += " Not even batch size 2 fits by the estimate; use a smaller model (--preset)";
+            text = text.Append($" Not even batch size 2 fits by the estimate; use a smaller model ({Settings.Model.Preset})");
         if (fitsBf16 is int c)
-            text += $", or runtime.precision bf16 with train.batch_size {Math.Min(c, batchSize)}";
-        return text + ".";
+            text = text.Append($", or {Settings.Runtime.Precision} bf16 with {Settings.Train.BatchSize} {Math.Min(c, batchSize)}");
+        return text.Append(SettingText.Plain("."));
     }
 
     private static (long All, long Low) ParameterCounts(ModelConfig config)

@@ -74,7 +74,7 @@ public sealed record EpochReport(
 public sealed record CheckpointSaved(string Which, string Path, long Step, int Epoch);
 
 /// <summary>How a run ended, before its <see cref="RunResult"/> is returned.</summary>
-public sealed record RunEnd(RunOutcome Outcome, long Step, int Epoch, EvalMetrics? Validation, double? BestLoss, string? Message);
+public sealed record RunEnd(RunOutcome Outcome, long Step, int Epoch, EvalMetrics? Validation, double? BestLoss, SettingText? Message);
 
 /// <summary>A callback that ignores everything.</summary>
 public sealed class NullCallback : IRunCallback

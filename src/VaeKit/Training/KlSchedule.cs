@@ -36,7 +36,7 @@ public sealed record KlSchedule(KlScheduleKind Kind, int WarmupSteps = 0, int Cy
                 return new KlSchedule(KlScheduleKind.Cyclical, Cycles: cycles, Ratio: ratio);
         }
         throw new BadInputException(
-            $"train.kl_schedule '{text}' is not understood: use constant, linear-warmup:STEPS (e.g. linear-warmup:2000) " +
+            $"{Settings.Train.KlSchedule} '{text}' is not understood: use constant, linear-warmup:STEPS (e.g. linear-warmup:2000) " +
             "or cyclical:CYCLES[:RATIO] (e.g. cyclical:4:0.5, RATIO in (0, 1]).");
     }
 

@@ -33,12 +33,12 @@ public sealed class RunStore : IDisposable
     public static RunDirectory Plan(string runsRoot, string name)
     {
         ValidateName(name);
-        if (string.IsNullOrWhiteSpace(runsRoot)) throw new BadInputException("run.runs_directory is empty; give a directory.");
+        if (string.IsNullOrWhiteSpace(runsRoot)) throw new BadInputException($"{Settings.Run.RunsDirectory} is empty; give a directory.");
         var dir = new RunDirectory(Path.Combine(runsRoot, name));
         if (File.Exists(dir.Last))
-            throw new BadInputException($"Run '{name}' already exists at {dir.Path}. Resume it (resume.run_directory {dir.Path}), or pick another run.name.");
+            throw new BadInputException($"Run '{name}' already exists at {dir.Path}. Resume it ({Settings.Run.Resume} {dir.Path}), or pick another {Settings.Run.Name}.");
         if (File.Exists(dir.Config))
-            throw new BadInputException($"{dir.Path} holds a run that stopped before its first checkpoint; delete that directory or pick another run.name.");
+            throw new BadInputException($"{dir.Path} holds a run that stopped before its first checkpoint; delete that directory or pick another {Settings.Run.Name}.");
         EnsureWritable(runsRoot);
         return dir;
     }
@@ -48,7 +48,7 @@ public sealed class RunStore : IDisposable
     {
         if (string.IsNullOrWhiteSpace(name) || name is "." or ".." || name.Length > 200 ||
             name.Any(c => c is '/' or '\\' || char.IsControl(c)) || name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0)
-            throw new BadInputException($"run.name '{name}' cannot be a run directory name; use letters, digits, '-', '_' and '.'.");
+            throw new BadInputException($"{Settings.Run.Name} '{name}' cannot be a run directory name; use letters, digits, '-', '_' and '.'.");
     }
 
     /// <summary>Creates the planned directory, takes its lock and writes config.json.</summary>
@@ -73,7 +73,7 @@ public sealed class RunStore : IDisposable
     /// "best" or a file) is whole and belongs to this run. Returns the store, the checkpoint's path and header.</summary>
     public static (RunStore Store, string Checkpoint, CheckpointHeader Header) OpenForResume(string runDirectory, string checkpoint)
     {
-        if (string.IsNullOrWhiteSpace(runDirectory)) throw new BadInputException("resume.run_directory is empty; give a run directory.");
+        if (string.IsNullOrWhiteSpace(runDirectory)) throw new BadInputException($"{Settings.Run.Resume} is empty; give a run directory.");
         var dir = new RunDirectory(runDirectory);
         if (!System.IO.Directory.Exists(dir.Path)) throw new BadInputException($"No run directory at {dir.Path}.");
         var store = new RunStore(dir, dir.Lock());
@@ -152,7 +152,7 @@ public sealed class RunStore : IDisposable
         try
         {
             if (File.Exists(runsRoot))
-                throw new BadInputException($"run.runs_directory {runsRoot} is a file; runs need a directory.");
+                throw new BadInputException($"{Settings.Run.RunsDirectory} {runsRoot} is a file; runs need a directory.");
             System.IO.Directory.CreateDirectory(runsRoot);
             var probe = Path.Combine(runsRoot, $".write-test-{Environment.ProcessId}");
             File.WriteAllBytes(probe, []);

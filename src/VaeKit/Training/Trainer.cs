@@ -256,7 +256,7 @@ public sealed class Trainer : IDisposable
 
     private DivergedException Diverged(long step, double loss, double gradNorm) => new(
         $"Training diverged at step {step}: the loss is {loss} (gradient norm {gradNorm}). " +
-        $"Lower the learning rate (train.learning_rate, now {Config.LearningRate}) or the KL weight (train.kl_weight, now {Config.KlWeight}).");
+        $"Lower the learning rate ({Settings.Train.LearningRate}, now {Config.LearningRate}) or the KL weight ({Settings.Train.KlWeight}, now {Config.KlWeight}).");
 
     /// <summary>
     /// Metrics of a batch without gradients, in evaluation mode (running BatchNorm statistics, z = mu), added to

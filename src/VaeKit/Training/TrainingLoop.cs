@@ -21,7 +21,7 @@ public enum RunOutcome
 
 /// <summary>What <c>TrainingRun.Train</c> and <c>Resume</c> return: how the run ended, where, at which step, the last
 /// validation metrics, the best score, and a message for the user (why it stopped, what is saved).</summary>
-public sealed record RunResult(RunOutcome Outcome, string Directory, long Step, EvalMetrics? Validation, double? BestLoss, string? Message);
+public sealed record RunResult(RunOutcome Outcome, string Directory, long Step, EvalMetrics? Validation, double? BestLoss, SettingText? Message);
 
 /// <summary>
 /// The training loop: epochs of <see cref="Trainer"/> steps, validation at each epoch end, and the hooks
@@ -101,7 +101,7 @@ internal sealed class TrainingLoop
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            _callbacks.RunEnded(new RunEnd(RunOutcome.Failed, Position.Step, Position.Epoch, validation, Position.BestLoss, e.Message));
+            _callbacks.RunEnded(new RunEnd(RunOutcome.Failed, Position.Step, Position.Epoch, validation, Position.BestLoss, SettingText.Plain(e.Message)));
             throw;
         }
     }
@@ -138,7 +138,7 @@ internal sealed class TrainingLoop
                 stopping |= cancellationToken.IsCancellationRequested || Context.StopReason is not null;   // a callback may have asked just now
             }
             if (stopping)
-                return new RunEnd(RunOutcome.Interrupted, Trainer.Step, epoch + 1, validation, Position.BestLoss, Context.StopReason);
+                return new RunEnd(RunOutcome.Interrupted, Trainer.Step, epoch + 1, validation, Position.BestLoss, Context.StopReason is string why ? SettingText.Plain(why) : null);
             if (checkpointDue || Context.CheckpointRequested)   // every step read back: the weights are finite
                 Save("last");
         }
@@ -200,7 +200,7 @@ internal sealed class TrainingLoop
         string kept = Context.LastSavedStep is long saved
             ? $" The last good checkpoint is {_store.Directory.Last} (step {saved}); a resume keeps the stored settings, so start a new run to change them."
             : "";
-        return new RunEnd(RunOutcome.Diverged, Position.Step + 1, epoch + 1, validation, Position.BestLoss, e.Message + kept);
+        return new RunEnd(RunOutcome.Diverged, Position.Step + 1, epoch + 1, validation, Position.BestLoss, e.Text.Append(SettingText.Plain(kept)));
     }
 
     /// <summary>The family's callbacks hear how the run ended; an interrupted run then saves "last" (a diverged one
@@ -211,25 +211,27 @@ internal sealed class TrainingLoop
         if (end.Outcome == RunOutcome.Interrupted && Context.LastSavedStep != Trainer.Step)
             Save("last");
         _outputs.RunEnded(end);
-        string? message = end.Outcome switch
+        var message = end.Message;
+        if (end.Outcome == RunOutcome.Interrupted)
         {
-            RunOutcome.Interrupted => $"{(end.Message is string why ? why + "; i" : "I")}nterrupted at step {Trainer.Step}; " +
-                (Context.LastSavedStep == Trainer.Step ? $"saved {_store.Directory.Last}." : "nothing was saved at that step."),
-            _ => end.Message,
-        };
+            string saved = Context.LastSavedStep == Trainer.Step ? $"saved {_store.Directory.Last}." : "nothing was saved at that step.";
+            message = message is null ? SettingText.Plain($"Interrupted at step {Trainer.Step}; {saved}")
+                                      : message.Append($"; interrupted at step {Trainer.Step}; {saved}");
+        }
         return new RunResult(end.Outcome, _store.Directory.Path, end.Outcome == RunOutcome.Diverged ? Position.Step : Trainer.Step,
                              end.Validation, Position.BestLoss, message);
     }
 
     /// <summary>Issue 13: the out-of-memory message, with the batch size the estimate says fits this GPU (NVML's total;
     /// null off NVIDIA) and the images counted when they live on the device.</summary>
-    private string OutOfMemory()
+    private SettingText OutOfMemory()
     {
         var device = Context.Device;
         long data = new[] { Context.TrainImages, Context.ValidationImages }.Where(i => i.Pixels.device_type == DeviceType.CUDA).Sum(i => i.ByteLength);
         long? total = device.type == DeviceType.CUDA ? Benchmarks.Machine.GpuMemoryInfo(Math.Max(0, (int)device.index))?.Total : null;
-        return GpuMemory.OutOfMemoryMessage(_config.Model, _config.Train.BatchSize, Trainer.Precision, total, data) +
-               " Nothing was saved at this step" + (Context.LastSavedStep is long saved ? $"; the last checkpoint is step {saved}." : ".");
+        string kept = Context.LastSavedStep is long saved ? $"; the last checkpoint is step {saved}." : ".";
+        return GpuMemory.OutOfMemoryMessage(_config.Model, _config.Train.BatchSize, Trainer.Precision, total, data)
+                        .Append($" Nothing was saved at this step{kept}");
     }
 
     public void Notify(string text) => _callbacks.Message(text);

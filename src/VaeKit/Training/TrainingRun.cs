@@ -30,7 +30,8 @@ public sealed record ResumeOptions
     /// The stored settings a resume may change (config.json keys, in the order help lists them): the one list that
     /// the CLI's help, its warning about ignored flags and the docs use. Everything else continues as stored.
     /// </summary>
-    public static IReadOnlyList<string> Changeable { get; } = ["train.epochs", "runtime.device", "runtime.threads", "runtime.precision", "data.source"];
+    public static IReadOnlyList<SettingKey> Changeable { get; } =
+        [Settings.Train.Epochs, Settings.Runtime.Device, Settings.Runtime.Threads, Settings.Runtime.Precision, Settings.Data.Source];
 }
 
 /// <summary>How a run is carried out, beyond its <see cref="RunConfig"/>: where runs go, extra callbacks, and data
@@ -114,7 +115,7 @@ public static class TrainingRun
         var (store, checkpoint, stored) = RunStore.OpenForResume(options.RunDirectory, options.From);
         using var _ = store;
         if (options.Epochs is int epochs && epochs <= stored.Epoch)
-            throw new BadInputException($"train.epochs {epochs} is not more than the {stored.Epoch} epoch(s) this run has finished; give a larger total to extend it.");
+            throw new BadInputException($"{Settings.Train.Epochs} {epochs} is not more than the {stored.Epoch} epoch(s) this run has finished; give a larger total to extend it.");
         var config = stored.Config with
         {
             Data = options.Data is string moved ? stored.Config.Data with { Source = moved } : stored.Config.Data,
@@ -140,17 +141,19 @@ public static class TrainingRun
                 if (!options.AllowDataChange)
                     throw new BadInputException(
                         $"The data ({config.Data.Source}) changed since this run started (fingerprint {data.Description.Fingerprint}, " +
-                        $"was {expected}): the resumed run would see other batches. Allow a data change (resume.allow_data_change) to continue anyway.");
+                        $"was {expected}): the resumed run would see other batches. Allow a data change ({Settings.Run.AllowDataChange}) to continue anyway.");
                 callbacks.Message($"warning: training continues on changed data ({data.Description.Fingerprint}, was {expected})");
                 config = config with { Data = config.Data with { Fingerprint = data.Description.Fingerprint } };
             }
 
             long totalSteps = TotalSteps(config.Train, data.Train.Count);
             if (totalSteps <= stored.Step)
-                throw new BadInputException(
-                    $"{store.Directory.Path} has already taken its {stored.Step} steps ({config.Train.Epochs} epochs" +
-                    $"{(config.Train.MaxSteps is int max ? $", train.max_steps {max}" : "")}); extend it with train.epochs larger than {config.Train.Epochs}" +
-                    $"{(config.Train.MaxSteps is not null ? " (a train.max_steps cap cannot be lifted: start a new run)" : "")}.");
+            {
+                string done = $"{store.Directory.Path} has already taken its {stored.Step} steps ({config.Train.Epochs} epochs";
+                throw config.Train.MaxSteps is int max
+                    ? new BadInputException($"{done}, {Settings.Train.MaxSteps} {max}); extend it with {Settings.Train.Epochs} larger than {config.Train.Epochs} (a {Settings.Train.MaxSteps} cap cannot be lifted: start a new run).")
+                    : new BadInputException($"{done}); extend it with {Settings.Train.Epochs} larger than {config.Train.Epochs}.");
+            }
             var (header, trainer) = Checkpoint.Load(checkpoint, config.Train, totalSteps, device, config.Runtime.Precision, config.Runtime.ChannelsLast);
             using (trainer)
             {

@@ -107,7 +107,11 @@ public class CommandConfigTests
         string warning = (output + error).Split('\n').Single(l => l.Contains("ignoring"));
         Assert.Contains("--lr", warning);
         Assert.Contains("--latent", warning);
-        foreach (var changeable in VaeKit.Training.ResumeOptions.Changeable.Select(VaeKit.Cli.SettingFlags.FlagOf))
+        var train = VaeKit.Cli.VaeCli.CreateRoot(Quiet).Subcommands.Single(c => c.Name == "train");
+        foreach (var changeable in VaeKit.Training.ResumeOptions.Changeable.Select(k => VaeKit.Cli.SettingFlags.FlagOf(train, k)))
+        {
+            Assert.StartsWith("--", changeable);
             Assert.DoesNotContain(changeable, warning);
+        }
     }
 }

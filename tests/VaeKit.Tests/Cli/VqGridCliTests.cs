@@ -85,6 +85,7 @@ public class VqGridCliTests
     [Theory]
     [InlineData("layout=banana", "flat, grid")]
     [InlineData("layout=grid", "multiple of 16")]
+    [InlineData("layout=grid", "use --latent 32 or 48.")]   // the library's model.latent=32, in this command's flags
     public void A_bad_layout_or_latent_is_bad_input(string option, string expected)
     {
         using var dir = new TempDir();

@@ -112,11 +112,11 @@ public class VqGridTests(ITestOutputHelper output)
 
         var notMultiple = Assert.Throws<BadInputException>(() => Grid(latent: 40)).Message;
         Assert.Contains("multiple of 16", notMultiple);
-        Assert.Contains("--latent 32 or 48", notMultiple);
+        Assert.Contains("model.latent=32 or 48", notMultiple);              // the library names config keys; the CLI, its flags
 
         var mismatch = Assert.Throws<BadInputException>(() =>
             Shape(ModelKinds.VqVae, new JsonObject { ["layout"] = "grid", ["code_dim"] = 8 }, latent: 32).Validate()).Message;
-        Assert.Contains("code_dim=8 needs --latent 128", mismatch);
+        Assert.Contains("model.options.code_dim=8 needs model.latent=128", mismatch);
 
         var banana = Assert.Throws<BadInputException>(() =>
             Shape(ModelKinds.VqVae, new JsonObject { ["layout"] = "banana" }).Validate()).Message;

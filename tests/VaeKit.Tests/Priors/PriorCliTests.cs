@@ -151,7 +151,7 @@ public class PriorCliTests
     private sealed class MeanCodePriorKind : IPriorKind
     {
         public string Name => "mean-code";
-        public string? Inapplicable(VaeModel model) => model.IsVariational ? null : "mean-code needs a variational model.";
+        public SettingText? Inapplicable(VaeModel model) => model.IsVariational ? null : SettingText.Plain("mean-code needs a variational model.");
 
         public (IFittedPrior Prior, JsonObject Settings, Dictionary<string, double> Figures) Fit(
             TrainedModel model, LoadedDataset data, string directory, PriorFitOptions options, CancellationToken cancellationToken)

@@ -92,10 +92,10 @@ public class GpuPrepTests
         using var dir = new TempDir();
         var result = TrainingRun.Train(SmallRun("oom", dir["cache"], false), dir["runs"], new OutOfMemoryAt(2), CancellationToken.None);
         Assert.Equal(RunOutcome.Failed, result.Outcome);
-        Assert.StartsWith("The GPU ran out of memory training at batch size 32 (fp32", result.Message);
-        Assert.Contains("train.batch_size", result.Message);
-        Assert.DoesNotContain("malloc", result.Message);
-        Assert.DoesNotContain('\n', result.Message!);
+        Assert.StartsWith("The GPU ran out of memory training at batch size 32 (fp32", result.Message?.ToString());
+        Assert.Contains("train.batch_size", result.Message?.ToString());
+        Assert.DoesNotContain("malloc", result.Message?.ToString());
+        Assert.DoesNotContain('\n', result.Message!.ToString());
         Assert.Contains("\"reason\":\"failed\"", File.ReadAllText(Path.Combine(result.Directory, "metrics.jsonl")).Replace(" ", ""));
     }
 
@@ -110,14 +110,14 @@ public class GpuPrepTests
         Assert.True(GpuMemory.Estimate(large, fits.Value + 8, Precision.Fp32).TotalBytes > sixGib);
 
         int asked = fits.Value * 2;
-        string message = GpuMemory.OutOfMemoryMessage(large, asked, Precision.Fp32, sixGib);
+        string message = GpuMemory.OutOfMemoryMessage(large, asked, Precision.Fp32, sixGib).ToString();
         Assert.Contains($"batch size {asked}", message);
         Assert.Contains($"train.batch_size {fits} fits", message);
         Assert.Contains("runtime.precision bf16", message);
         int? bf16 = GpuMemory.LargestBatchThatFits(large, Precision.Bf16, sixGib);
         Assert.True(bf16 > fits);   // bf16 halves activations
 
-        string none = GpuMemory.OutOfMemoryMessage(large, 64, Precision.Fp32, 256L << 20);   // smaller than the CUDA context
+        string none = GpuMemory.OutOfMemoryMessage(large, 64, Precision.Fp32, 256L << 20).ToString();   // smaller than the CUDA context
         Assert.Contains("Not even batch size 2 fits", none);
     }
 

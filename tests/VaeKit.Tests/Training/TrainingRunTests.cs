@@ -111,7 +111,7 @@ public class TrainingRunTests
         Assert.Equal(RunOutcome.Interrupted, stopped.Outcome);
         Assert.Equal(8, stopped.Step);   // in windows too: step 8 ends a window (5-step epochs: flushes at 3, 5, 8, 10)
         Assert.Equal(stopped.Step, Checkpoint.ReadHeader(Path.Combine(stopped.Directory, "checkpoints", "last.ckpt")).Step);
-        Assert.Contains("saved", stopped.Message);
+        Assert.Contains("saved", stopped.Message?.ToString());
 
         var resumed = TrainingRun.Resume(new ResumeOptions { RunDirectory = stopped.Directory }, NullCallback.Instance, CancellationToken.None);
         Assert.Equal(RunOutcome.Completed, resumed.Outcome);
@@ -178,9 +178,9 @@ public class TrainingRunTests
         var result = TrainingRun.Resume(new ResumeOptions { RunDirectory = first.Directory }, NullCallback.Instance, CancellationToken.None);
 
         Assert.Equal(RunOutcome.Diverged, result.Outcome);
-        Assert.Matches(@"diverged at step (6|7|8|9|10)\b", result.Message);       // after the checkpoint at step 5
-        Assert.Contains("train.learning_rate", result.Message);
-        Assert.Contains("(step 5)", result.Message);
+        Assert.Matches(@"diverged at step (6|7|8|9|10)\b", result.Message?.ToString());       // after the checkpoint at step 5
+        Assert.Contains("train.learning_rate", result.Message?.ToString());
+        Assert.Contains("(step 5)", result.Message?.ToString());
         Assert.Equal(good, File.ReadAllBytes(last));                             // the good checkpoint is untouched
         var stop = File.ReadAllLines(Path.Combine(result.Directory, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).Last();
         Assert.Equal("diverged", stop.GetProperty("reason").GetString());

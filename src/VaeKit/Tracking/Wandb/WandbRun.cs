@@ -70,7 +70,7 @@ public sealed partial class WandbRun : IDisposable
         if (settings.Mode == WandbMode.Offline) return new WandbRun(settings, null);
         if (string.IsNullOrEmpty(settings.ApiKey))
             throw new BadInputException(
-                $"--wandb needs an API key: set WANDB_API_KEY, or add 'machine {new Uri(settings.BaseUrl).Host} login user password KEY' to ~/.netrc " +
+                $"{VaeKit.Settings.Run.WandbTracking} needs an API key: set WANDB_API_KEY, or add 'machine {new Uri(settings.BaseUrl).Host} login user password KEY' to ~/.netrc " +
                 "(or train offline with WANDB_MODE=offline and upload later with vae wandb sync).");
         var api = new WandbApi(settings.BaseUrl, settings.ApiKey, settings.Timing);
         var run = new WandbRun(settings, api);
@@ -85,7 +85,7 @@ public sealed partial class WandbRun : IDisposable
         {
             api.Dispose();
             throw new BadInputException(
-                $"W&B at {settings.BaseUrl} refused the API key ({e.Message}). Check WANDB_API_KEY or ~/.netrc, or train without --wandb.");
+                $"W&B at {settings.BaseUrl} refused the API key ({e.Message}). Check WANDB_API_KEY or ~/.netrc, or train without {VaeKit.Settings.Run.WandbTracking}.");
         }
         catch (Exception e) when (e is WandbTransientException or WandbProtocolException)
         {

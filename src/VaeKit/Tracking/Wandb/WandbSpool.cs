@@ -90,7 +90,7 @@ internal sealed class WandbSpool : IDisposable
 
     public static WandbSpool Open(string directory) =>
         Exists(directory) ? new(directory, ReadInfo(directory))
-                          : throw new BadInputException($"{directory} holds no W&B run (no run.json); train with --wandb or WANDB_MODE=offline first.");
+                          : throw new BadInputException($"{directory} holds no W&B run (no run.json); train with {Settings.Run.WandbTracking} or WANDB_MODE=offline first.");
 
     private static WandbSpoolInfo ReadInfo(string directory)
     {

@@ -23,7 +23,7 @@ public static class WandbSync
     {
         string directory = Path.Combine(Path.GetFullPath(runDirectory), "wandb");
         if (!WandbSpool.Exists(directory))
-            throw new BadInputException($"{runDirectory} has no W&B run ({directory}/run.json is missing); it was trained without --wandb.");
+            throw new BadInputException($"{runDirectory} has no W&B run ({directory}/run.json is missing); it was trained without {Settings.Run.WandbTracking}.");
         if (string.IsNullOrEmpty(settings.ApiKey))
             throw new BadInputException("vae wandb sync needs an API key: set WANDB_API_KEY or add the server to ~/.netrc.");
 

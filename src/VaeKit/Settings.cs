@@ -1,140 +1,113 @@
-using System.Globalization;
-using System.Runtime.CompilerServices;
-using System.Text;
-
 namespace VaeKit;
 
-/// <summary>
-/// A setting by its place in config.json (<c>train.learning_rate</c>, <c>model.options.code_dim</c>) or in a library
-/// call's options (<c>eval.samples</c>). Library messages hold keys, never a front end's spelling of them: the CLI turns
-/// each key into its flag through one table built from its option definitions (<c>VaeKit.Cli.SettingFlags</c>).
-/// </summary>
-public readonly record struct SettingKey(string Path)
-{
-    /// <summary>This setting with a value, as a user would give it (<c>model.latent=24</c>, <c>--latent 24</c>).</summary>
-    public SettingValue Is(object value) => new(this, Convert.ToString(value, CultureInfo.InvariantCulture) ?? "");
-
-    /// <summary>A family's own option: <c>model.options.NAME</c>.</summary>
-    public static SettingKey ModelOption(string name) => new(Settings.ModelOptionPrefix + name);
-
-    /// <summary>The option name when this key is a family option (<c>model.options.code_dim</c> → <c>code_dim</c>).</summary>
-    public string? ModelOptionName => Path.StartsWith(Settings.ModelOptionPrefix, StringComparison.Ordinal) ? Path[Settings.ModelOptionPrefix.Length..] : null;
-
-    /// <summary>The config.json path.</summary>
-    public override string ToString() => Path;
-}
-
-/// <summary>A setting with the value a message suggests or quotes.</summary>
-public readonly record struct SettingValue(SettingKey Key, string Value)
-{
-    /// <summary><c>path=value</c>.</summary>
-    public override string ToString() => $"{Key.Path}={Value}";
-}
-
-/// <summary>A step a message advises: one of VaeKit's operations (train, prior, sweep, …) with the settings it
-/// needs. The CLI writes it as the command to type (<c>vae prior --run R --kind gmm</c>).</summary>
-public sealed record Operation(string Name, params SettingValue[] Settings)
-{
-    /// <summary>The operation and its settings in config.json names.</summary>
-    public override string ToString() =>
-        Settings.Length == 0 ? $"the {Name} operation" : $"the {Name} operation with {string.Join(", ", Settings)}";
-}
-
-/// <summary>How a front end spells settings and operations; <see cref="SettingText.Render"/> asks it.</summary>
-public interface ISettingNames
-{
-    /// <summary>How a setting is named (<c>--lr</c>).</summary>
-    string Name(SettingKey key);
-    /// <summary>How a setting with a value is given (<c>--lr 0.001</c>).</summary>
-    string Name(SettingValue setting);
-    /// <summary>How an operation is invoked (<c>vae prior --run R --kind gmm</c>).</summary>
-    string Name(Operation operation);
-}
+// Each key documents itself: its path is the config.json place or operation option it names.
+#pragma warning disable CS1591
 
 /// <summary>
-/// A sentence that names settings: text and <see cref="SettingKey"/>/<see cref="SettingValue"/>/<see cref="Operation"/>
-/// parts, kept apart so each front end renders them in its own vocabulary. Write it as an interpolated string; holes of
-/// those types stay typed, every other hole is formatted as string interpolation would:
-/// <code>throw new BadInputException($"{Settings.Train.Epochs} must be positive (got {epochs}).");</code>
-/// <see cref="ToString"/> renders the config.json names.
+/// Every setting a VaeKit message can name, by its config.json path or, for an operation's options, by
+/// <c>operation.option</c>. This is the library's vocabulary: messages hold these keys (see <see cref="SettingText"/>),
+/// and a front end maps each to its own spelling. A CLI test checks that every key here that a user can set on the
+/// command line has exactly one flag.
 /// </summary>
-[InterpolatedStringHandler]
-public sealed class SettingText
+public static class Settings
 {
-    private readonly List<object> _parts;
+    internal const string ModelOptionPrefix = "model.options.";
 
-    /// <summary>Used by the compiler for an interpolated string.</summary>
-    public SettingText(int literalLength, int formattedCount) => _parts = new List<object>(2 * formattedCount + 1);
-
-    private SettingText(List<object> parts) => _parts = parts;
-
-    /// <summary>Text that names no setting.</summary>
-    public static SettingText Plain(string text) => new([text]);
-
-    /// <summary>Compiler-called: literal text.</summary>
-    public void AppendLiteral(string text) => _parts.Add(text);
-    /// <summary>Compiler-called: a setting, kept typed.</summary>
-    public void AppendFormatted(SettingKey key) => _parts.Add(key);
-    /// <summary>Compiler-called: a setting with a value, kept typed.</summary>
-    public void AppendFormatted(SettingValue setting) => _parts.Add(setting);
-    /// <summary>Compiler-called: an operation, kept typed.</summary>
-    public void AppendFormatted(Operation operation) => _parts.Add(operation);
-    /// <summary>Compiler-called: another setting text, spliced in with its parts typed.</summary>
-    public void AppendFormatted(SettingText text) => _parts.AddRange(text._parts);
-
-    /// <summary>Compiler-called: any other value, formatted as string interpolation would.</summary>
-
-    public void AppendFormatted<T>(T value, string? format = null)
+    /// <summary>The "train" part of config.json.</summary>
+    public static class Train
     {
-        var text = new DefaultInterpolatedStringHandler(0, 1);
-        text.AppendFormatted(value, format);
-        _parts.Add(text.ToStringAndClear());
+        public static readonly SettingKey Epochs = new("train.epochs"), BatchSize = new("train.batch_size"),
+            LearningRate = new("train.learning_rate"), KlWeight = new("train.kl_weight"), KlSchedule = new("train.kl_schedule"),
+            FreeBits = new("train.free_bits"), WeightDecay = new("train.weight_decay"), Beta1 = new("train.beta1"),
+            Beta2 = new("train.beta2"), Schedule = new("train.schedule"), WarmupSteps = new("train.warmup_steps"),
+            GradClip = new("train.grad_clip"), Seed = new("train.seed"), MaxSteps = new("train.max_steps"),
+            LogEvery = new("train.log_every"), CheckpointMinutes = new("train.checkpoint_minutes");
     }
 
-    /// <summary>Compiler-called: any other value with an alignment.</summary>
-    public void AppendFormatted<T>(T value, int alignment, string? format = null)
+    /// <summary>The "data" part of config.json.</summary>
+    public static class Data
     {
-        var text = new DefaultInterpolatedStringHandler(0, 1);
-        text.AppendFormatted(value, alignment, format);
-        _parts.Add(text.ToStringAndClear());
+        public static readonly SettingKey Source = new("data.source"), Channels = new("data.channels"),
+            ValidationFraction = new("data.validation_fraction"), Flip = new("data.flip"), CacheDirectory = new("data.cache_directory");
     }
 
-    /// <summary>The settings this text names, in order (an operation's included).</summary>
-    public IEnumerable<SettingKey> Keys => _parts.SelectMany(p => p switch
+    /// <summary>The "runtime" part of config.json, and where libtorch comes from.</summary>
+    public static class Runtime
     {
-        SettingKey k => [k],
-        SettingValue v => [v.Key],
-        Operation o => o.Settings.Select(s => s.Key),
-        _ => Enumerable.Empty<SettingKey>(),
-    });
-
-    /// <summary>This text with <paramref name="more"/> after it.</summary>
-    public SettingText Append(SettingText more) => new([.. _parts, .. more._parts]);
-
-    /// <summary>The text with every setting and operation named by <paramref name="names"/>.</summary>
-    public string Render(ISettingNames names)
-    {
-        var text = new StringBuilder();
-        foreach (var part in _parts)
-            text.Append(part switch
-            {
-                SettingKey k => names.Name(k),
-                SettingValue v => names.Name(v),
-                Operation o => names.Name(o),
-                _ => (string)part,
-            });
-        return text.ToString();
+        public static readonly SettingKey Device = new("runtime.device"), Threads = new("runtime.threads"),
+            Precision = new("runtime.precision"), ReadbackEvery = new("runtime.readback_every"),
+            Deterministic = new("runtime.deterministic"), CudnnBenchmark = new("runtime.cudnn_benchmark"),
+            LibTorch = new("runtime.libtorch");
     }
 
-    /// <summary>The text in the library's own names (config.json keys).</summary>
-    public override string ToString() => Render(ConfigNames.Instance);
-
-    /// <summary>The library's own spelling: config.json keys.</summary>
-    private sealed class ConfigNames : ISettingNames
+    /// <summary>The "model" part of config.json; a family's own options are <see cref="SettingKey.ModelOption"/>.</summary>
+    public static class Model
     {
-        public static readonly ConfigNames Instance = new();
-        public string Name(SettingKey key) => key.Path;
-        public string Name(SettingValue setting) => setting.ToString();
-        public string Name(Operation operation) => operation.ToString();
+        public static readonly SettingKey Kind = new("model.kind"), Widths = new("model.widths"), Blocks = new("model.blocks"),
+            Latent = new("model.latent"), ImageSize = new("model.image_size"), Groups = new("model.groups"),
+            Norm = new("model.norm"), Options = new("model.options"), Preset = new("model.preset");
+    }
+
+    /// <summary>Where a run lives and how it continues.</summary>
+    public static class Run
+    {
+        public static readonly SettingKey Name = new("run.name"), RunsDirectory = new("run.runs_directory"),
+            Directory = new("run.directory"), Checkpoint = new("run.checkpoint"), WandbTracking = new("run.wandb");
+        public static readonly SettingKey Resume = new("resume.run_directory"), ResumeFrom = new("resume.from"),
+            AllowDataChange = new("resume.allow_data_change");
+    }
+
+    /// <summary>The options of <c>Inference</c>'s pictures and <see cref="Evaluation.LatentTraversal"/>.</summary>
+    public static class Pictures
+    {
+        public static readonly SettingKey SampleCount = new("sample.n"), Temperature = new("sample.temperature"),
+            ReconstructCount = new("reconstruct.n"), Pairs = new("interpolate.pairs"), InterpolationSteps = new("interpolate.steps"),
+            Dims = new("traverse.dims"), TraversalSteps = new("traverse.steps"), Image = new("traverse.image");
+    }
+
+    /// <summary>The options of <see cref="Evaluation.Evaluator"/>.</summary>
+    public static class Eval
+    {
+        public static readonly SettingKey Samples = new("eval.samples"), DecoderVariance = new("eval.decoder_variance"),
+            BatchSize = new("eval.batch_size"), Limit = new("eval.limit"), FdImages = new("eval.fd_images"), Prior = new("eval.prior");
+    }
+
+    /// <summary>The options of fitting a prior (<see cref="Priors.PriorKinds"/>).</summary>
+    public static class Prior
+    {
+        public static readonly SettingKey Kind = new("prior.kind"), Components = new("prior.components"),
+            MaxSteps = new("prior.max_steps"), Data = new("prior.data");
+    }
+
+    /// <summary>The options of <see cref="Sweeps.Sweep"/> (its name is <see cref="Run.Name"/>).</summary>
+    public static class Sweep
+    {
+        public static readonly SettingKey Grid = new("sweep.grid"), KlWeights = new("sweep.kl_weights"), WithAe = new("sweep.with_ae"),
+            SweepsDirectory = new("sweep.sweeps_directory"), Directory = new("sweep.directory"),
+            Task = new("sweep.task"), Slurm = new("sweep.slurm"), SlurmOptions = new("sweep.slurm_options");
+    }
+
+    /// <summary>The options of <see cref="Benchmarks.TrainBenchmark"/>.</summary>
+    public static class Bench
+    {
+        public static readonly SettingKey Batch = new("bench.batch"), Steps = new("bench.steps"), Warmup = new("bench.warmup");
+    }
+
+    /// <summary>What <c>Serving</c> shows and what an import or export reads and writes.</summary>
+    public static class Serve
+    {
+        public static readonly SettingKey Runs = new("serve.runs"), Sweep = new("serve.sweep");
+    }
+
+    /// <summary>The options of <c>Export.ModelExport</c>.</summary>
+    public static class Export
+    {
+        public static readonly SettingKey Preset = new("import.preset"), Config = new("import.config"), Out = new("import.out");
+    }
+
+    /// <summary>VaeKit's operations, as <see cref="Operation"/> names.</summary>
+    public static class Operations
+    {
+        public const string Train = "train", Prior = "prior", Sweep = "sweep", Eval = "eval";
     }
 }

@@ -13,4 +13,10 @@ internal static class CliRunner
         int exit = VaeCli.Run(args, console, error);
         return (exit, output.ToString(), error.ToString());
     }
+
+    private static readonly System.CommandLine.RootCommand Root = VaeCli.CreateRoot(Terminal.Plain(TextWriter.Null));
+
+    /// <summary>A library message as <c>vae COMMAND</c> prints it: its settings in that command's flags.</summary>
+    public static string AsPrintedBy(string command, SettingText text) =>
+        SettingFlags.Render(text, Root.Subcommands.Single(c => c.Name == command));
 }

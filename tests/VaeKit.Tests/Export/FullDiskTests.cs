@@ -64,7 +64,8 @@ public class FullDiskTests
         Assert.Contains("the disk is full", e.Message);
         Assert.Contains("last.ckpt (step 7, after epoch 2) is intact", e.Message);
         Assert.Contains("temporary file was removed", e.Message);
-        Assert.EndsWith($"continue with: vae train --resume {run}", e.Message);
+        Assert.EndsWith($"continue with: the train operation with resume.run_directory={run}", e.Message);
+        Assert.EndsWith($"continue with: vae train --resume {run}", CliRunner.AsPrintedBy("train", e.Text));
         Assert.DoesNotContain('\n', e.Message);
         Assert.Empty(TempFiles(run));
         Assert.Equal(7, Checkpoint.Verify(last).Step);
@@ -83,7 +84,7 @@ public class FullDiskTests
         var e = Assert.Throws<CheckpointWriteException>(() =>
             Checkpoint.Save(best, Header(model, step: 9, epoch: 3), trainer, wrap: s => new FullDiskStream(s, budget: 0)));
         Assert.Contains("best.ckpt (step 4, during epoch 2) and last.ckpt (step 7, after epoch 2) are intact", e.Message);
-        Assert.EndsWith($"vae train --resume {run}", e.Message);   // --resume reads last.ckpt
+        Assert.EndsWith($"vae train --resume {run}", CliRunner.AsPrintedBy("train", e.Text));   // --resume reads last.ckpt
         Assert.Empty(TempFiles(run));
     }
 

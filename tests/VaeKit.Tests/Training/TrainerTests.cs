@@ -97,7 +97,8 @@ public class TrainerTests
 
         var e = Assert.Throws<BadInputException>(() => Checkpoint.Load(dir["c.ckpt"], Train, 1, CPU));
         Assert.Contains("c.ckpt", e.Message);
-        Assert.Contains("--resume-from best", e.Message);
+        Assert.Contains("resume.from=best", e.Message);
+        Assert.Contains("--resume-from best", VaeKit.Tests.Cli.CliRunner.AsPrintedBy("train", e.Text));
 
         File.WriteAllBytes(dir["c.ckpt"], [.. "VAEKIT-CKPT"u8, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f]);   // header length 2^31−1
         Assert.Throws<BadInputException>(() => Checkpoint.ReadHeader(dir["c.ckpt"]));

@@ -69,8 +69,9 @@ public sealed class MlpVaeFamily : IModelFamily
 
     public ModelConfig Validate(ModelConfig config)
     {
-        if (config.Latent <= 0) throw new BadInputException($"model.latent must be positive (got {config.Latent}).");
-        if (config.OptionsAs<MlpOptions>().Hidden <= 0) throw new BadInputException("model.options hidden must be positive.");
+        // Settings by key: the library reports model.latent, vae train --latent.
+        if (config.Latent <= 0) throw new BadInputException($"{Settings.Model.Latent} must be positive (got {config.Latent}).");
+        if (config.OptionsAs<MlpOptions>().Hidden <= 0) throw new BadInputException($"{SettingKey.ModelOption("hidden")} must be positive.");
         return config;
     }
 

@@ -43,15 +43,20 @@ internal static class ConsoleListeners
             $"  model: {s.Parameters:N0} parameters  device {s.Device}  {s.Threads} thread(s)  {s.StepsPerEpoch} steps/epoch  {s.TotalSteps} steps{(s.StartStep > 0 ? $" (from step {s.StartStep})" : "")}");
     }
 
-    internal static void PrintEpoch(IAnsiConsole console, EpochReport e)
+    /// <summary>An epoch row as one line: train loss and the objective's own terms, validation loss, reconstruction,
+    /// terms, mse and psnr, seconds, best. Terms come from the row, so a family's own appear with no CLI change.</summary>
+    internal static void PrintEpoch(IAnsiConsole console, MetricsRow e)
     {
-        var v = e.Validation;
-        string validation = v is null
+        if (e.Kind != MetricsRowKind.Epoch) return;
+        var v = e.Scope(MetricScope.Validation);
+        double Val(string name) => v.GetValueOrDefault(name);
+        string validation = !v.ContainsKey(MetricNames.Loss)
             ? ""
-            : $"  val loss {v.Loss:F2} (rec {v.Reconstruction:F2}{Terms(v.Values, ", ")}, mse {v.Mse:F5}, psnr {v.Psnr:F2} dB)";
-        string train = Terms(e.Train, "");
+            : $"  val loss {Val(MetricNames.Loss):F2} (rec {Val(MetricNames.Reconstruction):F2}{Terms(v, ", ")}, mse {Val(MetricNames.Mse):F5}, psnr {Val(MetricNames.Psnr):F2} dB)";
+        var trainMeans = e.Scope(MetricScope.EpochTrain);
+        string train = Terms(trainMeans, "");
         console.MarkupLineInterpolated(
-            $"epoch {e.Epoch}/{e.Epochs}  step {e.Step}  train loss {e.TrainLoss:F2}{(train.Length > 0 ? $" ({train})" : "")}{validation}  {e.Seconds:F1}s{(e.IsBest ? "  ★ best" : "")}");
+            $"epoch {e.Epoch}/{e.Epochs}  step {e.Step}  train loss {trainMeans.GetValueOrDefault(MetricNames.Loss):F2}{(train.Length > 0 ? $" ({train})" : "")}{validation}  {e.Get(MetricScope.Epoch, "seconds") ?? 0:F1}s{(e.IsBest ? "  ★ best" : "")}");
     }
 
     /// <summary>The objective's own terms (kl for a VAE, commitment and perplexity for a VQ-VAE, …), each as "name value",
@@ -72,7 +77,7 @@ internal static class ConsoleListeners
         return $"epoch {r.Epoch} loss {r.Metrics.Loss:F1}{(own.Length > 0 ? " " + own.Replace(",", "") : "")} psnr {r.Metrics.Psnr:F1} {r.ImagesPerSecond:F0} img/s";
     }
 
-    private sealed class LiveListener(IAnsiConsole console, ProgressContext context) : IRunCallback
+    private sealed class LiveListener(IAnsiConsole console, ProgressContext context) : IRunCallback, IRunLogger
     {
         private ProgressTask? _decode, _train;
 
@@ -100,12 +105,12 @@ internal static class ConsoleListeners
             _train.Description = Markup.Escape(Describe(r));
         }
 
-        public void EpochCompleted(EpochReport e) => PrintEpoch(console, e);
+        public void Log(MetricsRow row) => PrintEpoch(console, row);
 
         public void Message(string text) => console.MarkupLineInterpolated($"{text}");
     }
 
-    private sealed class PlainListener(IAnsiConsole console) : IRunCallback
+    private sealed class PlainListener(IAnsiConsole console) : IRunCallback, IRunLogger
     {
         private readonly Stopwatch _sinceLine = Stopwatch.StartNew();
         private long _totalSteps;
@@ -134,7 +139,7 @@ internal static class ConsoleListeners
             console.WriteLine($"step {r.Metrics.Step}/{_totalSteps} {Describe(r)}{eta}");
         }
 
-        public void EpochCompleted(EpochReport e) => PrintEpoch(console, e);
+        public void Log(MetricsRow row) => PrintEpoch(console, row);
 
         public void Message(string text) => console.WriteLine(text);
     }

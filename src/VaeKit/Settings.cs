@@ -45,7 +45,8 @@ public static class Settings
     {
         public static readonly SettingKey Kind = new("model.kind"), Widths = new("model.widths"), Blocks = new("model.blocks"),
             Latent = new("model.latent"), ImageSize = new("model.image_size"), Groups = new("model.groups"),
-            Norm = new("model.norm"), Options = new("model.options"), Preset = new("model.preset");
+            Norm = new("model.norm"), Options = new("model.options"), Preset = new("model.preset"),
+            Assembly = new("model.assembly");
     }
 
     /// <summary>Where a run lives and how it continues.</summary>

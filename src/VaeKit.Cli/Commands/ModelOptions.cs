@@ -26,9 +26,15 @@ internal sealed class ModelOptions
         AllowMultipleArgumentsPerToken = false,
     }.Sets(Settings.Model.Options);
 
+    public readonly Option<string?> ModelAssembly = new Option<string?>("--model-assembly")
+    {
+        Description = "A .NET assembly with your own model families (public IModelFamily types) for --model; recorded in config.json, so every later command finds them",
+        HelpName = "DLL",
+    }.Sets(Settings.Model.Assembly);
+
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { Preset, Model, Widths, Blocks, Latent, ImageSize, Norm, Groups, ModelOption })
+        foreach (var option in new Option[] { Preset, Model, ModelAssembly, Widths, Blocks, Latent, ImageSize, Norm, Groups, ModelOption })
             command.Options.Add(option);
     }
 
@@ -38,6 +44,7 @@ internal sealed class ModelOptions
         string preset = r.GetValue(Preset)!;
         var config = Presets.Get(preset);
         if (r.GetValue(Model) is string kind) config = config with { Kind = kind };
+        if (r.GetValue(ModelAssembly) is string assembly) config = config with { Assembly = Path.GetFullPath(assembly) };
         if (r.GetValue(Widths) is string widths) config = config with { Widths = ParseWidths(widths) };
         if (r.GetValue(Blocks) is int blocks) config = config with { Blocks = blocks };
         if (r.GetValue(Latent) is int latent) config = config with { Latent = latent };
@@ -57,7 +64,7 @@ internal sealed class ModelOptions
         {
             int eq = pair.IndexOf('=');
             if (eq <= 0 || eq == pair.Length - 1)
-                throw new BadInputException($"--model-option '{pair}' is not KEY=VALUE (e.g. codebook=512).");
+                throw new BadInputException($"{Settings.Model.Options} '{pair}' is not KEY=VALUE (e.g. codebook=512).");
             string key = pair[..eq].Trim().Replace('-', '_');
             options[key] = ModelConfig.OptionValue(pair[(eq + 1)..]);
         }
@@ -70,8 +77,8 @@ internal sealed class ModelOptions
         var widths = new int[parts.Length];
         for (int i = 0; i < parts.Length; i++)
             if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out widths[i]) || widths[i] <= 0)
-                throw new BadInputException($"--widths '{text}' is not a list of positive integers like 32,64,128.");
-        if (widths.Length == 0) throw new BadInputException("--widths needs at least one width, like 32,64,128.");
+                throw new BadInputException($"{Settings.Model.Widths} '{text}' is not a list of positive integers like 32,64,128.");
+        if (widths.Length == 0) throw new BadInputException($"{Settings.Model.Widths} needs at least one width, like 32,64,128.");
         return widths;
     }
 }

@@ -130,7 +130,10 @@ internal static class TrainCommand
         int exit = ExitCodes.Failure;
         try
         {
-            exit = Execute(r, models, console, listener => WandbOptions.Callbacks(listener, wandb));
+            // The run's outputs beyond metrics.jsonl, TensorBoard and report.html (which the library always writes) and the
+            // console (a callback that is also a logger): register a new IRunLogger here.
+            IReadOnlyList<IRunLogger> loggers = [.. WandbOptions.Loggers(wandb)];
+            exit = Execute(r, models, console, loggers);
             return exit;
         }
         catch (Exception e) when (e is BadInputException or OperationCanceledException)
@@ -144,7 +147,7 @@ internal static class TrainCommand
         }
     }
 
-    private static int Execute(ParseResult r, ModelOptions models, IAnsiConsole console, Func<IRunCallback, IReadOnlyList<IRunCallback>> track)
+    private static int Execute(ParseResult r, ModelOptions models, IAnsiConsole console, IReadOnlyList<IRunLogger> loggers)
     {
         using var stop = new StopSignals();
         RunResult result;
@@ -162,14 +165,14 @@ internal static class TrainCommand
                 Precision = Given(r, PrecisionOption) ? ParsePrecision(r.GetValue(PrecisionOption)) : null,
                 AllowDataChange = r.GetValue(AllowDataChange),
             };
-            result = ConsoleListeners.Run(console, listener => TrainingRun.Resume(options, new TrainOptions { Callbacks = track(listener) }, stop.Token));
+            result = ConsoleListeners.Run(console, listener => TrainingRun.Resume(options, new TrainOptions { Callbacks = [listener], Loggers = loggers }, stop.Token));
         }
         else
         {
             if (Given(r, ResumeFrom) || r.GetValue(AllowDataChange))
                 throw new BadInputException($"{Settings.Run.ResumeFrom} and {Settings.Run.AllowDataChange} only make sense with {Settings.Run.Resume.Is("DIR")}.");
             var config = ToConfig(r, models, DateTimeOffset.Now);
-            result = ConsoleListeners.Run(console, listener => TrainingRun.Train(config, new TrainOptions { RunsDirectory = r.GetValue(RunsDir)!, Callbacks = track(listener) }, stop.Token));
+            result = ConsoleListeners.Run(console, listener => TrainingRun.Train(config, new TrainOptions { RunsDirectory = r.GetValue(RunsDir)!, Callbacks = [listener], Loggers = loggers }, stop.Token));
         }
         int exit = Report(result, r.CommandResult.Command, console);
         string report = Path.Combine(result.Directory, "report.html");

@@ -46,7 +46,8 @@ internal sealed class WandbOptions
         return run;
     }
 
-    public static IReadOnlyList<IRunCallback> Callbacks(IRunCallback console, WandbRun? run) => run is null ? [console] : [console, new WandbListener(run)];
+    /// <summary>The run's loggers besides the standard ones: W&amp;B when tracking.</summary>
+    public static IReadOnlyList<IRunLogger> Loggers(WandbRun? run) => run is null ? [] : [new WandbListener(run)];
 
     /// <summary>Ends the W&amp;B run with the process's exit code; a failure here never changes that exit code.</summary>
     public static void Finish(WandbRun? run, int exitCode, IAnsiConsole console)

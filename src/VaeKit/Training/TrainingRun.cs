@@ -41,8 +41,12 @@ public sealed record TrainOptions
     /// <summary>New runs go to RUNS/NAME.</summary>
     public string RunsDirectory { get; init; } = "runs";
 
-    /// <summary>Called after the standard outputs (grids, checkpoints, metrics.jsonl, TensorBoard) and before report.html.</summary>
+    /// <summary>Hooks into the run (progress, early stopping, …), called after the loggers hear of each event. One that
+    /// also implements <see cref="IRunLogger"/> gets the rows too, as if it were in <see cref="Loggers"/>.</summary>
     public IReadOnlyList<IRunCallback> Callbacks { get; init; } = [];
+
+    /// <summary>Extra outputs for the run's numbers, after metrics.jsonl and TensorBoard and before report.html.</summary>
+    public IReadOnlyList<IRunLogger> Loggers { get; init; } = [];
 
     /// <summary>Images to train on instead of loading <see cref="DataConfig.Source"/> (e.g.
     /// <c>LoadedDataset.FromImages</c>); the caller keeps ownership. A resume needs the same images again
@@ -168,10 +172,15 @@ public static class TrainingRun
         }
     }
 
-    /// <summary>The standard outputs, then the caller's callbacks, then report.html (which reads the others' files). The
-    /// epoch grids and the checkpoints are the loop's own work, done before any output hears of the epoch.</summary>
-    private static CallbackList Compose(TrainOptions options) =>
-        new([new MetricsFile(), new TensorBoardLogger(), .. options.Callbacks, new HtmlReportWriter()]);
+    /// <summary>The loggers (metrics.jsonl, TensorBoard, the caller's, then report.html, which reads metrics.jsonl), then
+    /// the caller's callbacks. The epoch grids and the checkpoints are the loop's own work, done before either hears of
+    /// the epoch.</summary>
+    private static CallbackList Compose(TrainOptions options)
+    {
+        IRunLogger[] callers = [.. options.Loggers.Concat(options.Callbacks.OfType<IRunLogger>()).Distinct()];
+        var loggers = new RunLoggers([new MetricsFile(), new TensorBoardLogger(), .. callers, new HtmlReportWriter()]);
+        return new([loggers, .. options.Callbacks]);
+    }
 
     private static RunResult Run(RunStore store, RunConfig config, LoadedDataset data, Trainer trainer, Device device,
                                  CheckpointHeader position, CallbackList callbacks, bool resumed, CancellationToken cancellationToken)

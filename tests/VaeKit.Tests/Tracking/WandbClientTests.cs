@@ -265,20 +265,20 @@ public class WandbClientTests(Xunit.Abstractions.ITestOutputHelper log)
         using var run = WandbRun.Connect(Settings(server))!;
         var messages = new List<string>();
         var listener = new WandbListener(run, messages.Add);
-        listener.RunStarted(new VaeKit.Training.RunStart("broken", dir.Path, "cpu", 1, 10,
+        listener.Start(new VaeKit.Training.RunStart("broken", dir.Path, "cpu", 1, 10,
             new VaeKit.Data.DatasetDescription
             {
                 Source = "synthetic", Kind = "synthetic", ImageSize = 32, Channels = 3, TrainCount = 8, ValidationCount = 0, Decoded = 8,
                 Skipped = 0, SkippedExamples = [], Fingerprint = "f", ValidationFraction = 0, FromCache = false,
             }, 4, 8, 0, false));
-        var metrics = new VaeKit.Training.StepMetrics(1, new Dictionary<string, double> { ["loss"] = 1, ["reconstruction"] = 1, ["mse"] = 0.1, ["lr"] = 0.001 });
-        listener.StepCompleted(new VaeKit.Training.StepReport(1, 1, metrics, 100, null));
+        VaeKit.Training.Metric[] numbers = [new(VaeKit.Training.MetricScope.Step, "loss", 1), new(VaeKit.Training.MetricScope.Step, "lr", 0.001)];
+        listener.Log(new VaeKit.Training.MetricsRow(VaeKit.Training.MetricsRowKind.Train, 1, 1, numbers));
         // The grids are missing: logging the epoch fails, and must not throw into the training loop.
-        var epoch = new VaeKit.Training.EpochReport(1, 2, 1, new Dictionary<string, double> { ["loss"] = 1 }, null, true, 1);
-        epoch.Images["reconstruction"] = dir["missing.png"];
-        epoch.Images["samples"] = dir["missing2.png"];
-        listener.EpochCompleted(epoch);
-        listener.StepCompleted(new VaeKit.Training.StepReport(2, 1, metrics with { Step = 2 }, 100, null));
+        listener.Log(new VaeKit.Training.MetricsRow(VaeKit.Training.MetricsRowKind.Epoch, 1, 1, [new(VaeKit.Training.MetricScope.EpochTrain, "loss", 1)])
+        {
+            Images = new Dictionary<string, string> { ["reconstruction"] = dir["missing.png"], ["samples"] = dir["missing2.png"] }, IsBest = true,
+        });
+        listener.Log(new VaeKit.Training.MetricsRow(VaeKit.Training.MetricsRowKind.Train, 2, 1, numbers));
         Assert.Single(messages, m => m.StartsWith("W&B: tracking stopped (FileNotFoundException"));
         Assert.DoesNotContain(messages, m => m.Contains(Key));
     }

@@ -5,27 +5,26 @@ using VaeKit.Training;
 namespace VaeKit.Tracking.Wandb;
 
 /// <summary>
-/// Puts a training run on W&amp;B. Per step: train/NAME for every number the step reports (<see cref="MetricNames"/>:
-/// loss, the objective's terms, psnr, kl_weight, lr, grad_norm) plus train/img_per_sec and epoch; per epoch:
-/// epoch/train_NAME, val/NAME and the epoch's images. The summary adds val/best_loss, best_step and parameters. The
-/// run's config.json is the W&amp;B config. When the run ends, the W&amp;B run is finished with the exit code the
-/// outcome maps to (0 completed, 130 interrupted, 1 diverged or failed).
+/// Puts a training run on W&amp;B: every <see cref="MetricsRow"/> under its path keys (<see cref="MetricKeyStyle.Path"/>:
+/// train/NAME every log_every steps, epoch/train_NAME, val/NAME and epoch/seconds at epoch ends) with <c>epoch</c>, and
+/// the epoch's images. The summary adds val/best_loss, best_step and parameters. The run's config.json is the W&amp;B
+/// config. When the run ends, the W&amp;B run is finished with the exit code the outcome maps to (0 completed, 130
+/// interrupted, 1 diverged or failed).
 /// </summary>
 /// <param name="run">The connected W&amp;B run.</param>
 /// <param name="notices">Where notices go when there is no run context (a library caller without a console).</param>
 /// <remarks>Tracking never stops training: a failure here (a full disk under the spool, an unreadable grid) is reported
 /// once and tracking goes quiet for the rest of the run; the training run, its metrics and checkpoints carry on.</remarks>
-public sealed class WandbListener(WandbRun run, Action<string>? notices = null) : IRunCallback
+public sealed class WandbListener(WandbRun run, Action<string>? notices = null) : IRunLogger
 {
     private RunContext? _context;
-    private double? _bestLoss;
     private bool _broken;
 
     /// <summary>Cancelled when the run was stopped from its W&amp;B page; see <see cref="WandbRun.StopRequested"/>.</summary>
     public CancellationToken StopRequested => run.StopRequested;
 
     /// <inheritdoc/>
-    public void RunStarted(RunStart start)
+    public void Start(RunStart start)
     {
         _context = start.Context;
         Guard(() =>
@@ -38,43 +37,29 @@ public sealed class WandbListener(WandbRun run, Action<string>? notices = null) 
     }
 
     /// <inheritdoc/>
-    public void StepCompleted(StepReport report)
+    public void Log(MetricsRow row)
     {
-        if (run.StopRequested.IsCancellationRequested)
+        if (row.Kind == MetricsRowKind.Train && run.StopRequested.IsCancellationRequested)
             _context?.RequestStop("stopped from the W&B run page");   // the UI's Stop button: saved and resumable, as Ctrl-C
-        var m = report.Metrics;
+        if (row.Kind is not (MetricsRowKind.Train or MetricsRowKind.Epoch)) return;
         Guard(() =>
         {
-            var values = new List<KeyValuePair<string, object?>> { new("epoch", report.Epoch) };
-            values.AddRange(m.Values.Select(kv => new KeyValuePair<string, object?>("train/" + kv.Key, kv.Value)));
-            values.Add(new("train/" + MetricNames.ImagesPerSecond, report.ImagesPerSecond));
-            run.Log(m.Step, values);
+            var values = new List<KeyValuePair<string, object?>> { new("epoch", row.Epoch) };
+            values.AddRange(row.Values.Select(m => new KeyValuePair<string, object?>(m.Key(MetricKeyStyle.Path), m.Value)));
+            foreach (var (name, path) in row.Images)
+                values.Add(new("images/" + name, run.Image(name, path, row.Step)));
+            run.Log(row.Step, values);
+            if (row.IsBest)
+            {
+                var validation = row.Get(MetricScope.Validation, MetricNames.Loss);
+                run.SetSummary(validation is null ? "train/best_loss" : "val/best_loss", validation ?? row.Get(MetricScope.EpochTrain, MetricNames.Loss));
+                run.SetSummary("best_step", row.Step);
+            }
         });
     }
 
     /// <inheritdoc/>
-    public void EpochCompleted(EpochReport report) => Guard(() => LogEpoch(report));
-
-    private void LogEpoch(EpochReport report)
-    {
-        var values = new List<KeyValuePair<string, object?>> { new("epoch", report.Epoch) };
-        values.AddRange(report.Train.Select(kv => new KeyValuePair<string, object?>("epoch/train_" + kv.Key, kv.Value)));
-        values.Add(new("epoch/seconds", report.Seconds));
-        foreach (var (name, path) in report.Images)
-            values.Add(new("images/" + name, run.Image(name, path, report.Step)));
-        if (report.Validation is { } v)
-            values.AddRange(v.Values.Select(kv => new KeyValuePair<string, object?>("val/" + kv.Key, kv.Value)));
-        run.Log(report.Step, values);
-        if (report.IsBest)
-        {
-            _bestLoss = report.Validation?.Loss ?? report.TrainLoss;
-            run.SetSummary(report.Validation is null ? "train/best_loss" : "val/best_loss", _bestLoss);
-            run.SetSummary("best_step", report.Step);
-        }
-    }
-
-    /// <inheritdoc/>
-    public void RunEnded(RunEnd end)
+    public void End(RunEnd end)
     {
         int exitCode = end.Outcome switch { RunOutcome.Completed => 0, RunOutcome.Interrupted => 130, _ => 1 };
         Guard(() => run.Finish(exitCode));

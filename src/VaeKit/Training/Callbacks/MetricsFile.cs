@@ -1,65 +1,38 @@
 using System.Text.Json.Nodes;
-using VaeKit.Models;
 
 namespace VaeKit.Training;
 
 /// <summary>
-/// runs/NAME/metrics.jsonl, one JSON object per line (schema in README "metrics.jsonl"): a "train" row every
-/// log_every steps with every step number by name plus epoch and img_per_sec; an "epoch" row with train_NAME means,
-/// val_NAME metrics, kl_weight, best and seconds; "resume" and "stop" rows. Every row has type, step and time.
+/// runs/NAME/metrics.jsonl, one JSON object per <see cref="MetricsRow"/> (schema in docs/extending.md "metrics.jsonl"):
+/// <c>type</c> (train, epoch, resume, stop), <c>step</c>, <c>epoch</c>, every value under its flat key
+/// (<see cref="MetricKeyStyle.Flat"/>: <c>loss</c> in train rows, <c>train_loss</c> and <c>val_loss</c> in epoch rows),
+/// <c>best</c> in epoch rows, <c>reason</c> in stop rows, and <c>time</c> (Unix seconds).
 /// </summary>
-public sealed class MetricsFile : IRunCallback, IDisposable
+public sealed class MetricsFile : IRunLogger, IDisposable
 {
     private MetricsLog? _log;
-    private RunContext? _run;
 
     /// <inheritdoc/>
-    public void RunStarted(RunStart start)
+    public void Start(RunStart start)
     {
-        _run = start.Context ?? throw new InvalidOperationException("MetricsFile needs a run context");
-        _log = new MetricsLog(_run.Directory.Metrics);
-        if (start.Resumed)
-            _log.Write(new JsonObject { ["type"] = "resume", ["step"] = start.StartStep, ["epoch"] = _run.Position.Epoch + 1, ["time"] = Now() });
+        var run = start.Context ?? throw new InvalidOperationException("MetricsFile needs a run context");
+        _log = new MetricsLog(run.Directory.Metrics);
     }
 
     /// <inheritdoc/>
-    public void StepCompleted(StepReport report)
-    {
-        if (_log is null || report.Metrics.Step % _run!.Config.Train.LogEvery != 0) return;
-        var row = new JsonObject { ["type"] = "train", ["step"] = report.Metrics.Step, ["epoch"] = report.Epoch };
-        foreach (var (name, value) in report.Metrics.Values) row[name] = value;
-        row[MetricNames.ImagesPerSecond] = report.ImagesPerSecond;
-        row["time"] = Now();
-        _log.Write(row);
-    }
-
-    /// <inheritdoc/>
-    public void EpochCompleted(EpochReport report)
+    public void Log(MetricsRow row)
     {
         if (_log is null) return;
-        var row = new JsonObject { ["type"] = "epoch", ["epoch"] = report.Epoch, ["step"] = report.Step };
-        foreach (var (name, value) in report.Train) row["train_" + name] = value;
-        // kl_weight always means the weight in effect: in train rows the step's (after any schedule); here the one the
-        // validation loss was computed with, which is the configured weight, hence val_.
-        row["val_" + MetricNames.KlWeight] = _run!.Config.Train.KlWeight;
-        row["seconds"] = report.Seconds;
-        row["time"] = Now();
-        if (report.Validation is { } validation)
-            foreach (var (name, value) in validation.Values) row["val_" + name] = value;
-        row["best"] = report.IsBest;
-        _log.Write(row);
+        var json = new JsonObject { ["type"] = row.Kind.ToString().ToLowerInvariant(), ["step"] = row.Step, ["epoch"] = row.Epoch };
+        foreach (var metric in row.Values) json[metric.Key(MetricKeyStyle.Flat)] = metric.Value;
+        if (row.Kind == MetricsRowKind.Epoch) json["best"] = row.IsBest;
+        if (row.Outcome is RunOutcome outcome) json["reason"] = Reason(outcome);
+        json["time"] = Now();
+        _log.Write(json);
     }
 
     /// <inheritdoc/>
-    public void RunEnded(RunEnd end)
-    {
-        if (_log is null) return;
-        _log.Write(new JsonObject
-        {
-            ["type"] = "stop", ["reason"] = Reason(end.Outcome), ["step"] = end.Step, ["epoch"] = end.Epoch, ["time"] = Now(),
-        });
-        Dispose();
-    }
+    public void End(RunEnd end) => Dispose();
 
     /// <summary>How a stop row spells an outcome ("completed", "interrupted", "diverged", "failed").</summary>
     private static string Reason(RunOutcome outcome) => outcome.ToString().ToLowerInvariant();

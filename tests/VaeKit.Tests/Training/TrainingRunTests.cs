@@ -78,6 +78,45 @@ public class TrainingRunTests
         Assert.All(epochs, r => Assert.False(r.TryGetProperty("kl_weight", out _)));
     }
 
+    /// <summary>A user's logger: one class, given in TrainOptions.Loggers; it records what it is handed.</summary>
+    private sealed class RowRecorder : IRunLogger
+    {
+        public List<MetricsRow> Rows { get; } = [];
+        public RunOutcome? Ended { get; private set; }
+        public void Log(MetricsRow row) => Rows.Add(row);
+        public void End(RunEnd end) => Ended = end.Outcome;
+    }
+
+    [Fact]
+    public void Every_logger_gets_the_same_rows_with_log_every_applied_once()
+    {
+        using var dir = new TempDir();
+        var config = SmallRun("rows", dir["cache"]);
+        config = config with { Train = config.Train with { LogEvery = 4 } };
+        var recorder = new RowRecorder();
+        var result = TrainingRun.Train(config, new TrainOptions { RunsDirectory = dir["runs"], Loggers = [recorder] }, CancellationToken.None);
+        Assert.Equal(RunOutcome.Completed, result.Outcome);
+        Assert.Equal(RunOutcome.Completed, recorder.Ended);
+
+        // 15 steps, log_every 4: train rows at 4, 8, 12 for this logger and metrics.jsonl alike; an epoch row per epoch.
+        Assert.Equal([4L, 8, 12], recorder.Rows.Where(r => r.Kind == MetricsRowKind.Train).Select(r => r.Step));
+        Assert.Equal([4L, 8, 12], TrainRows(result.Directory).Select(r => r.Step));
+        var epochs = recorder.Rows.Where(r => r.Kind == MetricsRowKind.Epoch).ToList();
+        Assert.Equal([5L, 10, 15], epochs.Select(r => r.Step));
+        Assert.Equal(MetricsRowKind.Stop, recorder.Rows[^1].Kind);
+        Assert.All(epochs, e => Assert.True(e.Images.ContainsKey("reconstruction") && e.Images.ContainsKey("samples")));
+
+        // The same numbers under each output's spelling: metrics.jsonl's flat keys are the row's keys.
+        var first = epochs[0];
+        var row = JsonDocument.Parse(File.ReadAllLines(Path.Combine(result.Directory, "metrics.jsonl"))
+                                         .First(l => l.Contains("\"type\":\"epoch\""))).RootElement;
+        foreach (var metric in first.Values)
+            Assert.Equal(metric.Value, row.GetProperty(metric.Key(MetricKeyStyle.Flat)).GetDouble(), 12);
+        Assert.Equal("val/kl", new Metric(MetricScope.Validation, "kl", 0).Key(MetricKeyStyle.Path));
+        Assert.Equal("epoch/train_kl", new Metric(MetricScope.EpochTrain, "kl", 0).Key(MetricKeyStyle.Path));
+        Assert.Equal("train_kl", new Metric(MetricScope.EpochTrain, "kl", 0).Key(MetricKeyStyle.Flat));
+    }
+
     [Fact]
     public void A_vq_vae_stopped_before_its_first_epoch_end_leaves_a_checkpoint_that_samples()
     {

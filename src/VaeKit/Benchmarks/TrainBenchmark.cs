@@ -205,7 +205,7 @@ public static class TrainBenchmark
         double gflopPerImage = FlopCount.TrainStepPerImage(model) / 1e9;
         double achieved = gflopPerImage * options.Batch / stepSeconds;
         progress?.Invoke("measuring inference, sampling and the matmul peak");
-        var (inference, sampling) = Inference(trainer.Bf16Twin ?? net, options.Batch, device, trainer.Bf16Twin is null ? null : ScalarType.BFloat16, trainer.ChannelsLast);
+        var (inference, sampling) = Inference(trainer.TwinModel ?? net, options.Batch, device, trainer.TwinModel is null ? null : ScalarType.BFloat16, trainer.ChannelsLast);
         var peakType = options.Precision == Precision.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
         double peak = Machine.MatmulGflops(device, peakType, gpu ? 8192 : 2048);
 
@@ -258,7 +258,7 @@ public static class TrainBenchmark
                     return (trainer.BatchUpdate(x).Loss, data.Elapsed.TotalSeconds);
                 pending.Add(trainer.BatchUpdateDeferred(x));
             }
-            return (trainer.Resolve(pending)[^1].Loss, data.Elapsed.TotalSeconds);
+            return (StepReadback.Resolve(pending, trainer.Config)[^1].Loss, data.Elapsed.TotalSeconds);
         }
         finally
         {

@@ -12,7 +12,7 @@ namespace VaeKit.Training;
 /// buffer multiplies the learning rate per element (a family's own step size for one parameter); without one the
 /// step costs nothing extra.
 /// </summary>
-internal sealed class FlatAdamW : IDisposable
+internal sealed class FlatAdamW : IFlatOptimizer
 {
     private readonly FlatParameters _flat;
     private readonly Tensor _decayMask;    // (P) 1 = decay

@@ -148,7 +148,7 @@ internal sealed class TrainingLoop
     /// <summary>Reads pending steps back in one transfer and reports them; the first non-finite step, if any.</summary>
     private DivergedException? ReadBack(List<(PendingStep Step, int Batch)> pending, int epoch, int batchSize, RateMeter rate)
     {
-        var steps = Trainer.Resolve(pending.Select(p => p.Step).ToList(), out var divergence);
+        var steps = StepReadback.Resolve(pending.Select(p => p.Step).ToList(), Trainer.Config, out var divergence);
         double imagesPerSecond = steps.Count > 0 ? rate.Tick(batchSize * steps.Count, steps.Count) : 0;
         for (int i = 0; i < steps.Count; i++)
         {
@@ -177,7 +177,7 @@ internal sealed class TrainingLoop
         var trainMeans = (Position.EpochSums ?? new Dictionary<string, double>()).ToDictionary(kv => kv.Key, kv => kv.Value / n);
         MetricNames.AddDerived(trainMeans);
         var images = Context.ValidationImages;
-        EvalMetrics? validation = images.Count > 0 ? Trainer.Evaluate(images, _config.Train.BatchSize, Context.Device) : null;
+        EvalMetrics? validation = images.Count > 0 ? ValidationPass.Evaluate(Trainer.Model, Trainer.Config.KlWeight, Trainer.Step, images, _config.Train.BatchSize, Context.Device) : null;
         double score = validation?.Loss ?? trainMeans.GetValueOrDefault(MetricNames.Loss);
         bool isBest = Position.EpochSteps > 0 && (Position.BestLoss is not double best || score < best);
         Position = Position with

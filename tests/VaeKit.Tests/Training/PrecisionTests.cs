@@ -34,7 +34,7 @@ public class PrecisionTests
         }
         var sums = new MetricSums();
         using (var scope = NewDisposeScope())
-            trainer.BatchMetrics(DecodedImages.ToModelInput(validation.Pixels, CPU), sums);
+            ValidationPass.BatchMetrics(trainer.Model, trainer.Config.KlWeight, trainer.Step, DecodedImages.ToModelInput(validation.Pixels, CPU), sums);
         return (losses, sums.Result().Loss);
     }
 

@@ -135,8 +135,8 @@ public class TrainerTests
         var x = DecodedImages.ToModelInput(images.Pixels, CPU);
 
         var sums = new MetricSums();
-        trainer.BatchMetrics(x.narrow(0, 0, 12), sums);
-        trainer.BatchMetrics(x.narrow(0, 12, 8), sums);
+        ValidationPass.BatchMetrics(trainer.Model, trainer.Config.KlWeight, trainer.Step, x.narrow(0, 0, 12), sums);
+        ValidationPass.BatchMetrics(trainer.Model, trainer.Config.KlWeight, trainer.Step, x.narrow(0, 12, 8), sums);
         var metrics = sums.Result();
 
         model.eval();

@@ -3,6 +3,7 @@ using TorchSharp;
 using VaeKit.Config;
 using VaeKit.Data;
 using VaeKit.Training;
+using VaeKit.Models;
 using static TorchSharp.torch;
 
 namespace VaeKit.Benchmarks;

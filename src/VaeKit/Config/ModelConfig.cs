@@ -96,9 +96,6 @@ public sealed record ModelConfig
     /// <summary>A copy with <paramref name="options"/> as the family options.</summary>
     public ModelConfig WithOptions<T>(T options) => this with { Options = JsonSerializer.SerializeToNode(options, Json.Compact)!.AsObject() };
 
-    /// <summary>Checks the config with its family (<see cref="Models.ModelFactory.Validate"/>); returns the completed config.</summary>
-    public ModelConfig Validate() => Models.ModelFactory.Validate(this);
-
     /// <summary>The checks of the shared residual CNN: throws <see cref="BadInputException"/> naming the offending value.</summary>
     public ModelConfig ValidateConvolutional()
     {

@@ -33,7 +33,7 @@ public sealed record TrainConfig
     public double KlWeight { get; init; } = 1.0;
 
     /// <summary>How the KL weight moves over the run: constant, linear-warmup:STEPS or cyclical:CYCLES[:RATIO]
-    /// (see <see cref="Training.KlSchedule"/>); kl_weight is the value it reaches.</summary>
+    /// (see <see cref="Config.KlSchedule"/>); kl_weight is the value it reaches.</summary>
     public string KlSchedule { get; init; } = "constant";
 
     /// <summary>Free bits (Kingma et al. 2016): each latent dimension's batch-mean KL counts in the loss as at least
@@ -69,7 +69,7 @@ public sealed record TrainConfig
         if (BatchSize <= 1) throw new BadInputException($"{Settings.Train.BatchSize} must be at least 2, BatchNorm needs more than one image (got {BatchSize}).");
         if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new BadInputException($"{Settings.Train.LearningRate} must be a positive number (got {LearningRate}).");
         if (!(KlWeight >= 0) || double.IsInfinity(KlWeight)) throw new BadInputException($"{Settings.Train.KlWeight} must be 0 or more (got {KlWeight}).");
-        Training.KlSchedule.Parse(KlSchedule);
+        Config.KlSchedule.Parse(KlSchedule);
         if (!(FreeBits >= 0) || double.IsInfinity(FreeBits)) throw new BadInputException($"{Settings.Train.FreeBits} must be 0 or more nats (got {FreeBits}).");
         if (!(WeightDecay >= 0) || double.IsInfinity(WeightDecay)) throw new BadInputException($"{Settings.Train.WeightDecay} must be 0 or more (got {WeightDecay}).");
         if (!(Beta1 is >= 0 and < 1) || !(Beta2 is >= 0 and < 1)) throw new BadInputException($"{Settings.Train.Beta1} and {Settings.Train.Beta2} must be in [0, 1) (got {Beta1}, {Beta2}).");

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using VaeKit.Config;
 using VaeKit.Training;
+using VaeKit.Models;
 
 namespace VaeKit.Export;
 

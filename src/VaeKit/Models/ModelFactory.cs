@@ -98,3 +98,11 @@ public static class ModelFactory
                 Priors.PriorKinds.Register((Priors.IPriorKind)Activator.CreateInstance(type)!);
     }
 }
+
+/// <summary>Validation of a <see cref="ModelConfig"/> by its family, here rather than on the record so that
+/// <c>Config</c> depends on nothing above it.</summary>
+public static class ModelConfigValidation
+{
+    /// <summary>Checks the config with its family (<see cref="ModelFactory.Validate"/>); returns the completed config.</summary>
+    public static ModelConfig Validate(this ModelConfig config) => ModelFactory.Validate(config);
+}

@@ -128,8 +128,17 @@ public abstract class VaeModel : nn.Module<Tensor, ModelOutput>
     /// </summary>
     public virtual double StepSizeScale(string parameterName) => 1.0;
 
-    /// <summary>Run callbacks this family needs (e.g. fitting a prior at each epoch end), run before the built-in ones.</summary>
-    public virtual IEnumerable<Training.IRunCallback> Callbacks() => [];
+    /// <summary>
+    /// The family's own work at an epoch end (the VQ-VAE fits its code prior here), called by the training loop
+    /// after validation and before the epoch's grids, checkpoints and outputs. Default: nothing.
+    /// </summary>
+    public virtual void EpochEnded(TrainingImages images) { }
+
+    /// <summary>
+    /// The family's own work when a run is interrupted, before "last" is saved (a VQ-VAE that has not fitted its
+    /// prior yet fits it, so the checkpoint can sample). Default: nothing.
+    /// </summary>
+    public virtual void RunInterrupted(TrainingImages images) { }
 
     /// <summary>Numbers about the codes of a whole evaluated set (<paramref name="codes"/>: the posterior modes, (N, z)
     /// float64 on the CPU) that batch means cannot give, e.g. a VQ-VAE's code usage; <c>vae eval</c> reports them. Default: none.</summary>
@@ -160,3 +169,8 @@ public enum ModelOperation
     /// <summary>Decode codes drawn from the prior.</summary>
     Sample,
 }
+
+/// <summary>What a family's training hooks (<see cref="VaeModel.EpochEnded"/>, <see cref="VaeModel.RunInterrupted"/>)
+/// get: the run's training images (uint8, on <paramref name="Device"/> or the host), the batch size to pass over them
+/// in and the device the model is on.</summary>
+public sealed record TrainingImages(Data.DecodedImages Images, int BatchSize, TorchSharp.torch.Device Device);

@@ -4,7 +4,6 @@ using TorchSharp.Utils;
 using VaeKit.Config;
 using VaeKit.Data;
 using VaeKit.Layers;
-using VaeKit.Training;
 using static TorchSharp.torch;
 
 namespace VaeKit.Models;
@@ -273,9 +272,15 @@ public sealed class VqVae : VaeModel
         PriorCounts.copy_(counts);
     }
 
-    /// <summary>Fits the prior at every epoch end, before anything saves or draws samples, and when a run is interrupted
-    /// before any fit.</summary>
-    public override IEnumerable<IRunCallback> Callbacks() => [new CodePriorFit(this)];
+    /// <summary>Fits the prior at every epoch end, before anything saves or draws samples.</summary>
+    public override void EpochEnded(TrainingImages images) => FitPrior(images.Images, images.BatchSize, images.Device);
+
+    /// <summary>A run stopped before its first epoch end still leaves a checkpoint that can sample; later stops keep
+    /// the last epoch's fit (fitting costs a pass over the images, and Ctrl-C should be quick).</summary>
+    public override void RunInterrupted(TrainingImages images)
+    {
+        if (!PriorFitted) FitPrior(images.Images, images.BatchSize, images.Device);
+    }
 
     /// <inheritdoc/>
     public override string? Unsupported(ModelOperation operation) =>
@@ -300,30 +305,6 @@ public sealed class VqVae : VaeModel
             new(VqMetricNames.CodesUsed, used, $"codes chosen at least once, of K = {K}"),
             new(VqMetricNames.DeadCodes, K - used, "codes never chosen for these images"),
         ];
-    }
-
-    /// <summary>Fits <see cref="FitPrior"/> from the run's training images; a family callback, so it runs before the
-    /// built-in ones (grids, checkpoints).</summary>
-    private sealed class CodePriorFit(VqVae model) : IRunCallback
-    {
-        private RunContext? _run;
-
-        public void RunStarted(RunStart start) => _run = start.Context;
-
-        public void EpochCompleted(EpochReport report) => Fit();
-
-        public void RunEnded(RunEnd end)
-        {
-            // A run stopped before its first epoch end still leaves a checkpoint that can sample; later stops keep
-            // the last epoch's fit (fitting costs a pass over the images, and Ctrl-C should be quick).
-            if (end.Outcome == RunOutcome.Interrupted && !model.PriorFitted) Fit();
-        }
-
-        private void Fit()
-        {
-            if (_run is not null && ReferenceEquals(_run.Model, model))
-                model.FitPrior(_run.TrainImages, _run.Config.Train.BatchSize, _run.Device);
-        }
     }
 }
 

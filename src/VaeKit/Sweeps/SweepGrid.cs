@@ -39,7 +39,7 @@ public static class SweepGrid
     [
         new("kl_weight", Settings.Train.KlWeight, false, Real, (c, v) => c with { Train = c.Train with { KlWeight = D(v) } }),
         new("free_bits", Settings.Train.FreeBits, false, Real, (c, v) => c with { Train = c.Train with { FreeBits = D(v) } }),
-        new("kl_schedule", Settings.Train.KlSchedule, false, (v, _) => { Training.KlSchedule.Parse(v); return v; }, (c, v) => c with { Train = c.Train with { KlSchedule = v } }),
+        new("kl_schedule", Settings.Train.KlSchedule, false, (v, _) => { KlSchedule.Parse(v); return v; }, (c, v) => c with { Train = c.Train with { KlSchedule = v } }),
         new("model", Settings.Model.Kind, true, Family, (c, v) => c with { Model = c.Model with { Kind = v } }),
         new("latent", Settings.Model.Latent, true, Integer, (c, v) => c with { Model = c.Model with { Latent = I(v) } }),
         new("widths", Settings.Model.Widths, true, Widths, (c, v) => c with { Model = c.Model with { Widths = v.Split('x').Select(I).ToArray() } }),

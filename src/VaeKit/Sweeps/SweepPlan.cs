@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using VaeKit.Config;
 using VaeKit.Evaluation;
+using VaeKit.Models;
 
 namespace VaeKit.Sweeps;
 

@@ -39,9 +39,7 @@ internal sealed class TrainingLoop
 
     private readonly RunStore _store;
     private readonly RunConfig _config;
-    private readonly CallbackList _family;      // the model family's own callbacks (VaeModel.Callbacks): first, always
-    private readonly CallbackList _outputs;     // metrics.jsonl, TensorBoard, the caller's, report.html
-    private readonly CallbackList _callbacks;   // both, in that order, for the events whose order nothing depends on
+    private readonly CallbackList _callbacks;   // the loggers (metrics.jsonl, TensorBoard, …, report.html), then the caller's
     private EpochGrids? _grids;
     private readonly long _totalSteps;
     private readonly int _readbackEvery;
@@ -64,12 +62,13 @@ internal sealed class TrainingLoop
         {
             LastSavedStep = position.Step > 0 ? position.Step : null,
         };
-        _family = new CallbackList([.. trainer.Model.Callbacks()]);
-        _outputs = new CallbackList([.. callbacks]);
-        _callbacks = new CallbackList([_family, _outputs]);
+        _callbacks = new CallbackList([.. callbacks]);
     }
 
     public Trainer Trainer { get; }
+
+    /// <summary>What the family's hooks work on: the training images, batch size and device.</summary>
+    private TrainingImages FamilyImages => new(Context.TrainImages, _config.Train.BatchSize, Context.Device);
     public CheckpointHeader Position { get; private set; }
     public RunContext Context { get; }
 
@@ -187,11 +186,11 @@ internal sealed class TrainingLoop
             BestStep = isBest ? Trainer.Step : Position.BestStep,
         };
         var report = new EpochReport(epoch + 1, _config.Train.Epochs, Trainer.Step, trainMeans, validation, isBest, seconds);
-        _family.EpochCompleted(report);                  // the family's own epoch work first (the VQ-VAE fits its code prior)
+        Trainer.Model.EpochEnded(FamilyImages);          // the family's own epoch work first (the VQ-VAE fits its code prior)
         foreach (var (name, path) in _grids!.Write(epoch + 1)) report.Images[name] = path;
         if (isBest) Save("best");
         Save("last");
-        _outputs.EpochCompleted(report);                 // then every output, with the grids and checkpoints on disk
+        _callbacks.EpochCompleted(report);               // then every output, with the grids and checkpoints on disk
         return validation;
     }
 
@@ -203,14 +202,16 @@ internal sealed class TrainingLoop
         return new RunEnd(RunOutcome.Diverged, Position.Step + 1, epoch + 1, validation, Position.BestLoss, e.Text.Append(SettingText.Plain(kept)));
     }
 
-    /// <summary>The family's callbacks hear how the run ended; an interrupted run then saves "last" (a diverged one
-    /// saves nothing: its weights are not valid); then the outputs hear it.</summary>
+    /// <summary>An interrupted run tells the family, then saves "last" (a diverged one saves nothing: its weights are
+    /// not valid); then the outputs hear how the run ended.</summary>
     private RunResult End(RunEnd end)
     {
-        _family.RunEnded(end);                           // e.g. a VQ-VAE stopped before its first epoch fits its prior
-        if (end.Outcome == RunOutcome.Interrupted && Context.LastSavedStep != Trainer.Step)
-            Save("last");
-        _outputs.RunEnded(end);
+        if (end.Outcome == RunOutcome.Interrupted)
+        {
+            Trainer.Model.RunInterrupted(FamilyImages);  // e.g. a VQ-VAE stopped before its first epoch fits its prior
+            if (Context.LastSavedStep != Trainer.Step) Save("last");
+        }
+        _callbacks.RunEnded(end);
         var message = end.Message;
         if (end.Outcome == RunOutcome.Interrupted)
         {

@@ -1,10 +1,9 @@
 using System.Globalization;
-using VaeKit.Config;
 
-namespace VaeKit.Training;
+namespace VaeKit.Config;
 
 /// <summary>
-/// The effective KL weight as a closed-form function of the optimizer step (like <see cref="LearningRate"/>), so a
+/// The effective KL weight as a closed-form function of the optimizer step (like <see cref="Training.LearningRate"/>), so a
 /// resumed run needs no schedule state and stays bit-exact. Written in config.json as text:
 /// <c>constant</c>, <c>linear-warmup:STEPS</c> or <c>cyclical:CYCLES[:RATIO]</c>.
 /// </summary>

@@ -68,8 +68,6 @@ internal static class ConsoleListeners
         return own.Count == 0 ? "" : (lead.Length > 0 ? lead : "") + string.Join(", ", own);
     }
 
-    /// <summary>The loader reports one-off notices (e.g. an unwritable cache) as a stage starting with "warning: ".</summary>
-    private static bool IsNotice(DecodeProgress p) => p.Stage.StartsWith("warning: ", StringComparison.Ordinal);
 
     internal static string Describe(StepReport r)
     {
@@ -83,7 +81,7 @@ internal static class ConsoleListeners
 
         public void DataProgress(DecodeProgress p)
         {
-            if (IsNotice(p)) { console.MarkupLineInterpolated($"[yellow]{p.Stage}[/]"); return; }
+            if (p.IsWarning) { Warning(p.Stage); return; }
             _decode ??= context.AddTask(Markup.Escape(p.Stage), maxValue: Math.Max(1, p.Total));
             _decode.Description = Markup.Escape(p.Stage);
             _decode.MaxValue = Math.Max(1, p.Total);
@@ -108,6 +106,8 @@ internal static class ConsoleListeners
         public void Log(MetricsRow row) => PrintEpoch(console, row);
 
         public void Message(string text) => console.MarkupLineInterpolated($"{text}");
+
+        public void Warning(string text) => console.MarkupLineInterpolated($"[yellow]warning: {text}[/]");
     }
 
     private sealed class PlainListener(IAnsiConsole console) : IRunCallback, IRunLogger
@@ -117,7 +117,7 @@ internal static class ConsoleListeners
 
         public void DataProgress(DecodeProgress p)
         {
-            if (IsNotice(p)) { console.WriteLine(p.Stage); return; }
+            if (p.IsWarning) { Warning(p.Stage); return; }
             if (p.Total > 0 && (p.Done == p.Total || _sinceLine.Elapsed.TotalSeconds >= PlainProgressSeconds))
             {
                 console.WriteLine($"{p.Stage}: {p.Done}/{p.Total}");
@@ -142,5 +142,7 @@ internal static class ConsoleListeners
         public void Log(MetricsRow row) => PrintEpoch(console, row);
 
         public void Message(string text) => console.WriteLine(text);
+
+        public void Warning(string text) => console.WriteLine($"warning: {text}");
     }
 }

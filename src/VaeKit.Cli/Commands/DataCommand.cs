@@ -86,9 +86,9 @@ internal static class DataCommand
         {
             lock (_gate)
             {
-                if (value.Stage.StartsWith("warning: ", StringComparison.Ordinal))
+                if (value.IsWarning)
                 {
-                    console.MarkupLineInterpolated($"  {value.Stage}");
+                    console.MarkupLineInterpolated($"  [yellow]warning:[/] {value.Stage}");
                     return;
                 }
                 if (value.Stage != _stage && value.Done == 0)

@@ -39,10 +39,17 @@ public sealed record DataOptions
 
 /// <summary>
 /// Progress of <see cref="DatasetLoader.Load"/>: <paramref name="Stage"/> is <c>scan</c>, <c>decode</c>,
-/// <c>cache-read</c> or <c>cache-write</c> with <paramref name="Done"/> of <paramref name="Total"/> items; a stage
-/// starting with <c>warning: </c> is a one-off notice (e.g. the cache could not be written) with Done = Total = 0.
+/// <c>cache-read</c> or <c>cache-write</c> with <paramref name="Done"/> of <paramref name="Total"/> items; or, with
+/// <see cref="IsWarning"/>, a one-off warning in <paramref name="Stage"/> (e.g. the cache could not be written).
 /// </summary>
-public readonly record struct DecodeProgress(string Stage, int Done, int Total);
+public readonly record struct DecodeProgress(string Stage, int Done, int Total)
+{
+    /// <summary>True for a warning: <see cref="Stage"/> is its text, Done = Total = 0.</summary>
+    public bool IsWarning { get; init; }
+
+    /// <summary>A one-off warning (the front end says it is one).</summary>
+    public static DecodeProgress Warning(string text) => new(text, 0, 0) { IsWarning = true };
+}
 
 /// <summary>What was loaded: printed by the CLI and stored with a training run (System.Text.Json friendly).</summary>
 public sealed record DatasetDescription

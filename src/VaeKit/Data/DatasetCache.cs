@@ -121,7 +121,7 @@ internal static class DatasetCache
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            progress?.Report(new DecodeProgress($"warning: decoded images not cached at {path} ({e.Message})", 0, 0));
+            progress?.Report(DecodeProgress.Warning($"decoded images not cached at {path} ({e.Message})"));
             try { File.Delete(temp); } catch (Exception d) when (d is IOException or UnauthorizedAccessException) { /* a stray .tmp is harmless */ }
             return false;
         }
@@ -129,7 +129,7 @@ internal static class DatasetCache
 
     private static DecodedSet? Unusable(string path, string reason, IProgress<DecodeProgress>? progress)
     {
-        progress?.Report(new DecodeProgress($"warning: ignoring cache file {path} ({reason}); decoding again", 0, 0));
+        progress?.Report(DecodeProgress.Warning($"ignoring cache file {path} ({reason}); decoding again"));
         return null;
     }
 

@@ -225,14 +225,15 @@ public static class Evaluator
                                  cache, options.FdNet is null ? ImageFrechet.Note(network, d.Kind) : null),
             };
         }
-        var report = Evaluate(trained.Model, images, trained.Device, options) with
+        var measured = Evaluate(trained.Model, images, trained.Device, options);
+        var report = measured with
         {
             Run = trained.Run.Path,
             Checkpoint = trained.CheckpointPath,
             Step = trained.Header.Step,
             Data = loaded.Description.Source,
             Split = validation ? "validation" : "all",
-            KlWeight = trained.Model.IsVariational ? trained.Config.Train.KlWeight : null,
+            KlWeight = measured.Kl is not null ? trained.Config.Train.KlWeight : null,   // the answer every KL figure has: a Gaussian posterior was seen
             Prior = options.Prior,
         };
         report.Save(ReportPath(trained.Run, options.Prior));

@@ -51,11 +51,7 @@ public sealed record SweepPlan
         bool aeRow = model == ModelKinds.Ae && point.All(s => s.Key != "model");
         var parts = point.Select(s => $"{ShortKey(s.Key)}-{SweepGrid.Safe(s.Value)}");
         string runName = string.Join('_', aeRow ? ["ae", .. parts] : parts);
-        string settings = string.Join(", ", point.Select(s => $"{s.Key}={s.Value}"));
-        string label = aeRow ? (settings.Length > 0 ? $"AE {settings}" : "AE")
-            : model == ModelKinds.Vae || point.Any(s => s.Key == "model") ? settings
-            : settings.Length > 0 ? $"{model} {settings}" : model;
-        return new SweepEntry(index, label, model, point.ToDictionary(s => s.Key, s => s.Value), runName);
+        return new SweepEntry(index, SweepEntry.LabelOf(model, point), model, point.ToDictionary(s => s.Key, s => s.Value), runName);
     }
 
     private static string ShortKey(string key) =>
@@ -131,6 +127,21 @@ public sealed record SweepPlan
 /// </summary>
 public sealed record SweepEntry(int Index, string Label, string Model, IReadOnlyDictionary<string, string> Settings, string RunName)
 {
+    /// <summary>
+    /// The one labelling rule of runs and summary rows: the axis values (<c>kl_weight=0.1, latent=16</c>), after
+    /// "AE" for a plain AE row, after the family name for any family but the vae unless the family is itself an axis;
+    /// the family alone (VAE for the vae) when there are no values.
+    /// </summary>
+    public static string LabelOf(string model, IEnumerable<KeyValuePair<string, string>> settings)
+    {
+        var values = settings.ToList();
+        string text = string.Join(", ", values.Select(s => $"{s.Key}={s.Value}"));
+        bool familyAxis = values.Any(s => s.Key == "model");
+        if (model == ModelKinds.Ae && !familyAxis) return text.Length > 0 ? $"AE {text}" : "AE";
+        if (model == ModelKinds.Vae || familyAxis) return text.Length > 0 ? text : model.ToUpperInvariant();
+        return text.Length > 0 ? $"{model} {text}" : model;
+    }
+
     /// <summary>The settings without the seed: runs that differ only by seed share them.</summary>
     public IReadOnlyDictionary<string, string> SettingsWithoutSeed =>
         Settings.Where(s => s.Key != SweepGrid.SeedKey).ToDictionary(s => s.Key, s => s.Value);

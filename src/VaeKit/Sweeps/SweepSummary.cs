@@ -56,7 +56,7 @@ internal static class SweepSummary
                 var done = g.Where(r => r.Status == "completed").ToList();
                 return new SweepGroup
                 {
-                    Label = Label(first.Model, settings), Model = first.Model, Settings = settings,
+                    Label = SweepEntry.LabelOf(first.Model, settings), Model = first.Model, Settings = settings,
                     Runs = g.Count(), Completed = done.Count,
                     Mse = Spread.Of(done.Select(r => r.Mse)), Psnr = Spread.Of(done.Select(r => r.Psnr)),
                     Ssim = Spread.Of(done.Select(r => r.Ssim)), Kl = Spread.Of(done.Select(r => r.Kl)),
@@ -69,13 +69,4 @@ internal static class SweepSummary
                 };
             })
             .ToList();
-
-    private static string Label(string model, IReadOnlyDictionary<string, string> settings)
-    {
-        string text = string.Join(", ", settings.Select(s => $"{s.Key}={s.Value}"));
-        bool aeRow = model == Config.ModelKinds.Ae && !settings.ContainsKey("model");
-        if (aeRow) return text.Length > 0 ? $"AE {text}" : "AE";
-        if (model == Config.ModelKinds.Vae || settings.ContainsKey("model")) return text.Length > 0 ? text : model.ToUpperInvariant();
-        return text.Length > 0 ? $"{model} {text}" : model;
-    }
 }

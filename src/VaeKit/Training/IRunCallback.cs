@@ -31,6 +31,10 @@ public interface IRunCallback
 
     /// <summary>A notice for the user.</summary>
     void Message(string text) { }
+
+    /// <summary>A warning for the user: something did not happen as asked, and the run goes on (a report not written,
+    /// training on changed data). The text does not say "warning"; the front end does. Default: a message.</summary>
+    void Warning(string text) => Message("warning: " + text);
 }
 
 /// <summary>Start of a run; <see cref="Context"/> gives callbacks the model, the data and the run directory.</summary>

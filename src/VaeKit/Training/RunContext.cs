@@ -67,6 +67,9 @@ public sealed class RunContext
     /// <summary>Sends a notice to every callback's <see cref="IRunCallback.Message"/> (the console shows it).</summary>
     public void Notify(string text) => _loop.Notify(text);
 
+    /// <summary>Sends a warning to every callback's <see cref="IRunCallback.Warning"/>.</summary>
+    public void Warn(string text) => _loop.Warn(text);
+
     /// <summary>Asks for "last" to be written at the next point where all steps are read back.</summary>
     public void RequestCheckpoint() => CheckpointRequested = true;
 

@@ -237,6 +237,8 @@ internal sealed class TrainingLoop
 
     public void Notify(string text) => _callbacks.Message(text);
 
+    public void Warn(string text) => _callbacks.Warning(text);
+
     /// <summary>Writes checkpoint <paramref name="which"/> stamped with the current position.</summary>
     public void Save(string which)
     {

@@ -146,7 +146,7 @@ public static class TrainingRun
                     throw new BadInputException(
                         $"The data ({config.Data.Source}) changed since this run started (fingerprint {data.Description.Fingerprint}, " +
                         $"was {expected}): the resumed run would see other batches. Allow a data change ({Settings.Run.AllowDataChange}) to continue anyway.");
-                callbacks.Message($"warning: training continues on changed data ({data.Description.Fingerprint}, was {expected})");
+                callbacks.Warning($"training continues on changed data ({data.Description.Fingerprint}, was {expected})");
                 config = config with { Data = config.Data with { Fingerprint = data.Description.Fingerprint } };
             }
 

@@ -31,7 +31,7 @@ public sealed class ProgressLog : IProgress<DecodeProgress>
 {
     public ConcurrentQueue<DecodeProgress> Reports { get; } = new();
     public void Report(DecodeProgress value) => Reports.Enqueue(value);
-    public IEnumerable<string> Warnings => Reports.Select(r => r.Stage).Where(s => s.StartsWith("warning: ", StringComparison.Ordinal));
+    public IEnumerable<string> Warnings => Reports.Where(r => r.IsWarning).Select(r => r.Stage);
 }
 
 /// <summary>Builds encoded test images with Skia.</summary>

@@ -11,4 +11,5 @@ internal sealed class CallbackList(IReadOnlyList<IRunCallback> callbacks) : IRun
     public void CheckpointSaved(CheckpointSaved saved) { foreach (var c in callbacks) c.CheckpointSaved(saved); }
     public void RunEnded(RunEnd end) { foreach (var c in callbacks) c.RunEnded(end); }
     public void Message(string text) { foreach (var c in callbacks) c.Message(text); }
+    public void Warning(string text) { foreach (var c in callbacks) c.Warning(text); }
 }

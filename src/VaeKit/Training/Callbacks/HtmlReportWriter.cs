@@ -26,7 +26,7 @@ public sealed class HtmlReportWriter : IRunLogger
         }
         catch (Exception e) when (e is BadInputException or IOException or UnauthorizedAccessException)
         {
-            _run.Notify($"warning: no HTML report ({e.Message})");   // the run's outcome stands; say why the report is missing
+            _run.Warn($"no HTML report ({e.Message})");   // the run's outcome stands; say why the report is missing
         }
     }
 }

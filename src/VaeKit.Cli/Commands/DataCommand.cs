@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Spectre.Console;
+using VaeKit.Config;
 using VaeKit.Data;
 
 namespace VaeKit.Cli.Commands;
@@ -37,7 +38,7 @@ internal static class DataCommand
                 Channels = r.GetValue(channels),
                 ValidationFraction = r.GetValue(fraction),
                 Seed = Config.DataConfig.SplitSeed,
-                CacheDirectory = r.GetValue(noCache) ? "" : r.GetValue(cacheDir),
+                CacheDirectory = r.GetValue(noCache) ? CacheLocation.Off : r.GetValue(cacheDir),
             };
             bool asJson = r.GetValue(json);
             var clock = Stopwatch.StartNew();

@@ -101,7 +101,7 @@ internal static class TrainCommand
             Channels = r.GetValue(Channels),
             ValidationFraction = r.GetValue(ValFraction),
             Flip = r.GetValue(Flip),
-            CacheDirectory = r.GetValue(NoCache) ? "" : r.GetValue(CacheDir),
+            CacheDirectory = r.GetValue(NoCache) ? CacheLocation.Off : r.GetValue(CacheDir),
         };
         string name = r.GetValue(Name) ?? $"{preset}-{model.Kind}-{now:yyyyMMdd-HHmmss}";
         RunStore.ValidateName(name);

@@ -97,8 +97,8 @@ public sealed record DataConfig
     /// <summary>Random horizontal flips of training images.</summary>
     public bool Flip { get; init; }
 
-    /// <summary>Where decoded sets are cached; null = the default user cache, "" = off.</summary>
-    public string? CacheDirectory { get; init; }
+    /// <summary>Where decoded sets are cached (<see cref="CacheLocation.Off"/> for none); null = the default user cache.</summary>
+    public CacheLocation? CacheDirectory { get; init; }
 
     /// <summary>The decoded set's fingerprint, recorded when the run starts; a resume refuses other data.</summary>
     public string? Fingerprint { get; init; }

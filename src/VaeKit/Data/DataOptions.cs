@@ -1,3 +1,5 @@
+using VaeKit.Config;
+
 namespace VaeKit.Data;
 
 /// <summary>What to load and how to preprocess it. Validated by <see cref="DatasetLoader.Load"/>.</summary>
@@ -19,15 +21,15 @@ public sealed record DataOptions
     public int Seed { get; init; }
 
     /// <summary>
-    /// Root of the decode cache. Null = <c>$VAEKIT_CACHE</c>, else <c>$XDG_CACHE_HOME/vaekit</c>, else
-    /// <c>~/.cache/vaekit</c>. Empty string = no caching.
+    /// Root of the decode cache (<see cref="CacheLocation.Off"/> for none). Null = <c>$VAEKIT_CACHE</c>, else
+    /// <c>$XDG_CACHE_HOME/vaekit</c>, else <c>~/.cache/vaekit</c>.
     /// </summary>
-    public string? CacheDirectory { get; init; }
+    public CacheLocation? CacheDirectory { get; init; }
 
     /// <summary>The cache root this resolves to, or null when caching is off.</summary>
     public string? ResolveCacheDirectory()
     {
-        if (CacheDirectory is not null) return CacheDirectory.Length == 0 ? null : CacheDirectory;
+        if (CacheDirectory is not null) return CacheDirectory.Directory;
         string? env = Environment.GetEnvironmentVariable("VAEKIT_CACHE");
         if (!string.IsNullOrEmpty(env)) return env;
         string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");

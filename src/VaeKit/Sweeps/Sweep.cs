@@ -253,7 +253,7 @@ public static class Sweep
         var data = plan.Base.Data with
         {
             Source = DataSpec.Parse(plan.Base.Data.Source).ToArgument(),
-            CacheDirectory = plan.Base.Data.CacheDirectory is { Length: > 0 } cache ? Path.GetFullPath(cache) : plan.Base.Data.CacheDirectory,
+            CacheDirectory = plan.Base.Data.CacheDirectory?.Absolute(),
         };
         var file = new PlanFile
         {

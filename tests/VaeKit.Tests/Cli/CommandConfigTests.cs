@@ -50,7 +50,7 @@ public class CommandConfigTests
         Assert.Equal(7, config.Train.Seed);
         Assert.Equal("fashion-mnist", config.Data.Source);
         Assert.Equal(0.2, config.Data.ValidationFraction);
-        Assert.Equal("", config.Data.CacheDirectory);                   // --no-cache: "" is "off", null the default folder
+        Assert.Same(CacheLocation.Off, config.Data.CacheDirectory);     // --no-cache; null is the default folder
         Assert.Equal(Precision.Bf16, config.Runtime.Precision);
         Assert.Equal(3, config.Runtime.Threads);
     }

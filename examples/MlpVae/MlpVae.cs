@@ -62,8 +62,9 @@ public sealed class MlpVaeFamily : IModelFamily
 
     public IReadOnlyList<string> Kinds { get; } = ["mlp-vae"];
 
-    /// <summary>Its title in report.html; without this line the chart would still be drawn, titled posterior_sigma.</summary>
-    public IReadOnlyList<MetricInfo> Metrics { get; } = [new(PosteriorSigma, "Mean posterior σ (mlp-vae)")];
+    /// <summary>Its title in report.html and its format on the console; without this line the chart would still be
+    /// drawn, titled posterior_sigma, and the console would print two decimals.</summary>
+    public IReadOnlyList<MetricInfo> Metrics { get; } = [new(PosteriorSigma, "Mean posterior σ (mlp-vae)", Format: "F3")];
 
     public string Description => "mlp-vae: the classic MLP VAE (pixels → hidden → z → hidden → pixels)";
 

@@ -64,7 +64,7 @@ internal static class ConsoleListeners
     internal static string Terms(IReadOnlyDictionary<string, double> values, string lead)
     {
         var own = values.Where(kv => MetricNames.IsTerm(kv.Key) && kv.Key is not (MetricNames.Loss or MetricNames.Reconstruction or MetricNames.Mse))
-                        .Select(kv => $"{kv.Key} {kv.Value:F2}").ToList();
+                        .Select(kv => $"{kv.Key} {MetricNames.Format(kv.Key, kv.Value)}").ToList();
         return own.Count == 0 ? "" : (lead.Length > 0 ? lead : "") + string.Join(", ", own);
     }
 

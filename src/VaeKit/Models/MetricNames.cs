@@ -36,7 +36,7 @@ public static class MetricNames
         new(Loss, "Loss"),
         new(Reconstruction, "Reconstruction"),
         new(Kl, "KL"),
-        new(Mse, "MSE per pixel"),
+        new(Mse, "MSE per pixel", Format: "F5"),
         new(Psnr, "PSNR (dB)", Kind: MetricKind.Derived),
         new(LearningRate, "Learning rate", Validated: false, Kind: MetricKind.Step),
         new(KlWeight, "KL weight in effect", Charted: false, Kind: MetricKind.Step),
@@ -55,15 +55,26 @@ public static class MetricNames
     /// or a family's number); false for the derived and per-step numbers declared in <see cref="Standard"/>.</summary>
     public static bool IsTerm(string name) => !NotTerms.Contains(name);
 
+    /// <summary>The declaration of <paramref name="name"/>: a standard number's, else the first registered family's
+    /// that declares it; null for an undeclared number (outputs then use its name, a chart and F2).</summary>
+    public static MetricInfo? Find(string name) =>
+        Standard.FirstOrDefault(m => m.Name == name)
+        ?? ModelFactory.Registered.Values.Distinct().SelectMany(f => f.Metrics).FirstOrDefault(m => m.Name == name);
+
+    /// <summary>How the console prints <paramref name="value"/> of <paramref name="name"/> (its declared format).</summary>
+    public static string Format(string name, double value) => value.ToString(Find(name)?.Format ?? "F2");
+
     // Asked for every number of every step: a set, not a search of Standard.
     private static readonly HashSet<string> NotTerms = Standard.Where(m => m.Kind != MetricKind.Term).Select(m => m.Name).ToHashSet(StringComparer.Ordinal);
 }
 
 /// <summary>
 /// A number a run reports, declared once for every output that shows it: its key in metrics.jsonl (train rows; epoch
-/// rows add val_/train_), its title, whether report.html charts it, and whether epoch rows carry a validation value.
+/// rows add val_/train_), its title, whether report.html charts it, whether epoch rows carry a validation value, how
+/// it is reduced over an epoch (<see cref="MetricKind"/>) and the .NET format the console prints it with.
 /// </summary>
-public sealed record MetricInfo(string Name, string Title, bool Charted = true, bool Validated = true, MetricKind Kind = MetricKind.Term);
+public sealed record MetricInfo(string Name, string Title, bool Charted = true, bool Validated = true, MetricKind Kind = MetricKind.Term,
+                                string Format = "F2");
 
 /// <summary>How a number is reduced over an epoch or an evaluation.</summary>
 public enum MetricKind

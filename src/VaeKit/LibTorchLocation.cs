@@ -37,8 +37,8 @@ public static class LibTorchLocation
         if (BundledLibTorch() is string bundled && bundled != dir)
             throw new BadInputException(
                 $"{Settings.Runtime.LibTorch} {location}: this VaeKit build carries its own CPU libtorch ({bundled}), and TorchSharp would load " +
-                "it beside the one asked for, which libtorch does not survive. Build or publish VaeKit with " +
-                "-p:LibTorch=external to leave the bundled copy out (docs/gpu.md).");
+                $"it beside the one asked for, which libtorch does not survive. Build or publish VaeKit with " +
+                $"-p:LibTorch=external to leave the bundled copy out (docs/gpu.md).");
         foreach (var file in Order)
         {
             string path = Path.Combine(dir, file);
@@ -77,7 +77,7 @@ public static class LibTorchLocation
                 return Path.GetFullPath(candidate).TrimEnd('/');
         throw new BadInputException(
             $"{Settings.Runtime.LibTorch} {location}: no libtorch_cpu.so there or in its lib/ folder. Give PyTorch's torch/lib folder, e.g. " +
-            "$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')/lib, or 'python'.");
+            $"$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')/lib, or 'python'.");
     }
 
     private static string AskPython()

@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text;
@@ -64,6 +65,7 @@ public sealed class SettingText
     private readonly List<object> _parts;
 
     /// <summary>Used by the compiler for an interpolated string.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
     public SettingText(int literalLength, int formattedCount) => _parts = new List<object>(2 * formattedCount + 1);
 
     private SettingText(List<object> parts) => _parts = parts;
@@ -72,18 +74,23 @@ public sealed class SettingText
     public static SettingText Plain(string text) => new([text]);
 
     /// <summary>Compiler-called: literal text.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
     public void AppendLiteral(string text) => _parts.Add(text);
     /// <summary>Compiler-called: a setting, kept typed.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
     public void AppendFormatted(SettingKey key) => _parts.Add(key);
     /// <summary>Compiler-called: a setting with a value, kept typed.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
     public void AppendFormatted(SettingValue setting) => _parts.Add(setting);
     /// <summary>Compiler-called: an operation, kept typed.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
     public void AppendFormatted(Operation operation) => _parts.Add(operation);
     /// <summary>Compiler-called: another setting text, spliced in with its parts typed.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
     public void AppendFormatted(SettingText text) => _parts.AddRange(text._parts);
 
     /// <summary>Compiler-called: any other value, formatted as string interpolation would.</summary>
-
+    [EditorBrowsable(EditorBrowsableState.Never)]
     public void AppendFormatted<T>(T value, string? format = null)
     {
         var text = new DefaultInterpolatedStringHandler(0, 1);
@@ -92,6 +99,7 @@ public sealed class SettingText
     }
 
     /// <summary>Compiler-called: any other value with an alignment.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
     public void AppendFormatted<T>(T value, int alignment, string? format = null)
     {
         var text = new DefaultInterpolatedStringHandler(0, 1);
@@ -108,8 +116,8 @@ public sealed class SettingText
         _ => Enumerable.Empty<SettingKey>(),
     });
 
-    /// <summary>This text with <paramref name="more"/> after it.</summary>
-    public SettingText Append(SettingText more) => new([.. _parts, .. more._parts]);
+    /// <summary>A new text: this one with <paramref name="more"/> after it (this one is not changed).</summary>
+    public SettingText Then(SettingText more) => new([.. _parts, .. more._parts]);
 
     /// <summary>The text with every setting and operation named by <paramref name="names"/>.</summary>
     public string Render(ISettingNames names)

@@ -36,7 +36,7 @@ public sealed record KlSchedule(KlScheduleKind Kind, int WarmupSteps = 0, int Cy
         }
         throw new BadInputException(
             $"{Settings.Train.KlSchedule} '{text}' is not understood: use constant, linear-warmup:STEPS (e.g. linear-warmup:2000) " +
-            "or cyclical:CYCLES[:RATIO] (e.g. cyclical:4:0.5, RATIO in (0, 1]).");
+            $"or cyclical:CYCLES[:RATIO] (e.g. cyclical:4:0.5, RATIO in (0, 1]).");
     }
 
     /// <summary>Effective KL weight for the step about to be taken (0-based), in a run of <paramref name="totalSteps"/>.</summary>

@@ -61,9 +61,10 @@ public static class ModelFactory
             LoadFamilies(path);
             if (Families.TryGetValue(config.Kind, out family)) return family;
         }
-        throw new BadInputException(
-            $"{Settings.Model.Kind} '{config.Kind}' is not a known model family ({string.Join(", ", Families.Keys.Order())})" +
-            (config.Assembly is null ? "." : $"; {config.Assembly} defines no family of that kind."));
+        string known = string.Join(", ", Families.Keys.Order());
+        throw config.Assembly is null
+            ? new BadInputException($"{Settings.Model.Kind} '{config.Kind}' is not a known model family ({known}).")
+            : new BadInputException($"{Settings.Model.Kind} '{config.Kind}' is not a known model family ({known}); {config.Assembly} defines no family of that kind.");
     }
 
     /// <summary>Checks <paramref name="config"/> with its family; returns the completed config.</summary>

@@ -131,7 +131,7 @@ public static class Checkpoint
         SettingText next = $" {free} try again.";
         if (resume is not null && inRun) next = $" {free} continue with: {resume}";
         else if (inRun) next = $" {free} delete {runDir} and start the run again.";
-        return new CheckpointWriteException(path, SettingText.Plain(what + temp + state).Append(next), e);
+        return new CheckpointWriteException(path, SettingText.Plain(what + temp + state).Then(next), e);
     }
 
     /// <summary>Reads only the header (cheap: no tensors).</summary>

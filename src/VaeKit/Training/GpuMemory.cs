@@ -122,20 +122,20 @@ public static class GpuMemory
         var asked = Estimate(config, batchSize, precision, dataBytes);
         SettingText text = $"The GPU ran out of memory training at batch size {batchSize} ({Name(precision)}; estimated {Gib(asked.TotalBytes)} GiB).";
         if (freeBytes is not long free)
-            return precision == Precision.Fp32 ? text.Append($" Lower {Settings.Train.BatchSize} or use {Settings.Runtime.Precision} bf16.")
-                                               : text.Append($" Lower {Settings.Train.BatchSize}.");
-        text = text.Append($" This GPU has {Gib(free)} GiB.");
+            return precision == Precision.Fp32 ? text.Then($" Lower {Settings.Train.BatchSize} or use {Settings.Runtime.Precision} bf16.")
+                                               : text.Then($" Lower {Settings.Train.BatchSize}.");
+        text = text.Then($" This GPU has {Gib(free)} GiB.");
         var fits = LargestBatchThatFits(config, precision, free, dataBytes);
         var fitsBf16 = precision == Precision.Fp32 ? LargestBatchThatFits(config, Precision.Bf16, free, dataBytes) : null;
         if (fits is int b && b < batchSize)
-            text = text.Append($" The estimate says {Settings.Train.BatchSize} {b} fits");
+            text = text.Then($" The estimate says {Settings.Train.BatchSize} {b} fits");
         else if (fits is not null)
-            text = text.Append($" The estimate says it should fit (another process may hold GPU memory); try a smaller {Settings.Train.BatchSize}");
+            text = text.Then($" The estimate says it should fit (another process may hold GPU memory); try a smaller {Settings.Train.BatchSize}");
         else
-            text = text.Append($" Not even batch size 2 fits by the estimate; use a smaller model ({Settings.Model.Preset})");
+            text = text.Then($" Not even batch size 2 fits by the estimate; use a smaller model ({Settings.Model.Preset})");
         if (fitsBf16 is int c)
-            text = text.Append($", or {Settings.Runtime.Precision} bf16 with {Settings.Train.BatchSize} {Math.Min(c, batchSize)}");
-        return text.Append(SettingText.Plain("."));
+            text = text.Then($", or {Settings.Runtime.Precision} bf16 with {Settings.Train.BatchSize} {Math.Min(c, batchSize)}");
+        return text.Then(SettingText.Plain("."));
     }
 
     private static (long All, long Low) ParameterCounts(ModelConfig config)

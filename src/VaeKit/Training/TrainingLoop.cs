@@ -199,7 +199,7 @@ internal sealed class TrainingLoop
         string kept = Context.LastSavedStep is long saved
             ? $" The last good checkpoint is {_store.Directory.Last} (step {saved}); a resume keeps the stored settings, so start a new run to change them."
             : "";
-        return new RunEnd(RunOutcome.Diverged, Position.Step + 1, epoch + 1, validation, Position.BestLoss, e.Text.Append(SettingText.Plain(kept)));
+        return new RunEnd(RunOutcome.Diverged, Position.Step + 1, epoch + 1, validation, Position.BestLoss, e.Text.Then(SettingText.Plain(kept)));
     }
 
     /// <summary>An interrupted run tells the family, then saves "last" (a diverged one saves nothing: its weights are
@@ -217,7 +217,7 @@ internal sealed class TrainingLoop
         {
             string saved = Context.LastSavedStep == Trainer.Step ? $"saved {_store.Directory.Last}." : "nothing was saved at that step.";
             message = message is null ? SettingText.Plain($"Interrupted at step {Trainer.Step}; {saved}")
-                                      : message.Append($"; interrupted at step {Trainer.Step}; {saved}");
+                                      : message.Then($"; interrupted at step {Trainer.Step}; {saved}");
         }
         return new RunResult(end.Outcome, _store.Directory.Path, end.Outcome == RunOutcome.Diverged ? Position.Step : Trainer.Step,
                              end.Validation, Position.BestLoss, message);
@@ -232,7 +232,7 @@ internal sealed class TrainingLoop
         long? total = device.type == DeviceType.CUDA ? Benchmarks.Machine.GpuMemoryInfo(Math.Max(0, (int)device.index))?.Total : null;
         string kept = Context.LastSavedStep is long saved ? $"; the last checkpoint is step {saved}." : ".";
         return GpuMemory.OutOfMemoryMessage(_config.Model, _config.Train.BatchSize, Trainer.Precision, total, data)
-                        .Append($" Nothing was saved at this step{kept}");
+                        .Then($" Nothing was saved at this step{kept}");
     }
 
     public void Notify(string text) => _callbacks.Message(text);

@@ -58,6 +58,10 @@ public class CliTests
         { ["train", "--runs-dir", ""], "--runs-dir" },
         { ["sample", "--run", ""], "run directory is empty" },
         { ["reconstruct", "--run", "/no/such/run"], "/no/such/run" },
+        // Messages written over several lines keep their settings typed: flags, never config.json names, reach the user.
+        { ["train", "--kl-schedule", "banana"], "error: --kl-schedule 'banana' is not understood: use constant" },
+        { ["train", "--model", "nope"], "error: --model 'nope' is not a known model family (ae, sigma-vae, vae, vq-vae)." },
+        { ["train", "--model", "vq-vae", "--model-option", "layout=grid", "--latent", "40"], "got --latent 40: use --latent 32 or 48." },
     };
 
     [Theory]

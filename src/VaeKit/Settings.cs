@@ -94,14 +94,14 @@ public static class Settings
         public static readonly SettingKey Batch = new("bench.batch"), Steps = new("bench.steps"), Warmup = new("bench.warmup");
     }
 
-    /// <summary>What <c>Serving</c> shows and what an import or export reads and writes.</summary>
+    /// <summary>What <c>Serving</c> shows.</summary>
     public static class Serve
     {
         public static readonly SettingKey Runs = new("serve.runs"), Sweep = new("serve.sweep");
     }
 
-    /// <summary>The options of <c>Export.ModelExport</c>.</summary>
-    public static class Export
+    /// <summary>The options of importing PyTorch weights as a run (<c>Export.ModelExport.ImportRun</c>).</summary>
+    public static class Import
     {
         public static readonly SettingKey Preset = new("import.preset"), Config = new("import.config"), Out = new("import.out");
     }

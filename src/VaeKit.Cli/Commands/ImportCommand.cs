@@ -15,9 +15,9 @@ internal static class ImportCommand
     public static Command Create(IAnsiConsole console)
     {
         var file = new Option<string>("--safetensors") { Description = "safetensors file (from vae export or PyTorch's twin)", Required = true };
-        var output = new Option<string>("--out") { Description = "Run directory to create", Required = true }.Sets(Settings.Export.Out);
-        var preset = new Option<string?>("--preset") { Description = "Architecture, when the file does not carry VaeKit's config" }.Sets(Settings.Export.Preset);
-        var config = new Option<string?>("--config") { Description = "A run's config.json giving the architecture (instead of --preset)" }.Sets(Settings.Export.Config);
+        var output = new Option<string>("--out") { Description = "Run directory to create", Required = true }.Sets(Settings.Import.Out);
+        var preset = new Option<string?>("--preset") { Description = "Architecture, when the file does not carry VaeKit's config" }.Sets(Settings.Import.Preset);
+        var config = new Option<string?>("--config") { Description = "A run's config.json giving the architecture (instead of --preset)" }.Sets(Settings.Import.Config);
 
         var command = new Command("import", "Create a run directory from a safetensors file, for sample, reconstruct, eval and the rest.")
         {

@@ -64,7 +64,7 @@ public static class ModelExport
         }
         catch (JsonException e)
         {
-            throw new BadInputException($"{path} carries a run config VaeKit cannot read ({e.Message}); give {Settings.Export.Preset} or {Settings.Export.Config}.", e);
+            throw new BadInputException($"{path} carries a run config VaeKit cannot read ({e.Message}); give {Settings.Import.Preset} or {Settings.Import.Config}.", e);
         }
     }
 
@@ -80,14 +80,14 @@ public static class ModelExport
         var header = SafeTensors.ReadHeader(safetensorsPath);
         config ??= StoredConfig(header, safetensorsPath)
                    ?? throw new BadInputException($"{safetensorsPath} does not say which architecture it holds (no VaeKit config in " +
-                                                  $"its metadata); give {Settings.Export.Preset} NAME or {Settings.Export.Config} RUN/config.json.");
+                                                  $"its metadata); give {Settings.Import.Preset} NAME or {Settings.Import.Config} RUN/config.json.");
         if (header["encoder.0.weight"] is { Shape.Length: 4 } convIn && convIn.Shape[1] != config.Model.InChannels && convIn.Shape[1] is 1 or 3)
             config = config with { Model = config.Model with { InChannels = (int)convIn.Shape[1] } };
         config.Model.Validate();
 
         var dir = new RunDirectory(runDirectory);
         if (File.Exists(dir.Last) || File.Exists(dir.Best))
-            throw new BadInputException($"{dir.Path} already holds a run; pick a new {Settings.Export.Out} directory.");
+            throw new BadInputException($"{dir.Path} already holds a run; pick a new {Settings.Import.Out} directory.");
         try
         {
             dir.Create();

@@ -76,7 +76,7 @@ internal static class SettingFlags
                 return $"{options.Name} {name}={setting.Value}";
             if (!_table.TryGetValue(setting.Key, out var option)) return setting.ToString();
             if (option.ValueType == typeof(bool) && setting.Value == "True") return option.Name;   // a switch: --slurm
-            return $"{option.Name} {Quote(setting.Value)}";
+            return $"{option.Name} {Sweeps.Slurm.Quote(setting.Value)}";
         }
 
         public string Name(Operation operation)
@@ -87,8 +87,5 @@ internal static class SettingFlags
             var names = new CommandNames(target);
             return string.Join(' ', new[] { "vae", target.Name }.Concat(operation.Settings.Select(names.Name)));
         }
-
-        private static string Quote(string value) => value.Length > 0 && value.All(c => !char.IsWhiteSpace(c) && c is not ('\'' or '"' or '$' or '`' or '\\'))
-            ? value : "'" + value.Replace("'", "'\\''") + "'";
     }
 }

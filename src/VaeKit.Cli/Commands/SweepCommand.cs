@@ -64,9 +64,10 @@ internal static class SweepCommand
         var axes = new List<SweepAxis>();
         if (r.GetValue(KlWeights) is string weights) axes.Add(SweepGrid.ParseAxis("kl_weight=" + weights, Settings.Sweep.KlWeights));
         foreach (var text in r.GetValue(Grid) ?? []) axes.Add(SweepGrid.ParseAxis(text));
-        var given = GivenOptions(r);
+        var given = r.CommandResult.Children.OfType<OptionResult>().Where(o => !o.Implicit)
+                     .Select(o => SettingFlags.KeyOf(o.Option)).OfType<SettingKey>().ToHashSet();   // the settings flags gave
         foreach (var axis in axes)
-            if (given.Contains(SettingFlags.FlagOf(r.CommandResult.Command, SweepGrid.SettingOf(axis.Key))))
+            if (given.Contains(SweepGrid.SettingOf(axis.Key)))
                 throw new BadInputException($"{SweepGrid.SettingOf(axis.Key)} and the {axis.Key} axis both set {axis.Key}; drop one.");
         return new SweepPlan
         {

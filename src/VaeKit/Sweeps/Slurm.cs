@@ -139,8 +139,8 @@ public static class Slurm
         return args;
     }
 
-    /// <summary>Single-quotes an argument for /bin/sh.</summary>
-    internal static string Quote(string arg) =>
+    /// <summary>Single-quotes an argument for /bin/sh when it needs it (the batch script; the CLI's advised commands).</summary>
+    public static string Quote(string arg) =>
         arg.Length > 0 && arg.All(c => char.IsAsciiLetterOrDigit(c) || c is '/' or '.' or '-' or '_' or '=' or ':' or ',' or '+')
             ? arg
             : "'" + arg.Replace("'", "'\\''") + "'";

@@ -76,7 +76,7 @@ public sealed record SweepPlan
     public SweepPlan Validate()
     {
         if (Axes.Count == 0 && !IncludeAe)
-            throw new BadInputException($"A sweep needs at least one axis: {Settings.Sweep.Grid.Is("KEY=V1,V2,…")} (e.g. {Settings.Sweep.Grid.Is("kl_weight=0.1,1,10")}) or {Settings.Sweep.KlWeights.Is("0.1,1,10")}.");
+            throw new BadInputException($"A sweep needs at least one axis: {Settings.Sweep.Grid} KEY=V1,V2,… (e.g. {Settings.Sweep.Grid.Is("kl_weight=0.1,1,10")}) or {Settings.Sweep.KlWeights.Is("0.1,1,10")}.");
         if (Axes.Select(a => a.Key).Distinct().Count() != Axes.Count)
             throw new BadInputException($"{Settings.Sweep.Grid} names {Axes.GroupBy(a => a.Key).First(g => g.Count() > 1).Key} twice; give all its values in one {Settings.Sweep.Grid}.");
         bool klAxis = Axes.Any(a => SweepGrid.IsKlSetting(a.Key));
@@ -86,7 +86,7 @@ public sealed record SweepPlan
                 ? new BadInputException($"model=ae runs have no KL term, so a KL axis would repeat them; drop ae from {Settings.Sweep.Grid} model and add one AE row per setting with {Settings.Sweep.WithAe}.")
                 : new BadInputException($"A sweep over a KL setting trains VAEs; add a plain AE row with {Settings.Sweep.WithAe} instead of {Settings.Model.Kind.Is(ModelKinds.Ae)}.");
         if (IncludeAe && Axes.Any(a => a.Key == "model"))
-            throw new BadInputException($"{Settings.Sweep.WithAe} and {Settings.Sweep.Grid.Is("model=…")} both add AE runs; use one of them.");
+            throw new BadInputException($"{Settings.Sweep.WithAe} and {Settings.Sweep.Grid} model=… both add AE runs; use one of them.");
         var entries = Entries();
         if (entries.Select(e => e.RunName).Distinct().Count() != entries.Count)
             throw new BadInputException("Two runs of this grid would get the same directory name; write the values differently.");

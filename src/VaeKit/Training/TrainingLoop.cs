@@ -135,10 +135,11 @@ internal sealed class TrainingLoop
                 if (divergence is not null)
                     return Diverged(divergence, epoch, validation);
                 stopping |= cancellationToken.IsCancellationRequested || Context.StopReason is not null;   // a callback may have asked just now
+                checkpointDue |= Context.CheckpointRequested;
             }
             if (stopping)
                 return new RunEnd(RunOutcome.Interrupted, Trainer.Step, epoch + 1, validation, Position.BestLoss, Context.StopReason is string why ? SettingText.Plain(why) : null);
-            if (checkpointDue || Context.CheckpointRequested)   // every step read back: the weights are finite
+            if (checkpointDue)                                  // every step read back: the weights are finite
                 Save("last");
         }
         return null;
@@ -166,7 +167,8 @@ internal sealed class TrainingLoop
     }
 
     /// <summary>
-    /// The end of an epoch, in this order: validation and "best" decided; the family's callbacks; the epoch's grids;
+    /// The end of an epoch, in this order: validation and "best" decided; the family's own work
+    /// (<see cref="VaeModel.EpochEnded"/>); the epoch's grids;
     /// its checkpoints (best.ckpt when the validation loss, or the train loss without a validation split, is the
     /// lowest so far; last.ckpt always); then the outputs' callbacks (metrics rows, TensorBoard, W&amp;B, …).
     /// </summary>

@@ -80,11 +80,12 @@ internal sealed class VaeProcess : IDisposable
         }
     }
 
-    /// <summary>Sends SIGINT (Ctrl-C) and waits up to a minute for the exit: exit code, stdout, stderr.</summary>
+    /// <summary>Sends SIGINT (Ctrl-C) and waits for the exit (a 5-minute hang guard: the run saves first, and CI
+    /// shares two loaded cores): exit code, stdout, stderr.</summary>
     public async Task<(int Exit, string Out, string Err)> Interrupt()
     {
         Assert.Equal(0, kill(_process.Id, SigInt));
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
         await _process.WaitForExitAsync(timeout.Token);
         return (_process.ExitCode, await _output, await _error);
     }

@@ -21,7 +21,13 @@ public static class Settings
             FreeBits = new("train.free_bits"), WeightDecay = new("train.weight_decay"), Beta1 = new("train.beta1"),
             Beta2 = new("train.beta2"), Schedule = new("train.schedule"), WarmupSteps = new("train.warmup_steps"),
             GradClip = new("train.grad_clip"), Seed = new("train.seed"), MaxSteps = new("train.max_steps"),
-            LogEvery = new("train.log_every"), CheckpointMinutes = new("train.checkpoint_minutes");
+            LogEvery = new("train.log_every"), CheckpointMinutes = new("train.checkpoint_minutes"),
+            AdversarialWeight = new("train.adversarial_weight"), AdversarialStart = new("train.adversarial_start"),
+            AdversarialLoss = new("train.adversarial_loss"), DiscriminatorLearningRate = new("train.discriminator_learning_rate"),
+            DiscriminatorBeta1 = new("train.discriminator_beta1"), DiscriminatorBeta2 = new("train.discriminator_beta2"),
+            DiscriminatorLayers = new("train.discriminator_layers"), DiscriminatorWidth = new("train.discriminator_width"),
+            DiscriminatorNorm = new("train.discriminator_norm"), FeatureMatchingWeight = new("train.feature_matching_weight"),
+            PerceptualNet = new("train.perceptual_net"), PerceptualWeight = new("train.perceptual_weight");
     }
 
     /// <summary>The "data" part of config.json.</summary>

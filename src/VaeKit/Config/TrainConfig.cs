@@ -9,6 +9,49 @@ public enum LrSchedule
     Constant,
 }
 
+/// <summary>The GAN loss of the adversarial term.</summary>
+public enum AdversarialLoss
+{
+    /// <summary>D: mean relu(1 − D(x)) + mean relu(1 + D(x̂)); G: −mean D(x̂) (VQGAN, StyleGAN-T, SAGAN).</summary>
+    Hinge,
+    /// <summary>D: softplus(−D(x)) + softplus(D(x̂)); G: softplus(−D(x̂)) (the original GAN's, non-saturating).</summary>
+    NonSaturating,
+}
+
+/// <summary>The command-line and sweep spellings of <see cref="Config.AdversarialLoss"/> and <see cref="Config.DiscriminatorNorm"/>,
+/// parsed in one place.</summary>
+public static class AdversarialNames
+{
+    /// <summary>hinge, non-saturating.</summary>
+    public static IReadOnlyList<string> Losses { get; } = ["hinge", "non-saturating"];
+
+    /// <summary>batch, group, none.</summary>
+    public static IReadOnlyList<string> Norms { get; } = ["batch", "group", "none"];
+
+    /// <summary>The loss a spelling names; null for an unknown one.</summary>
+    public static AdversarialLoss? ParseLoss(string text) => text switch
+    {
+        "hinge" => AdversarialLoss.Hinge, "non-saturating" => AdversarialLoss.NonSaturating, _ => null,
+    };
+
+    /// <summary>The norm a spelling names; null for an unknown one.</summary>
+    public static DiscriminatorNorm? ParseNorm(string text) => text switch
+    {
+        "batch" => DiscriminatorNorm.Batch, "group" => DiscriminatorNorm.Group, "none" => DiscriminatorNorm.None, _ => null,
+    };
+}
+
+/// <summary>Normalisation layers of the discriminator.</summary>
+public enum DiscriminatorNorm
+{
+    /// <summary>BatchNorm (the PatchGAN of pix2pix and VQGAN).</summary>
+    Batch,
+    /// <summary>GroupNorm, 32 channels a group at most: statistics per image, so real and fake batches do not mix.</summary>
+    Group,
+    /// <summary>None.</summary>
+    None,
+}
+
 /// <summary>Optimisation hyperparameters; the "train" part of <c>config.json</c>.</summary>
 public sealed record TrainConfig
 {
@@ -62,6 +105,50 @@ public sealed record TrainConfig
     /// <summary>Besides every epoch end, "last" is re-saved when this many minutes have passed since the last save.</summary>
     public double CheckpointMinutes { get; init; } = 10;
 
+    /// <summary>Weight of the adversarial term: the generator loss of a PatchGAN discriminator, scaled by VQGAN's adaptive
+    /// weight (the ratio of the reconstruction's and the generator's gradient norms at the decoder's last layer) times
+    /// this. 0 = no discriminator (unless <see cref="FeatureMatchingWeight"/> needs one), at no cost.</summary>
+    public double AdversarialWeight { get; init; }
+
+    /// <summary>The discriminator is not used (not run, not trained, no term) before this optimizer step.</summary>
+    public int AdversarialStart { get; init; }
+
+    /// <summary>The GAN loss: hinge (VQGAN's) or non-saturating (the original GAN's, with logits).</summary>
+    public AdversarialLoss AdversarialLoss { get; init; } = AdversarialLoss.Hinge;
+
+    /// <summary>Learning rate of the discriminator's own AdamW, constant.</summary>
+    public double DiscriminatorLearningRate { get; init; } = 2e-4;
+
+    /// <summary>The discriminator's AdamW β1 (0.5: the GAN habit, VQGAN's too).</summary>
+    public double DiscriminatorBeta1 { get; init; } = 0.5;
+
+    /// <summary>The discriminator's AdamW β2.</summary>
+    public double DiscriminatorBeta2 { get; init; } = 0.9;
+
+    /// <summary>Stride-2 layers of the PatchGAN discriminator; null = sized to the image (3 from 32 px up, fewer below).</summary>
+    public int? DiscriminatorLayers { get; init; }
+
+    /// <summary>Channels of the discriminator's first layer (doubling per layer, at most 8×).</summary>
+    public int DiscriminatorWidth { get; init; } = 64;
+
+    /// <summary>Normalisation inside the discriminator: batch (PatchGAN's), group or none.</summary>
+    public DiscriminatorNorm DiscriminatorNorm { get; init; } = DiscriminatorNorm.Batch;
+
+    /// <summary>Learned similarity (VAE-GAN, Larsen et al. 2016): weight of the squared distance between the
+    /// discriminator's intermediate features of x and x̂, added to the reconstruction term from
+    /// <see cref="AdversarialStart"/> on. 0 = off.</summary>
+    public double FeatureMatchingWeight { get; init; }
+
+    /// <summary>A TorchScript module (two image batches in [0, 1] → a distance per image), e.g. LPIPS, whose distance
+    /// is added to the reconstruction term; null = none.</summary>
+    public string? PerceptualNet { get; init; }
+
+    /// <summary>Weight of <see cref="PerceptualNet"/>'s distance (per image).</summary>
+    public double PerceptualWeight { get; init; }
+
+    /// <summary>Whether a discriminator is trained beside the autoencoder.</summary>
+    public bool HasDiscriminator => AdversarialWeight > 0 || FeatureMatchingWeight > 0;
+
     /// <summary>Checks the values; throws <see cref="BadInputException"/> naming the first bad one.</summary>
     public TrainConfig Validate()
     {
@@ -78,6 +165,16 @@ public sealed record TrainConfig
         if (!(CheckpointMinutes > 0)) throw new BadInputException($"{Settings.Train.CheckpointMinutes} must be positive (got {CheckpointMinutes}).");
         if (MaxSteps is <= 0) throw new BadInputException($"{Settings.Train.MaxSteps} must be positive (got {MaxSteps}).");
         if (LogEvery <= 0) throw new BadInputException($"{Settings.Train.LogEvery} must be positive (got {LogEvery}).");
+        if (!(AdversarialWeight >= 0) || double.IsInfinity(AdversarialWeight)) throw new BadInputException($"{Settings.Train.AdversarialWeight} must be 0 (off) or positive (got {AdversarialWeight}).");
+        if (AdversarialStart < 0) throw new BadInputException($"{Settings.Train.AdversarialStart} must be 0 or more (got {AdversarialStart}).");
+        if (!(DiscriminatorLearningRate > 0) || double.IsInfinity(DiscriminatorLearningRate)) throw new BadInputException($"{Settings.Train.DiscriminatorLearningRate} must be a positive number (got {DiscriminatorLearningRate}).");
+        if (!(DiscriminatorBeta1 is >= 0 and < 1) || !(DiscriminatorBeta2 is >= 0 and < 1)) throw new BadInputException($"{Settings.Train.DiscriminatorBeta1} and {Settings.Train.DiscriminatorBeta2} must be in [0, 1) (got {DiscriminatorBeta1}, {DiscriminatorBeta2}).");
+        if (DiscriminatorLayers is < 1 or > 6) throw new BadInputException($"{Settings.Train.DiscriminatorLayers} must be 1 to 6 (got {DiscriminatorLayers}).");
+        if (DiscriminatorWidth < 1) throw new BadInputException($"{Settings.Train.DiscriminatorWidth} must be positive (got {DiscriminatorWidth}).");
+        if (!(FeatureMatchingWeight >= 0) || double.IsInfinity(FeatureMatchingWeight)) throw new BadInputException($"{Settings.Train.FeatureMatchingWeight} must be 0 (off) or positive (got {FeatureMatchingWeight}).");
+        if (!(PerceptualWeight >= 0) || double.IsInfinity(PerceptualWeight)) throw new BadInputException($"{Settings.Train.PerceptualWeight} must be 0 (off) or positive (got {PerceptualWeight}).");
+        if (PerceptualWeight > 0 && string.IsNullOrWhiteSpace(PerceptualNet)) throw new BadInputException($"{Settings.Train.PerceptualWeight} needs a network: give {Settings.Train.PerceptualNet}.");
+        if (PerceptualWeight == 0 && !string.IsNullOrWhiteSpace(PerceptualNet)) throw new BadInputException($"{Settings.Train.PerceptualNet} is given but {Settings.Train.PerceptualWeight} is 0; give a positive weight.");
         return this;
     }
 }

@@ -26,6 +26,20 @@ public static class MetricNames
     public const string GradNorm = "grad_norm";
     /// <summary>Training throughput, a moving average.</summary>
     public const string ImagesPerSecond = "img_per_sec";
+    /// <summary>The autoencoder's GAN loss against the discriminator (before the adaptive weight).</summary>
+    public const string GeneratorLoss = "g_loss";
+    /// <summary>The multiplier of <see cref="GeneratorLoss"/> in the autoencoder's loss: VQGAN's adaptive weight × adversarial_weight.</summary>
+    public const string AdaptiveWeight = "adaptive_weight";
+    /// <summary>The discriminator's loss on real images and reconstructions.</summary>
+    public const string DiscriminatorLoss = "d_loss";
+    /// <summary>The discriminator's mean logit on real images.</summary>
+    public const string LogitsReal = "logits_real";
+    /// <summary>The discriminator's mean logit on reconstructions.</summary>
+    public const string LogitsFake = "logits_fake";
+    /// <summary>Learned similarity: squared distance between the discriminator's features of x and x̂, per image.</summary>
+    public const string FeatureMatching = "feature_matching";
+    /// <summary>The user's perceptual network's distance between x and x̂, per image.</summary>
+    public const string Perceptual = "perceptual";
 
     /// <summary>
     /// How the standard numbers are shown, in chart order: title, and whether report.html draws them. A family adds
@@ -42,6 +56,13 @@ public static class MetricNames
         new(KlWeight, "KL weight in effect", Charted: false, Kind: MetricKind.Step),
         new(GradNorm, "Gradient norm", Charted: false, Kind: MetricKind.Step),
         new(ImagesPerSecond, "Images per second", Charted: false, Kind: MetricKind.Step),
+        new(GeneratorLoss, "Generator loss (GAN)", Validated: false, Format: "F3"),
+        new(AdaptiveWeight, "Adaptive weight × adversarial weight", Validated: false, Format: "G3"),
+        new(DiscriminatorLoss, "Discriminator loss", Validated: false, Format: "F3"),
+        new(LogitsReal, "Discriminator logit, real", Validated: false, Format: "F3"),
+        new(LogitsFake, "Discriminator logit, reconstructed", Validated: false, Format: "F3"),
+        new(FeatureMatching, "Feature matching (learned similarity)", Validated: false),
+        new(Perceptual, "Perceptual distance", Validated: false, Format: "F4"),
     ];
 
     /// <summary>Adds the derived numbers to a set of reduced values (a step's, an epoch's means, an evaluation's): PSNR

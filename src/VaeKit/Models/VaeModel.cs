@@ -129,6 +129,17 @@ public abstract class VaeModel : nn.Module<Tensor, ModelOutput>
     public virtual double StepSizeScale(string parameterName) => 1.0;
 
     /// <summary>
+    /// The state_dict name of the decoder's output weight: where the adaptive weight of the adversarial term compares
+    /// the gradient norms of the reconstruction loss and the generator loss (VQGAN's "last layer"). Default: the last
+    /// registered parameter with two or more dimensions, which is the decoder's output conv when the decoder is
+    /// registered last (every built-in family, and the usual layout). A family that registers something after its
+    /// decoder overrides this.
+    /// </summary>
+    public virtual string OutputWeightName =>
+        named_parameters().LastOrDefault(p => p.parameter.dim() > 1).name
+        ?? throw new InvalidOperationException($"{GetType().Name} has no weight with two or more dimensions; override OutputWeightName");
+
+    /// <summary>
     /// The family's own work at an epoch end (the VQ-VAE fits its code prior here), called by the training loop
     /// after validation and before the epoch's grids, checkpoints and outputs. Default: nothing.
     /// </summary>

@@ -59,6 +59,17 @@ public static class SweepGrid
         new("flip", Settings.Data.Flip, true, (v, axis) => v is "true" or "false" ? v : throw Bad(axis, v, "true or false"),
             (c, v) => c with { Data = c.Data with { Flip = v == "true" } }),
         new("seed", Settings.Train.Seed, true, Integer, (c, v) => c with { Train = c.Train with { Seed = I(v) } }),
+        new("adversarial_weight", Settings.Train.AdversarialWeight, true, Real, (c, v) => c with { Train = c.Train with { AdversarialWeight = D(v) } }),
+        new("adversarial_start", Settings.Train.AdversarialStart, true, Integer, (c, v) => c with { Train = c.Train with { AdversarialStart = I(v) } }),
+        new("adversarial_loss", Settings.Train.AdversarialLoss, true, (v, axis) => AdversarialNames.ParseLoss(v) is not null ? v : throw Bad(axis, v, string.Join(" or ", AdversarialNames.Losses)),
+            (c, v) => c with { Train = c.Train with { AdversarialLoss = AdversarialNames.ParseLoss(v)!.Value } }),
+        new("disc_lr", Settings.Train.DiscriminatorLearningRate, true, Real, (c, v) => c with { Train = c.Train with { DiscriminatorLearningRate = D(v) } }),
+        new("disc_layers", Settings.Train.DiscriminatorLayers, true, Integer, (c, v) => c with { Train = c.Train with { DiscriminatorLayers = I(v) } }),
+        new("disc_width", Settings.Train.DiscriminatorWidth, true, Integer, (c, v) => c with { Train = c.Train with { DiscriminatorWidth = I(v) } }),
+        new("disc_norm", Settings.Train.DiscriminatorNorm, true, (v, axis) => AdversarialNames.ParseNorm(v) is not null ? v : throw Bad(axis, v, string.Join(", ", AdversarialNames.Norms)),
+            (c, v) => c with { Train = c.Train with { DiscriminatorNorm = AdversarialNames.ParseNorm(v)!.Value } }),
+        new("feature_matching_weight", Settings.Train.FeatureMatchingWeight, true, Real, (c, v) => c with { Train = c.Train with { FeatureMatchingWeight = D(v) } }),
+        new("perceptual_weight", Settings.Train.PerceptualWeight, true, Real, (c, v) => c with { Train = c.Train with { PerceptualWeight = D(v) } }),
     ];
 
     /// <summary>The prefix of a family-option key: <c>model_option.beta=0.1,0.25</c> varies <c>--model-option beta=…</c>.</summary>
@@ -129,7 +140,9 @@ public static class SweepGrid
     private static string Example(string name) => name switch
     {
         "widths" => "16x32x64,32x64x128", "model" => "vae,sigma-vae", "norm" => "batch,group", "schedule" => "cosine,constant",
-        "kl_schedule" => "constant,linear-warmup:500", "flip" => "false,true", "seed" => "0,1,2", _ => "1,2",
+        "kl_schedule" => "constant,linear-warmup:500", "flip" => "false,true", "seed" => "0,1,2",
+        "adversarial_weight" => "0,0.5", "adversarial_loss" => "hinge,non-saturating", "disc_norm" => "batch,group", "disc_lr" => "0.0001,0.0002",
+        "feature_matching_weight" => "0,1", _ => "1,2",
     };
 
     private static double D(string v) => double.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture);

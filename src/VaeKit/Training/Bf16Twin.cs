@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace VaeKit.Training;
 
 /// <summary>
-/// The bf16 compute copy of a model (<see cref="Config.Precision.Bf16"/>): a second model of the same architecture
+/// The bf16 compute copy of a trained module (<see cref="Config.Precision.Bf16"/>): a second module of the same architecture
 /// whose conv and linear weights are bf16 views of one twin buffer, a copy of the first
 /// <see cref="FlatParameters"/> prefix of the fp32 master; its normalisation layers keep fp32 and share the master's
 /// parameters, gradients and running statistics, so BatchNorm statistics gathered in training are the ones
@@ -19,7 +19,7 @@ internal sealed class Bf16Twin : IDisposable
     private readonly FlatParameters _flat;      // the twin's bf16 weights, in the master's order
     private readonly long _count;                 // elements of the master's low-precision prefix
 
-    private Bf16Twin(VaeModel model, FlatParameters flat, long count, bool channelsLast)
+    private Bf16Twin(nn.Module model, FlatParameters flat, long count, bool channelsLast)
     {
         Model = model;
         _flat = flat;
@@ -27,26 +27,26 @@ internal sealed class Bf16Twin : IDisposable
         ChannelsLast = channelsLast;
     }
 
-    /// <summary>The bf16 model; its input is bf16 (<see cref="Input"/>).</summary>
-    public VaeModel Model { get; }
+    /// <summary>The bf16 module; its input is bf16 (<see cref="Input"/>).</summary>
+    public nn.Module Model { get; }
 
     /// <summary>Whether the twin computes in the channels-last layout (NHWC strides, cuDNN's tensor-core layout).</summary>
     public bool ChannelsLast { get; }
 
     /// <summary>
-    /// Builds the twin of <paramref name="master"/> on <paramref name="device"/>. <paramref name="normModules"/> are the
-    /// master's normalisation layers (kept fp32 and shared); <paramref name="lowPrecisionCount"/> is the length of the
-    /// master buffer's conv/linear prefix, which the twin's buffer must match.
+    /// Builds the twin of <paramref name="master"/> on <paramref name="device"/> from a fresh module of the same
+    /// architecture (<paramref name="create"/>). <paramref name="normModules"/> are the master's normalisation layers
+    /// (kept fp32 and shared); <paramref name="lowPrecisionCount"/> is the length of the master buffer's conv/linear
+    /// prefix, which the twin's buffer must match.
     /// </summary>
-    public static Bf16Twin Build(VaeModel master, IReadOnlySet<string> normModules, long lowPrecisionCount, Device device,
-                                 bool channelsLast, Generator? noise)
+    public static Bf16Twin Build(nn.Module master, Func<nn.Module> create, IReadOnlySet<string> normModules, long lowPrecisionCount, Device device,
+                                 bool channelsLast)
     {
-        var twin = ModelFactory.Create(master.Config);
+        var twin = create();
         twin.to(device);
         foreach (var (name, module) in twin.named_modules())
             if (name.Length > 0 && !normModules.Contains(name) && !module.named_modules().Skip(1).Any())
                 module.to(ScalarType.BFloat16);
-        twin.Noise = noise;
 
         var masterParameters = master.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         var masterBuffers = master.named_buffers().ToDictionary(b => b.name, b => b.buffer);

@@ -49,14 +49,16 @@ public sealed record CheckpointHeader
 /// <summary>
 /// One self-describing file per checkpoint: magic, format version, a JSON <see cref="CheckpointHeader"/> (the run
 /// config included, so a checkpoint alone rebuilds its model), then the step, the model and the optimizer state written by
-/// <see cref="Trainer.SaveState"/> (no generator state: the noise of step t is seeded from (seed, t)), then an end marker that catches truncated files. Written through a temporary
+/// <see cref="Trainer.SaveState"/> for each optimized module in order, the autoencoder first (no generator state:
+/// the noise of step t is seeded from (seed, t)), then an end marker that catches truncated files. Written through a temporary
 /// file and a rename, so a crash or Ctrl-C mid-write leaves the previous checkpoint intact.
 /// </summary>
 public static class Checkpoint
 {
     private static readonly byte[] Magic = "VAEKIT-CKPT"u8.ToArray();
     private static readonly byte[] EndMarker = "END."u8.ToArray();
-    private const int FormatVersion = 2;   // 2: flat AdamW state (1: TorchSharp's AdamW state_dict)
+    private const int FormatVersion = 3;   // 3: further optimized modules (the discriminator) after the autoencoder's state
+    private const int SingleModuleVersion = 2;  // 2: flat AdamW state (1: TorchSharp's AdamW state_dict); still written for one module
     private const int OldestModelVersion = 1;  // the model part is unchanged since format 1: inference still reads it
 
     /// <exception cref="CheckpointWriteException">The file could not be written (e.g. the disk is full); the previous
@@ -72,7 +74,7 @@ public static class Checkpoint
             {
                 using var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
                 writer.Write(Magic);
-                writer.Write(FormatVersion);
+                writer.Write(trainer.Modules.Count > 1 ? FormatVersion : SingleModuleVersion);
                 var json = JsonSerializer.SerializeToUtf8Bytes(header, Json.Compact);
                 writer.Write(json.Length);
                 writer.Write(json);
@@ -153,7 +155,7 @@ public static class Checkpoint
     {
         using var reader = Open(path);
         var header = ReadHeader(reader, path, out int version);
-        if (version != FormatVersion)
+        if (version < SingleModuleVersion)
             throw new BadInputException(
                 $"{path} was written by an older VaeKit (checkpoint format {version}) whose optimizer state this version " +
                 $"cannot continue; sample, reconstruct and evaluate still read it. Start a new run to keep training.");

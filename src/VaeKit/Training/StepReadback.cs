@@ -59,8 +59,8 @@ public static class StepReadback
     }
 
     /// <summary>
-    /// Reads pending steps back in one transfer, in order, up to the first whose loss or gradient norm is not
-    /// finite: the steps before it are returned, <paramref name="divergence"/> names it (the weights after it are not
+    /// Reads pending steps back in one transfer, in order, up to the first with a number that is not finite (the
+    /// loss, a term, a discriminator's number or the gradient norm): the steps before it are returned, <paramref name="divergence"/> names it (the weights after it are not
     /// valid and must not be saved); <paramref name="config"/> is quoted in its advice.
     /// </summary>
     public static IReadOnlyList<StepMetrics> Resolve(IReadOnlyList<PendingStep> steps, TrainConfig config, out DivergedException? divergence)
@@ -79,9 +79,10 @@ public static class StepReadback
         {
             var values = host.AsSpan(offset, step.Terms.Count + 2);
             offset += values.Length;
-            if (!float.IsFinite(values[0]) || !float.IsFinite(values[^1]))
+            int bad = FirstNonFinite(values);
+            if (bad >= 0)
             {
-                divergence = Diverged(step.Step, values[0], values[^1], config);
+                divergence = Diverged(step, values, bad, config);
                 break;
             }
             result.Add(Metrics(step, values));
@@ -101,7 +102,26 @@ public static class StepReadback
         return new StepMetrics(s.Step, named);
     }
 
-    private static DivergedException Diverged(long step, double loss, double gradNorm, TrainConfig config) => new(
-        $"Training diverged at step {step}: the loss is {loss} (gradient norm {gradNorm}). " +
-        $"Lower the learning rate ({Settings.Train.LearningRate}, now {config.LearningRate}) or the KL weight ({Settings.Train.KlWeight}, now {config.KlWeight}).");
+    /// <summary>Index of the first value that is NaN or infinite, or -1.</summary>
+    private static int FirstNonFinite(ReadOnlySpan<float> values)
+    {
+        for (int i = 0; i < values.Length; i++)
+            if (!float.IsFinite(values[i])) return i;
+        return -1;
+    }
+
+    private static DivergedException Diverged(PendingStep step, ReadOnlySpan<float> values, int bad, TrainConfig config)
+    {
+        double loss = values[0], gradNorm = values[^1];
+        if (bad == 0 || bad == values.Length - 1 || !IsCritic(step.Terms[bad - 1]))
+            return new($"Training diverged at step {step.Step}: the loss is {loss} (gradient norm {gradNorm}). " +
+                       $"Lower the learning rate ({Settings.Train.LearningRate}, now {config.LearningRate}) or the KL weight ({Settings.Train.KlWeight}, now {config.KlWeight}).");
+        return new($"Training diverged at step {step.Step}: {step.Terms[bad - 1]} is {values[bad]} (loss {loss}, gradient norm {gradNorm}). " +
+                   $"Lower the discriminator's learning rate ({Settings.Train.DiscriminatorLearningRate}, now {config.DiscriminatorLearningRate}) " +
+                   $"or the adversarial weight ({Settings.Train.AdversarialWeight}, now {config.AdversarialWeight}).");
+    }
+
+    /// <summary>The numbers of the discriminator and the terms it drives.</summary>
+    private static bool IsCritic(string name) => name is MetricNames.GeneratorLoss or MetricNames.AdaptiveWeight or MetricNames.DiscriminatorLoss
+        or MetricNames.LogitsReal or MetricNames.LogitsFake or MetricNames.FeatureMatching or MetricNames.Perceptual;
 }

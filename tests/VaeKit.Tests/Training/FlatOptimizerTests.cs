@@ -65,8 +65,7 @@ public class FlatOptimizerTests
             adam.step();
             trainer.Parameters.Grads.zero_();
             flatModel.Objective(flatModel.call(x), x, new LossContext(1)).Loss.backward();
-            var optimizer = typeof(Trainer).GetField("_optimizer", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(trainer) as FlatAdamW;
-            optimizer!.Step(train.LearningRate);
+            trainer.Modules[0].Optimizer.Step(train.LearningRate);
         }
 
         foreach (var ((name, p), q) in reference.named_parameters().Zip(flatModel.parameters()))

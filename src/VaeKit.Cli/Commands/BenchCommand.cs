@@ -20,7 +20,9 @@ internal static class BenchCommand
         var models = new ModelOptions();
         var command = new Command("bench", "Measure training, inference and sampling speed of a model on this machine.");
         models.AddTo(command);
-        foreach (var option in new Option[] { Device, Batch, Steps, Warmup, Threads, TrainCommand.PrecisionOption, TrainCommand.ChannelsLastOption, TrainCommand.NoTf32, TrainCommand.DeterministicOption, TrainCommand.CudnnBenchmarkOption, AsJson })
+        foreach (var option in new Option[] { Device, Batch, Steps, Warmup, Threads, TrainCommand.PrecisionOption, TrainCommand.ChannelsLastOption, TrainCommand.NoTf32, TrainCommand.DeterministicOption, TrainCommand.CudnnBenchmarkOption,
+                                                  TrainCommand.AdversarialWeight, TrainCommand.AdversarialLossOption, TrainCommand.FeatureMatching,
+                                                  TrainCommand.DiscLayers, TrainCommand.DiscWidth, TrainCommand.DiscNorm, AsJson })
             command.Options.Add(option);
         command.SetAction(r =>
         {
@@ -39,6 +41,7 @@ internal static class BenchCommand
                 ChannelsLast = TrainCommand.ParseChannelsLast(r.GetValue(TrainCommand.ChannelsLastOption)),
                 Deterministic = r.GetValue(TrainCommand.DeterministicOption),
                 CudnnBenchmark = r.GetValue(TrainCommand.CudnnBenchmarkOption),
+                Critics = TrainCommand.Critics(r),
             };
             bool json = r.GetValue(AsJson);
             var result = TrainBenchmark.Run(options, json ? null : message => console.MarkupLineInterpolated($"[grey]{message}…[/]"));
@@ -56,7 +59,7 @@ internal static class BenchCommand
     private static void Print(IAnsiConsole console, BenchResult b)
     {
         console.MarkupLineInterpolated(
-            $"[bold]{b.Preset}[/] ({b.Parameters:N0} params) on {b.Device}, {b.Precision}{(b.ChannelsLast ? " channels-last" : "")}, batch {b.Batch}, {b.Threads} CPU threads, {b.TimedSteps} timed steps");
+            $"[bold]{b.Preset}[/] ({b.Parameters:N0} params{(b.DiscriminatorParameters > 0 ? $", discriminator {b.DiscriminatorParameters:N0}" : "")}) on {b.Device}, {b.Precision}{(b.ChannelsLast ? " channels-last" : "")}, batch {b.Batch}, {b.Threads} CPU threads, {b.TimedSteps} timed steps");
         var table = new Table().Border(TableBorder.Simple).AddColumns("measure", "value");
         table.Columns[1].RightAligned();
         table.AddRow("train step (median)", $"{b.StepMs:F2} ms");

@@ -28,16 +28,16 @@ internal static class TrainCommand
     private static readonly Option<int> Seed = new Option<int>("--seed") { Description = "Seed for weights, batch order, flips and noise (the validation split is fixed)", DefaultValueFactory = _ => TrainDefaults.Seed }.Sets(Settings.Train.Seed);
     private static readonly Option<int?> MaxSteps = new Option<int?>("--max-steps") { Description = "Stop after this many steps in total [default: all epochs]" }.Sets(Settings.Train.MaxSteps);
     private static readonly Option<int> LogEvery = new Option<int>("--log-every") { Description = "Write a train row to metrics.jsonl every N steps", DefaultValueFactory = _ => TrainDefaults.LogEvery }.Sets(Settings.Train.LogEvery);
-    private static readonly Option<double> AdversarialWeight = new Option<double>("--adversarial-weight") { Description = "Weight of the PatchGAN term, times VQGAN's adaptive weight (0 = off: no discriminator)", DefaultValueFactory = _ => TrainDefaults.AdversarialWeight }.Sets(Settings.Train.AdversarialWeight);
+    internal static readonly Option<double> AdversarialWeight = new Option<double>("--adversarial-weight") { Description = "Weight of the PatchGAN term, times VQGAN's adaptive weight (0 = off: no discriminator)", DefaultValueFactory = _ => TrainDefaults.AdversarialWeight }.Sets(Settings.Train.AdversarialWeight);
     private static readonly Option<int> AdversarialStart = new Option<int>("--adversarial-start") { Description = "Step from which the discriminator is trained and used", DefaultValueFactory = _ => TrainDefaults.AdversarialStart }.Sets(Settings.Train.AdversarialStart);
-    private static readonly Option<string> AdversarialLossOption = new Option<string>("--adversarial-loss") { Description = "GAN loss", HelpName = "hinge|non-saturating", DefaultValueFactory = _ => "hinge" }.AcceptOnlyFromAmong([.. AdversarialNames.Losses]).Sets(Settings.Train.AdversarialLoss);
+    internal static readonly Option<string> AdversarialLossOption = new Option<string>("--adversarial-loss") { Description = "GAN loss", HelpName = "hinge|non-saturating", DefaultValueFactory = _ => "hinge" }.AcceptOnlyFromAmong([.. AdversarialNames.Losses]).Sets(Settings.Train.AdversarialLoss);
     private static readonly Option<double> DiscLr = new Option<double>("--disc-lr") { Description = "The discriminator's AdamW learning rate (constant)", DefaultValueFactory = _ => TrainDefaults.DiscriminatorLearningRate }.Sets(Settings.Train.DiscriminatorLearningRate);
     private static readonly Option<double> DiscBeta1 = new Option<double>("--disc-beta1") { Description = "The discriminator's AdamW β1", DefaultValueFactory = _ => TrainDefaults.DiscriminatorBeta1 }.Sets(Settings.Train.DiscriminatorBeta1);
     private static readonly Option<double> DiscBeta2 = new Option<double>("--disc-beta2") { Description = "The discriminator's AdamW β2", DefaultValueFactory = _ => TrainDefaults.DiscriminatorBeta2 }.Sets(Settings.Train.DiscriminatorBeta2);
-    private static readonly Option<int?> DiscLayers = new Option<int?>("--disc-layers") { Description = "Stride-2 layers of the PatchGAN [default: 3 from 32 px up, fewer below]" }.Sets(Settings.Train.DiscriminatorLayers);
-    private static readonly Option<int> DiscWidth = new Option<int>("--disc-width") { Description = "Channels of the discriminator's first layer (×2 per layer, at most ×8)", DefaultValueFactory = _ => TrainDefaults.DiscriminatorWidth }.Sets(Settings.Train.DiscriminatorWidth);
-    private static readonly Option<string> DiscNorm = new Option<string>("--disc-norm") { Description = "Normalisation in the discriminator", HelpName = "batch|group|none", DefaultValueFactory = _ => "batch" }.AcceptOnlyFromAmong([.. AdversarialNames.Norms]).Sets(Settings.Train.DiscriminatorNorm);
-    private static readonly Option<double> FeatureMatching = new Option<double>("--feature-matching-weight") { Description = "Learned similarity (VAE-GAN): weight of the distance between the discriminator's features of x and x̂ (0 = off)", DefaultValueFactory = _ => TrainDefaults.FeatureMatchingWeight }.Sets(Settings.Train.FeatureMatchingWeight);
+    internal static readonly Option<int?> DiscLayers = new Option<int?>("--disc-layers") { Description = "Stride-2 layers of the PatchGAN [default: 3 from 32 px up, fewer below]" }.Sets(Settings.Train.DiscriminatorLayers);
+    internal static readonly Option<int> DiscWidth = new Option<int>("--disc-width") { Description = "Channels of the discriminator's first layer (×2 per layer, at most ×8)", DefaultValueFactory = _ => TrainDefaults.DiscriminatorWidth }.Sets(Settings.Train.DiscriminatorWidth);
+    internal static readonly Option<string> DiscNorm = new Option<string>("--disc-norm") { Description = "Normalisation in the discriminator", HelpName = "batch|group|none", DefaultValueFactory = _ => "batch" }.AcceptOnlyFromAmong([.. AdversarialNames.Norms]).Sets(Settings.Train.DiscriminatorNorm);
+    internal static readonly Option<double> FeatureMatching = new Option<double>("--feature-matching-weight") { Description = "Learned similarity (VAE-GAN): weight of the distance between the discriminator's features of x and x̂ (0 = off)", DefaultValueFactory = _ => TrainDefaults.FeatureMatchingWeight }.Sets(Settings.Train.FeatureMatchingWeight);
     private static readonly Option<string?> PerceptualNet = new Option<string?>("--perceptual-net") { Description = "TorchScript file: forward(x, y), two image batches in [0, 1] → a distance per image (e.g. LPIPS)" }.Sets(Settings.Train.PerceptualNet);
     private static readonly Option<double> PerceptualWeight = new Option<double>("--perceptual-weight") { Description = "Weight of --perceptual-net's distance (0 = off)", DefaultValueFactory = _ => TrainDefaults.PerceptualWeight }.Sets(Settings.Train.PerceptualWeight);
     private static readonly Option<double> ValFraction = new Option<double>("--val-fraction") { Description = "Held-out validation fraction (Fashion-MNIST uses its test split)", DefaultValueFactory = _ => DataDefaults.ValidationFraction }.Sets(Settings.Data.ValidationFraction);
@@ -144,6 +144,15 @@ internal static class TrainCommand
                 $"to TorchScript), or use the discriminator's own features ({Settings.Train.FeatureMatchingWeight}).");
         return Path.GetFullPath(path);
     }
+
+    /// <summary>The discriminator's settings from the flags <c>vae bench</c> shares with <c>vae train</c>.</summary>
+    internal static TrainConfig Critics(ParseResult r) => new TrainConfig
+    {
+        AdversarialWeight = r.GetValue(AdversarialWeight), FeatureMatchingWeight = r.GetValue(FeatureMatching),
+        AdversarialLoss = AdversarialNames.ParseLoss(r.GetValue(AdversarialLossOption)!)!.Value,
+        DiscriminatorLayers = r.GetValue(DiscLayers), DiscriminatorWidth = r.GetValue(DiscWidth),
+        DiscriminatorNorm = AdversarialNames.ParseNorm(r.GetValue(DiscNorm)!)!.Value,
+    }.Validate();
 
     private static RuntimeConfig Runtime(ParseResult r) => new()
     {

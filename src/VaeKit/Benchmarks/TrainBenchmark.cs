@@ -36,6 +36,10 @@ public sealed record BenchOptions
     /// <summary>cuDNN benchmark mode on CUDA (<c>--cudnn-benchmark</c>).</summary>
     public bool CudnnBenchmark { get; init; }
 
+    /// <summary>The adversarial and feature-matching weights and the discriminator's shape, as <c>vae train</c> takes
+    /// them (only these fields are read); the discriminator takes part from the first step. Default: neither term.</summary>
+    public TrainConfig Critics { get; init; } = new();
+
     /// <summary>Checks the options; throws <see cref="BadInputException"/> on a non-positive batch or step count, negative warm-up or an invalid model.</summary>
     public BenchOptions Validate()
     {
@@ -68,6 +72,12 @@ public sealed record BenchResult
     public int Threads { get; init; }
     /// <summary>Parameters of the model (elements, all tensors).</summary>
     public long Parameters { get; init; }
+    /// <summary>Parameters of the discriminator trained beside it (0 without one); its work is not in the GFLOP figures.</summary>
+    public long DiscriminatorParameters { get; init; }
+    /// <summary>The adversarial weight of the timed steps (0 = no adversarial term).</summary>
+    public double AdversarialWeight { get; init; }
+    /// <summary>The feature-matching weight of the timed steps (0 = none).</summary>
+    public double FeatureMatchingWeight { get; init; }
     /// <summary>Training steps that were timed (warm-up excluded).</summary>
     public int TimedSteps { get; init; }
     /// <summary>Median wall time of one training step, milliseconds.</summary>
@@ -125,7 +135,13 @@ public static class TrainBenchmark
         using var images = RandomImages(Math.Max(4 * options.Batch, 256), model.ImageSize, model.InChannels, gpu ? device : CPU);
         using var net = Models.ModelFactory.Create(model);
         net.to(device);
-        var train = new TrainConfig { BatchSize = options.Batch, WarmupSteps = 0, Schedule = LrSchedule.Constant, LearningRate = 1e-4 };
+        var train = new TrainConfig
+        {
+            BatchSize = options.Batch, WarmupSteps = 0, Schedule = LrSchedule.Constant, LearningRate = 1e-4,
+            AdversarialWeight = options.Critics.AdversarialWeight, FeatureMatchingWeight = options.Critics.FeatureMatchingWeight,
+            AdversarialLoss = options.Critics.AdversarialLoss, DiscriminatorLayers = options.Critics.DiscriminatorLayers,
+            DiscriminatorWidth = options.Critics.DiscriminatorWidth, DiscriminatorNorm = options.Critics.DiscriminatorNorm,
+        };
         int window = gpu ? GpuWindow : 1;
         int windows = Math.Max(1, (options.Steps + window - 1) / window);
         int warmupSteps = gpu ? Math.Max(options.Warmup, 2 * window) : options.Warmup;   // cuDNN picks its algorithms first
@@ -221,6 +237,9 @@ public static class TrainBenchmark
             Batch = options.Batch,
             Threads = get_num_threads(),
             Parameters = net.ParameterCount,
+            DiscriminatorParameters = trainer.Discriminator?.parameters().Sum(p => p.numel()) ?? 0,
+            AdversarialWeight = train.AdversarialWeight,
+            FeatureMatchingWeight = train.FeatureMatchingWeight,
             TimedSteps = stepTimes.Count * window,
             StepMs = stepSeconds * 1000,
             TrainImagesPerSecond = options.Batch / stepSeconds,

@@ -262,8 +262,10 @@ public class AdversarialTrainingTests
         Assert.NotEqual(initial, Weights(trainer.Discriminator!));
     }
 
-    [Fact]
-    public void An_interrupted_adversarial_run_resumes_to_the_same_run_as_never_stopping()
+    [Theory]
+    [InlineData(null)]   // the CPU default: every step read back before it is applied
+    [InlineData(3)]      // the GPU way: steps queued and read back in windows
+    public void An_interrupted_adversarial_run_resumes_to_the_same_run_as_never_stopping(int? readbackEvery)
     {
         using var dir = new TempDir();
         RunConfig Run(string name) => new()
@@ -276,14 +278,15 @@ public class AdversarialTrainingTests
                 AdversarialWeight = 0.5, AdversarialStart = 3, FeatureMatchingWeight = 0.1, DiscriminatorWidth = 8,
             },
             Data = new DataConfig { Source = "synthetic:200", Flip = true, CacheDirectory = dir["cache"] },
-            Runtime = new RuntimeConfig { Threads = 2 },
+            Runtime = new RuntimeConfig { Threads = 2, ReadbackEvery = readbackEvery },
         };
         var straight = TrainingRun.Train(Run("straight"), dir["runs"], NullCallback.Instance, CancellationToken.None);
         Assert.Equal(RunOutcome.Completed, straight.Outcome);
 
         using var cancel = new CancellationTokenSource();
-        var stopped = TrainingRun.Train(Run("stopped"), dir["runs"], new CancelAt(7, cancel), cancel.Token);
+        var stopped = TrainingRun.Train(Run("stopped"), dir["runs"], new CancelAt(8, cancel), cancel.Token);
         Assert.Equal(RunOutcome.Interrupted, stopped.Outcome);
+        Assert.Equal(8, stopped.Step);   // step 8 ends a read-back window too (5-step epochs: flushes at 3, 5, 8, 10)
         var resumed = TrainingRun.Resume(new ResumeOptions { RunDirectory = stopped.Directory }, NullCallback.Instance, CancellationToken.None);
         Assert.Equal(RunOutcome.Completed, resumed.Outcome);
 

@@ -39,24 +39,6 @@ internal sealed class ReconstructionCritics : IDisposable
     /// <summary>The user's perceptual network; null without one.</summary>
     public PerceptualNetwork? Perceptual { get; }
 
-    /// <summary>Names of the numbers <see cref="Generator"/> and <see cref="TrainDiscriminator"/> report, in order: the
-    /// same every step of a run, so epoch means and every output see one set of keys.</summary>
-    public IReadOnlyList<string> TermNames
-    {
-        get
-        {
-            var names = new List<string>();
-            if (Discriminator is not null)
-            {
-                names.AddRange([MetricNames.GeneratorLoss, MetricNames.AdaptiveWeight]);
-                if (_config.FeatureMatchingWeight > 0) names.Add(MetricNames.FeatureMatching);
-            }
-            if (Perceptual is not null) names.Add(MetricNames.Perceptual);
-            if (Discriminator is not null) names.AddRange([MetricNames.DiscriminatorLoss, MetricNames.LogitsReal, MetricNames.LogitsFake]);
-            return names;
-        }
-    }
-
     /// <summary>
     /// The critics a run's settings ask for, on <paramref name="device"/>; null when none is asked for (then training
     /// is exactly the single-optimizer step, at no extra cost).
@@ -96,31 +78,28 @@ internal sealed class ReconstructionCritics : IDisposable
 
     /// <summary>
     /// The autoencoder's side of a step: the loss to add to the family's objective and the numbers to report
-    /// (<see cref="TermNames"/>' generator part). <paramref name="reconstructionLoss"/> is the family's loss, whose
+    /// (the same names every step of a run, 0 before the start step, so epoch means and every output see one set of keys). <paramref name="reconstructionLoss"/> is the family's loss, whose
     /// gradient norm at <paramref name="lastLayer"/> (the decoder's output weight, in the module that computed
     /// <paramref name="reconstruction"/>) the adaptive weight matches.
     /// </summary>
     public (Tensor Loss, IReadOnlyList<(string Name, Tensor Value)> Terms) Generator(Tensor x, Tensor reconstruction, Tensor reconstructionLoss,
                                                                                    Tensor lastLayer, long step)
     {
-        var terms = new List<(string, Tensor)>();
         var zero = zeros([], dtype: ScalarType.Float32, device: x.device);
         Tensor extra = zero;
         Tensor similarity = reconstructionLoss;                     // the loss the adversarial gradient is matched to
+        Tensor? perceptual = null;
         if (Perceptual is not null)
         {
-            var distance = Perceptual.Distance(x, reconstruction).to(ScalarType.Float32).flatten().mean();
-            var weighted = _config.PerceptualWeight * distance;
-            extra = extra + weighted;
-            similarity = similarity + weighted;
-            terms.Add((MetricNames.Perceptual, distance.detach()));
+            perceptual = Perceptual.Distance(x, reconstruction).to(ScalarType.Float32).flatten().mean();
+            extra = extra + _config.PerceptualWeight * perceptual;
+            similarity = similarity + _config.PerceptualWeight * perceptual;
         }
-        if (Discriminator is null) return (extra, terms);
 
         Tensor generatorLoss = zero, adaptive = zero, matching = zero;
         if (Active(step))
         {
-            var d = Discriminator;
+            var d = Discriminator!;
             d.RequiresGrad(false);                                  // the generator's loss flows through D to x̂ only
             var (fakeLogits, fakeFeatures) = Features(d, reconstruction);
             if (_config.FeatureMatchingWeight > 0)
@@ -128,9 +107,8 @@ internal sealed class ReconstructionCritics : IDisposable
                 IReadOnlyList<Tensor> realFeatures;
                 using (no_grad()) realFeatures = Features(d, x).Features;
                 matching = fakeFeatures.Zip(realFeatures, (f, r) => (f - r).square().mean()).Aggregate((a, b) => a + b) * _pixels;
-                var weighted = _config.FeatureMatchingWeight * matching;
-                extra = extra + weighted;
-                similarity = similarity + weighted;
+                extra = extra + _config.FeatureMatchingWeight * matching;
+                similarity = similarity + _config.FeatureMatchingWeight * matching;
             }
             if (_config.AdversarialWeight > 0)
             {
@@ -141,8 +119,15 @@ internal sealed class ReconstructionCritics : IDisposable
                 extra = extra + adaptive * generatorLoss;
             }
         }
-        terms.InsertRange(0, new[] { (MetricNames.GeneratorLoss, generatorLoss.detach()), (MetricNames.AdaptiveWeight, adaptive) });
-        if (_config.FeatureMatchingWeight > 0) terms.Insert(2, (MetricNames.FeatureMatching, matching.detach()));
+
+        var terms = new List<(string, Tensor)>();
+        if (Discriminator is not null)
+        {
+            terms.Add((MetricNames.GeneratorLoss, generatorLoss.detach()));
+            terms.Add((MetricNames.AdaptiveWeight, adaptive));
+            if (_config.FeatureMatchingWeight > 0) terms.Add((MetricNames.FeatureMatching, matching.detach()));
+        }
+        if (perceptual is not null) terms.Add((MetricNames.Perceptual, perceptual.detach()));
         return (extra, terms);
     }
 

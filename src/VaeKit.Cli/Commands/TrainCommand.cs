@@ -101,18 +101,15 @@ internal static class TrainCommand
     internal static RunConfig ToConfig(ParseResult r, ModelOptions models, DateTimeOffset now)
     {
         var (preset, model) = models.ToConfig(r);
-        var train = new TrainConfig
+        var train = Critics(r) with
         {
             Epochs = r.GetValue(Epochs), BatchSize = r.GetValue(BatchSize), LearningRate = r.GetValue(Lr),
             KlWeight = r.GetValue(KlWeight), KlSchedule = r.GetValue(KlScheduleOption)!, FreeBits = r.GetValue(FreeBits), WeightDecay = r.GetValue(WeightDecay), Schedule = r.GetValue(Schedule) == "constant" ? LrSchedule.Constant : LrSchedule.Cosine,
             WarmupSteps = r.GetValue(Warmup), GradClip = r.GetValue(GradClip), Seed = r.GetValue(Seed),
             MaxSteps = r.GetValue(MaxSteps), LogEvery = r.GetValue(LogEvery),
-            AdversarialWeight = r.GetValue(AdversarialWeight), AdversarialStart = r.GetValue(AdversarialStart),
-            AdversarialLoss = AdversarialNames.ParseLoss(r.GetValue(AdversarialLossOption)!)!.Value,
+            AdversarialStart = r.GetValue(AdversarialStart),
             DiscriminatorLearningRate = r.GetValue(DiscLr), DiscriminatorBeta1 = r.GetValue(DiscBeta1), DiscriminatorBeta2 = r.GetValue(DiscBeta2),
-            DiscriminatorLayers = r.GetValue(DiscLayers), DiscriminatorWidth = r.GetValue(DiscWidth),
-            DiscriminatorNorm = AdversarialNames.ParseNorm(r.GetValue(DiscNorm)!)!.Value,
-            FeatureMatchingWeight = r.GetValue(FeatureMatching), PerceptualNet = PerceptualPath(r.GetValue(PerceptualNet)),
+            PerceptualNet = PerceptualPath(r.GetValue(PerceptualNet)),
             PerceptualWeight = r.GetValue(PerceptualWeight),
         };
         var data = new DataConfig
@@ -145,7 +142,7 @@ internal static class TrainCommand
         return Path.GetFullPath(path);
     }
 
-    /// <summary>The discriminator's settings from the flags <c>vae bench</c> shares with <c>vae train</c>.</summary>
+    /// <summary>The discriminator's settings from the flags <c>vae bench</c> shares with <c>vae train</c> (which adds the rest).</summary>
     internal static TrainConfig Critics(ParseResult r) => new TrainConfig
     {
         AdversarialWeight = r.GetValue(AdversarialWeight), FeatureMatchingWeight = r.GetValue(FeatureMatching),

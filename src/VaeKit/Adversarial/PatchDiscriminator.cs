@@ -100,9 +100,8 @@ public sealed class PatchDiscriminator : nn.Module<Tensor, Tensor>
 
     private static nn.Module<Tensor, Tensor> Norm(DiscriminatorNorm kind, int channels)
     {
-        if (kind == DiscriminatorNorm.Batch) return nn.BatchNorm2d(channels);
-        var norm = nn.GroupNorm(Math.Max(1, channels / 32), channels);
-        return norm;   // affine parameters are set in Initialise (TorchSharp 0.107 leaves GroupNorm's uninitialised)
+        // GroupNorm's affine parameters are set in Initialise (TorchSharp 0.107 leaves them uninitialised).
+        return kind == DiscriminatorNorm.Batch ? nn.BatchNorm2d(channels) : nn.GroupNorm(Math.Max(1, channels / 32), channels);
     }
 
     private void Initialise()

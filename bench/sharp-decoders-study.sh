@@ -107,7 +107,18 @@ step_train() { for name in $(names); do train_one "$name"; done; }
 step_priors() { for name in $(names); do prior_one "$name"; done; }
 step_eval() { for name in $(names); do eval_one "$name"; done; }
 step_grids() { for name in $(names); do grids_one "$name"; done; }
-step_runs() { for name in $(names); do train_one "$name"; prior_one "$name"; eval_one "$name"; grids_one "$name"; done; }
+# A run whose numbers (and, for seed 0, grids) are already in $STUDY is complete: a fresh checkout, which has the
+# results but not the runs, does not train it again.
+measured() {
+  local name=$1 prior; prior=$(prior_of "$1")
+  [ -s "$STUDY/eval/$name-standard.json" ] && [ -s "$STUDY/eval/$name-$prior.json" ] || return 1
+  [[ "$name" != *-s0 ]] || { [ -s "$STUDY/grids/$name-reconstructions.png" ] && [ -s "$STUDY/grids/$name-$prior.png" ]; }
+}
+step_runs() {
+  for name in $(names); do
+    measured "$name" || { train_one "$name"; prior_one "$name"; eval_one "$name"; grids_one "$name"; }
+  done
+}
 
 step_table() { python3 bench/sharp-decoders-table.py "$STUDY" "${DOC:-docs/sharp-decoders.md}" > "$STUDY/table.md"; cat "$STUDY/table.md"; }
 

@@ -215,8 +215,8 @@ public class FrechetDistanceTests(Xunit.Abstractions.ITestOutputHelper log)
         // 2000 × 64, correlated and non-Gaussian, with different covariances and means
         var a = Correlated(12, 2000, 64);
         var b = (Skewed(13, 2000, 64) * 0.7 + 0.2).to_type(ScalarType.Float32);   // the script converts; so does Between
-        WriteNpy(dir["a.npy"], a);
-        WriteNpy(dir["b.npy"], b);
+        ScipyReference.WriteNpy(dir["a.npy"], a);
+        ScipyReference.WriteNpy(dir["b.npy"], b);
 
         double ours = FrechetDistance.Between(a, b);
         double scipy = ScipyReference.RunScript(dir["a.npy"], dir["b.npy"]);
@@ -253,9 +253,33 @@ public class FrechetDistanceTests(Xunit.Abstractions.ITestOutputHelper log)
         double error = (expected - actual).abs().max().item<double>(), scale = expected.abs().max().item<double>();
         Assert.True(error <= relative * scale, $"{what}: max |difference| {error:E2}, max |value| {scale:E2}");
     }
+}
+
+/// <summary>The independent reference: scipy's sqrtm, run by Debian's Python 3 (the test needs python3-scipy,
+/// skipped or required through <see cref="FactRequiringAttribute"/> like every other system package).</summary>
+public static class ScipyReference
+{
+    public const string Missing = "python3-scipy is not installed; apt-get install python3-scipy";
+
+    // Debian's packages go to /usr/bin/python3; a python3 earlier on PATH (pyenv, a venv) may lack them.
+    private static readonly string Python = File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+    private static readonly Lazy<string?> Problem = new(Probe);
+
+    /// <summary>Runs tests/fd/scipy_fd.py on two .npy files; returns the distance it prints.</summary>
+    public static double RunScript(string a, string b) => Numbers("scipy_fd.py", a, b)[^1];
+
+    /// <summary>Runs the script tests/fd/<paramref name="script"/> with <paramref name="args"/>; returns the numbers
+    /// it prints, one a line.</summary>
+    public static double[] Numbers(string script, params string[] args)
+    {
+        if (Problem.Value is { } why) Assert.Fail($"{Missing} ({why}); .ci/run installs it.");
+        var (exit, output, error) = Execute([Path.Combine(RepositoryRoot(), "tests", "fd", script), .. args]);
+        Assert.True(exit == 0, $"tests/fd/{script} failed ({exit}): {output}{error}");
+        return output.Trim().Split('\n').Select(line => double.Parse(line, CultureInfo.InvariantCulture)).ToArray();
+    }
 
     /// <summary>Writes x (N, d) as a NumPy .npy file (format 1.0: magic, header length, a Python-dict header, raw C-order data).</summary>
-    private static void WriteNpy(string path, Tensor x)
+    public static void WriteNpy(string path, Tensor x)
     {
         var contiguous = x.detach().cpu().contiguous();
         string descr = contiguous.dtype switch
@@ -272,26 +296,6 @@ public class FrechetDistanceTests(Xunit.Abstractions.ITestOutputHelper log)
         file.Write(BitConverter.GetBytes((ushort)header.Length));   // little-endian (SafeTensors refuses other machines too)
         file.Write(Encoding.ASCII.GetBytes(header));
         file.Write(contiguous.bytes);
-    }
-}
-
-/// <summary>The independent reference: scipy's sqrtm, run by Debian's Python 3 (the test needs python3-scipy,
-/// skipped or required through <see cref="FactRequiringAttribute"/> like every other system package).</summary>
-public static class ScipyReference
-{
-    public const string Missing = "python3-scipy is not installed; apt-get install python3-scipy";
-
-    // Debian's packages go to /usr/bin/python3; a python3 earlier on PATH (pyenv, a venv) may lack them.
-    private static readonly string Python = File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
-    private static readonly Lazy<string?> Problem = new(Probe);
-
-    /// <summary>Runs tests/fd/scipy_fd.py on two .npy files; returns the distance it prints.</summary>
-    public static double RunScript(string a, string b)
-    {
-        if (Problem.Value is { } why) Assert.Fail($"{Missing} ({why}); .ci/run installs it.");
-        var (exit, output, error) = Execute(Path.Combine(RepositoryRoot(), "tests", "fd", "scipy_fd.py"), a, b);
-        Assert.True(exit == 0, $"tests/fd/scipy_fd.py failed ({exit}): {output}{error}");
-        return double.Parse(output.Trim().Split('\n')[^1], CultureInfo.InvariantCulture);
     }
 
     private static string? Probe()

@@ -81,6 +81,11 @@ internal static class EvalCommand
             Row("fd reconstructions", F(e.FdReconstructions, "F2"), "their reconstructions vs the same images");
             Row("fd floor", F(e.FdFloor, "F2"), e.FdFloor is null ? "no disjoint real images to compare" :
                 $"{e.FdFloorImages ?? e.FdImages} real images of the other split: a perfect generator at this N");
+            if (e.Kid is not null)
+                Row("kid", $"{F(e.Kid, "F4")} ± {F(e.KidStd, "F4")}", $"the same samples, unbiased; mean ± s.d. over {KernelDistance.Subsets} subsets of {e.KidSubsetSize}");
+            if (e.Precision is not null)
+                Row("precision / recall", $"{F(e.Precision, "F3")} / {F(e.Recall, "F3")}",
+                    $"samples inside the images' manifold (fidelity) / images inside the samples' (diversity), k = {PrecisionRecall.Neighbours}");
         }
         console.Write(table);
         if (e.FdNote is not null) console.MarkupLineInterpolated($"[yellow]note:[/] {e.FdNote}");

@@ -189,15 +189,15 @@ internal static class SweepCommand
     {
         static string F(double? v, string format) => v is double d ? d.ToString(format, CultureInfo.InvariantCulture) : "–";
         var table = new Table();
-        foreach (var name in new[] { "run", "mse", "psnr", "ssim", "kl", "active", "bits/dim", "fréchet", "q(z)", "fd", "fd floor" })
+        foreach (var name in new[] { "run", "mse", "psnr", "ssim", "kl", "active", "bits/dim", "fréchet", "q(z)", "fd", "fd floor", "kid", "prec.", "recall" })
             table.AddColumn(new TableColumn(name).RightAligned().NoWrap());
         foreach (var row in result.Rows)
             table.AddRow(Markup.Escape(row.Status == "completed" ? row.Label : $"{row.Label} ({row.Status})"), F(row.Mse, "F5"), F(row.Psnr, "F2"),
                          F(row.Ssim, "F3"), F(row.Kl, "F2"), row.ActiveUnits?.ToString(CultureInfo.InvariantCulture) ?? "–",
                          F(row.NllBitsPerDim, "F4"), F(row.Frechet, "F2"), F(row.FrechetAggregate, "F2"),
-                         F(row.Fd, "F2"), F(row.FdFloor, "F2"));
+                         F(row.Fd, "F2"), F(row.FdFloor, "F2"), F(row.Kid, "F4"), F(row.Precision, "F2"), F(row.Recall, "F2"));
         console.Write(table);
-        console.MarkupLine("mse per pixel, psnr dB, kl nats per image, bits/dim: the NLL bound; fréchet: N(0, I) vs the codes, q(z): vs the aggregate posterior; fd: image-space FD of samples vs the validation images, fd floor: real vs real at the same N");
+        console.MarkupLine("mse per pixel, psnr dB, kl nats per image, bits/dim: the NLL bound; fréchet: N(0, I) vs the codes, q(z): vs the aggregate posterior; fd: image-space FD of samples vs the validation images, fd floor: real vs real at the same N; kid: unbiased kernel distance of the same samples; prec./recall: their fidelity and diversity (k = 3)");
         if (result.Rows.Any(r => r.Settings.ContainsKey(SweepGrid.SeedKey)))
             console.MarkupLineInterpolated($"mean ± std over seeds per setting: {Path.Combine(result.Directory, "summary_over_seeds.csv")}");
         console.MarkupLineInterpolated($"[green]done[/] → {result.Directory}  (open {Path.Combine(result.Directory, "index.html")})");

@@ -154,6 +154,19 @@ public sealed record EvalReport
     public string? FdNet { get; init; }
     /// <summary>A caution about the FD (e.g. the faces network used on other data), or null.</summary>
     public string? FdNote { get; init; }
+    /// <summary>Unbiased KID (<see cref="KernelDistance"/>) of the same prior samples to the same evaluation images,
+    /// in the same features: the mean over <see cref="KernelDistance.Subsets"/> random subsets of
+    /// <see cref="KidSubsetSize"/>. Unlike the FD it is not biased by N; 0 is a perfect generator.</summary>
+    public double? Kid { get; init; }
+    /// <summary>The standard deviation of <see cref="Kid"/> over its subsets.</summary>
+    public double? KidStd { get; init; }
+    /// <summary>Images per side in each of <see cref="Kid"/>'s subsets.</summary>
+    public int? KidSubsetSize { get; init; }
+    /// <summary>Improved precision (<see cref="PrecisionRecall"/>, k = 3) of the same prior samples: the share that
+    /// falls inside the evaluation images' manifold (fidelity).</summary>
+    public double? Precision { get; init; }
+    /// <summary>Improved recall (k = 3): the share of the evaluation images inside the samples' manifold (diversity).</summary>
+    public double? Recall { get; init; }
     /// <summary>Seconds of the evaluation spent on the FD (features, prior samples, decodes).</summary>
     public double? FdSeconds { get; init; }
 
@@ -349,6 +362,11 @@ public static class Evaluator
                 FdFloorImages = frechet?.FloorImages is { } fi && fi != fdCount ? fi : null,
                 FdNet = frechet is null ? null : fd!.Network.Source,
                 FdNote = frechet is null ? null : fd!.Note,
+                Kid = frechet?.Kid.Kid,
+                KidStd = frechet?.Kid.Std,
+                KidSubsetSize = frechet?.Kid.SubsetSize,
+                Precision = frechet?.PrecisionRecall?.Precision,
+                Recall = frechet?.PrecisionRecall?.Recall,
                 FdSeconds = frechet is null ? null : Math.Round(fdClock.Elapsed.TotalSeconds, 2),
                 Terms = terms.Result().Values.Where(kv => MetricNames.IsTerm(kv.Key) && kv.Key != MetricNames.Loss).ToDictionary(),
                 CodeStatistics = codeStatistics.Count > 0 ? codeStatistics : null,
@@ -362,20 +380,24 @@ public static class Evaluator
         }
     }
 
-    private sealed record FdFigures(double Samples, double Reconstructions, double? Floor, int? FloorImages);
+    private sealed record FdFigures(double Samples, double Reconstructions, double? Floor, int? FloorImages,
+                                    KernelDistance.Estimate Kid, PrecisionRecall.Result? PrecisionRecall);
 
     /// <summary>
-    /// The three FD figures at N = <paramref name="n"/>: prior samples and reconstructions against the first N
-    /// evaluation images, and the floor (N real images of the other split against the same). The evaluation images'
-    /// statistics are cached by <see cref="FdSetup.Identity"/>; the samples come from <see cref="EvalOptions.SampleCodes"/>
-    /// (a fitted prior) or the family's own prior, seeded by <see cref="EvalOptions.Seed"/>.
+    /// The FD figures at N = <paramref name="n"/>: prior samples and reconstructions against the first N evaluation
+    /// images, and the floor (N real images of the other split against the same); and the samples' KID and
+    /// precision/recall against the same N images. The evaluation images' features are cached by
+    /// <see cref="FdSetup.Identity"/>; the samples come from <see cref="EvalOptions.SampleCodes"/> (a fitted prior)
+    /// or the family's own prior, seeded by <see cref="EvalOptions.Seed"/>, which also draws the KID's subsets.
     /// </summary>
     private static FdFigures MeasureFd(VaeModel model, DecodedImages images, Device device, EvalOptions options, int n,
                                        List<Tensor> reconstructionFeatures, System.Diagnostics.Stopwatch clock)
     {
         clock.Start();
         var fd = options.Fd!;
-        using var real = ImageFrechet.ReferenceStatistics(fd.Network, images, n, device, fd.Identity ?? "", fd.Identity is null ? null : fd.CacheDirectory);
+        string? cache = fd.Identity is null ? null : fd.CacheDirectory;
+        using var realFeatures = ImageFrechet.ReferenceFeatures(fd.Network, images, n, device, fd.Identity ?? "", cache);
+        using var real = FeatureStatistics.Of(realFeatures);
         using var all = cat(reconstructionFeatures, 0);
         using var reconstructions = FeatureStatistics.Of(all);
 
@@ -389,11 +411,13 @@ public static class Evaluator
         if (fd.Floor is { Count: >= 2 } other)
         {
             floorImages = Math.Min(n, other.Count);
-            using var floorStatistics = ImageFrechet.ReferenceStatistics(fd.Network, other, floorImages.Value, device,
-                                                                          (fd.Identity ?? "") + "/floor", fd.Identity is null ? null : fd.CacheDirectory);
+            using var floorFeatures = ImageFrechet.ReferenceFeatures(fd.Network, other, floorImages.Value, device, (fd.Identity ?? "") + "/floor", cache);
+            using var floorStatistics = FeatureStatistics.Of(floorFeatures);
             floor = FrechetDistance.Between(floorStatistics, real);
         }
-        var figures = new FdFigures(FrechetDistance.Between(samples, real), FrechetDistance.Between(reconstructions, real), floor, floorImages);
+        var figures = new FdFigures(FrechetDistance.Between(samples, real), FrechetDistance.Between(reconstructions, real), floor, floorImages,
+                                    KernelDistance.Between(sampleFeatures, realFeatures, seed: options.Seed),
+                                    n > PrecisionRecall.Neighbours ? PrecisionRecall.Between(realFeatures, sampleFeatures) : null);
         clock.Stop();
         return figures;
     }

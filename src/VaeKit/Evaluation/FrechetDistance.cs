@@ -1,5 +1,3 @@
-using System.Globalization;
-using VaeKit.Export;
 using static TorchSharp.torch;
 
 namespace VaeKit.Evaluation;
@@ -10,12 +8,6 @@ namespace VaeKit.Evaluation;
 /// </summary>
 public sealed class FeatureStatistics : IDisposable
 {
-    /// <summary>Metadata key of the caller's cache fingerprint in a saved file (<see cref="TryLoad"/> compares it).</summary>
-    public const string FingerprintKey = "fingerprint";
-
-    /// <summary>Metadata key of <see cref="Count"/> in a saved file; reserved.</summary>
-    public const string CountKey = "count";
-
     /// <summary>(d) sample mean, float64, CPU.</summary>
     public Tensor Mean { get; }
 
@@ -119,58 +111,6 @@ public sealed class FeatureStatistics : IDisposable
             _shift?.Dispose();
             _sum?.Dispose();
             _products?.Dispose();
-        }
-    }
-
-    /// <summary>
-    /// Writes a safetensors file (atomically: <see cref="SafeTensors.Write"/> renames a temporary file over
-    /// <paramref name="path"/>) holding "mean" and "covariance" (F64), with metadata "count" and the caller's
-    /// <paramref name="metadata"/>; put a fingerprint of what the features came from under <see cref="FingerprintKey"/>
-    /// so <see cref="TryLoad"/> can tell a stale cache.
-    /// </summary>
-    public void Save(string path, IReadOnlyDictionary<string, string>? metadata = null)
-    {
-        if (metadata is not null && metadata.ContainsKey(CountKey))
-            throw new ArgumentException($"metadata key '{CountKey}' is reserved for the vector count", nameof(metadata));
-        var all = new Dictionary<string, string> { [CountKey] = Count.ToString(CultureInfo.InvariantCulture) };
-        if (metadata is not null)
-            foreach (var (key, value) in metadata) all[key] = value;
-        SafeTensors.Write(path, [("mean", Mean), ("covariance", Covariance)], all);
-    }
-
-    /// <summary>
-    /// Statistics saved by <see cref="Save"/> with <paramref name="fingerprint"/> under <see cref="FingerprintKey"/>;
-    /// null when the file is missing, unreadable, not such a file (wrong tensors, shapes or count), or saved with
-    /// another fingerprint (or none). A cache miss, never an exception: the caller recomputes.
-    /// </summary>
-    public static FeatureStatistics? TryLoad(string path, string fingerprint)
-    {
-        if (!File.Exists(path)) return null;
-        Dictionary<string, Tensor>? tensors = null;
-        try
-        {
-            // The header first (cheap), so a stale cache costs no tensor reads. A writer renaming a new file over
-            // path between the two reads is not guarded against: callers keep one cache file per fingerprint.
-            var metadata = SafeTensors.ReadHeader(path).Metadata;
-            if (!metadata.TryGetValue(FingerprintKey, out var saved) || saved != fingerprint) return null;
-            if (!metadata.TryGetValue(CountKey, out var countText)
-                || !long.TryParse(countText, NumberStyles.None, CultureInfo.InvariantCulture, out long count) || count < 2)
-                return null;
-            tensors = SafeTensors.ReadAll(path);
-            if (!tensors.TryGetValue("mean", out var mean) || !tensors.TryGetValue("covariance", out var covariance)) return null;
-            if (mean.dtype != ScalarType.Float64 || covariance.dtype != ScalarType.Float64 || mean.dim() != 1
-                || covariance.dim() != 2 || covariance.shape[0] != mean.shape[0] || covariance.shape[1] != mean.shape[0])
-                return null;
-            return new FeatureStatistics(mean, covariance, count);
-        }
-        catch (Exception e) when (e is BadInputException or IOException or UnauthorizedAccessException or NotSupportedException)
-        {
-            return null;   // unreadable, truncated or not a safetensors file
-        }
-        finally
-        {
-            if (tensors is not null)
-                foreach (var t in tensors.Values) t.Dispose();
         }
     }
 

@@ -11,6 +11,17 @@ public sealed record FdReport
 {
     /// <summary>The distance (FD): ‖μ_a − μ_b‖² + tr(Σ_a + Σ_b − 2(Σ_a^½ Σ_b Σ_a^½)^½) of the feature Gaussians.</summary>
     public double Fd { get; init; }
+    /// <summary>Unbiased KID of the two sets in the same features (<see cref="KernelDistance"/>): mean over subsets.</summary>
+    public double Kid { get; init; }
+    /// <summary>Standard deviation of <see cref="Kid"/> over its subsets.</summary>
+    public double KidStd { get; init; }
+    /// <summary>Images per side in each of <see cref="Kid"/>'s subsets.</summary>
+    public int KidSubsetSize { get; init; }
+    /// <summary>Improved precision (k = 3) of the first set against the second: the share of --data images inside
+    /// the --reference images' manifold; null with 3 images or fewer on a side.</summary>
+    public double? Precision { get; init; }
+    /// <summary>Improved recall (k = 3): the share of --reference images inside the --data images' manifold.</summary>
+    public double? Recall { get; init; }
     /// <summary>The first set (--data).</summary>
     public required string Data { get; init; }
     /// <summary>The second set (--reference).</summary>
@@ -94,36 +105,35 @@ public static class ImageFrechet
     }
 
     /// <summary>
-    /// The feature statistics of the first <paramref name="count"/> of <paramref name="images"/>, read from the cache
-    /// when a file of the same <paramref name="identity"/> (the data's fingerprint, split and count) and the same
-    /// network is there, else computed and cached. <paramref name="cacheDirectory"/> null = no cache.
+    /// The features (N, F) float64 on the CPU of the first <paramref name="count"/> of <paramref name="images"/>, read
+    /// from the cache when a file of the same <paramref name="identity"/> (the data's fingerprint, split and count) and
+    /// the same network is there, else computed and cached. <paramref name="cacheDirectory"/> null = no cache.
     /// </summary>
-    public static FeatureStatistics ReferenceStatistics(FeatureNetwork network, DecodedImages images, int count, Device device,
-                                                        string identity, string? cacheDirectory)
+    public static Tensor ReferenceFeatures(FeatureNetwork network, DecodedImages images, int count, Device device,
+                                           string identity, string? cacheDirectory)
     {
         string fingerprint = Fingerprint(network, identity, count);
         string? path = cacheDirectory is null ? null : Path.Combine(cacheDirectory, "fd", fingerprint[..32] + ".safetensors");
-        if (path is not null && FeatureStatistics.TryLoad(path, fingerprint) is { } cached) return cached;
-        using var features = Features(network, images, count, device);
-        var statistics = FeatureStatistics.Of(features);
+        if (path is not null && FeatureCache.TryLoad(path, fingerprint, count) is { } cached) return cached;
+        var features = Features(network, images, count, device);
         if (path is not null)
         {
             try
             {
                 Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                statistics.Save(path, new Dictionary<string, string> { ["fingerprint"] = fingerprint });
+                FeatureCache.Save(path, features, fingerprint);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 // A cache that cannot be written costs time next run, never the result.
             }
         }
-        return statistics;
+        return features;
     }
 
-    /// <summary>What identifies reference statistics: the network's content, the images and their count.</summary>
+    /// <summary>What identifies reference features: the network's content, the images and their count.</summary>
     public static string Fingerprint(FeatureNetwork network, string identity, int count) =>
-        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"fd/v1/{network.ContentHash}/{identity}/{count}")));
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"fd/v2/{network.ContentHash}/{identity}/{count}")));
 
     /// <summary>
     /// <c>vae fd</c>: the FD between the images of two data sources, each loaded as the loader does at the network's
@@ -149,9 +159,16 @@ public static class ImageFrechet
         using var featuresB = Features(network, b, nb, dev);
         using var statsA = FeatureStatistics.Of(featuresA);
         using var statsB = FeatureStatistics.Of(featuresB);
+        var kid = KernelDistance.Between(featuresA, featuresB);
+        var pr = Math.Min(na, nb) > PrecisionRecall.Neighbours ? PrecisionRecall.Between(featuresB, featuresA) : null;
         return new FdReport
         {
             Fd = FrechetDistance.Between(statsA, statsB),
+            Kid = kid.Kid,
+            KidStd = kid.Std,
+            KidSubsetSize = kid.SubsetSize,
+            Precision = pr?.Precision,
+            Recall = pr?.Recall,
             Data = specA.Describe(),
             Reference = specB.Describe(),
             DataImages = na,

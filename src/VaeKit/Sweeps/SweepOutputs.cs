@@ -109,13 +109,14 @@ internal static class SweepOutputs
         var axes = AxisColumns(plan);
         var sb = new StringBuilder(string.Join(',', ["label", "model", .. axes, "kl_weight", "status", "steps", "train_seconds", "mse", "psnr", "ssim", "kl",
                                                      "active_units", "elbo_nats", "nll_nats", "nll_bits_per_dim", "frechet", "frechet_aggregate",
-                                                     "fd", "fd_reconstructions", "fd_floor", "fd_images", "run"]) + "\n");
+                                                     "fd", "fd_reconstructions", "fd_floor", "fd_images", "kid", "precision", "recall", "run"]) + "\n");
         foreach (var r in rows)
             sb.AppendLine(string.Join(',', [Field(r.Label), r.Model, .. axes.Select(k => Field(r.Settings.GetValueOrDefault(k, ""))), N(r.KlWeight), r.Status,
                 r.Steps.ToString(CultureInfo.InvariantCulture), N(r.TrainSeconds, "F1"),
                 N(r.Mse), N(r.Psnr), N(r.Ssim), N(r.Kl), r.ActiveUnits?.ToString(CultureInfo.InvariantCulture) ?? "",
                 N(r.ElboNats), N(r.NllNats), N(r.NllBitsPerDim), N(r.Frechet), N(r.FrechetAggregate),
-                N(r.Fd), N(r.FdReconstructions), N(r.FdFloor), r.FdImages?.ToString(CultureInfo.InvariantCulture) ?? "", Field(r.Run)]));
+                N(r.Fd), N(r.FdReconstructions), N(r.FdFloor), r.FdImages?.ToString(CultureInfo.InvariantCulture) ?? "",
+                N(r.Kid), N(r.Precision), N(r.Recall), Field(r.Run)]));
         return sb.ToString();
     }
 
@@ -125,6 +126,7 @@ internal static class SweepOutputs
         ("elbo_nats", g => g.ElboNats), ("nll_nats", g => g.NllNats), ("nll_bits_per_dim", g => g.NllBitsPerDim),
         ("frechet", g => g.Frechet), ("frechet_aggregate", g => g.FrechetAggregate),
         ("fd", g => g.Fd), ("fd_reconstructions", g => g.FdReconstructions), ("fd_floor", g => g.FdFloor),
+        ("kid", g => g.Kid), ("precision", g => g.Precision), ("recall", g => g.Recall),
     ];
 
     /// <summary>One line per setting: each metric's mean, sample std (n − 1), min and max over the seeds.</summary>
@@ -203,17 +205,19 @@ internal static class SweepOutputs
         }
 
         sb.Append("<h2>Numbers</h2>\n<table><tr><th class=\"l\">run</th><th class=\"l\">status</th>" + (seeds ? "<th>runs</th>" : "<th>steps</th>") +
-                  "<th>MSE</th><th>PSNR dB</th><th>SSIM</th><th>KL nats</th><th>active units</th><th>ELBO nats</th><th>NLL ≤ nats</th><th>NLL bits/dim</th><th>Fréchet to N(0,I), means</th><th>Fréchet, aggregate q(z)</th><th>FD samples</th><th>FD reconstructions</th><th>FD floor</th></tr>\n");
+                  "<th>MSE</th><th>PSNR dB</th><th>SSIM</th><th>KL nats</th><th>active units</th><th>ELBO nats</th><th>NLL ≤ nats</th><th>NLL bits/dim</th><th>Fréchet to N(0,I), means</th><th>Fréchet, aggregate q(z)</th><th>FD samples</th><th>FD reconstructions</th><th>FD floor</th><th>KID samples</th><th>precision</th><th>recall</th></tr>\n");
         if (seeds)
             foreach (var g in groups)
                 sb.Append($"<tr><td class=\"l\">{E(g.Label)}</td><td class=\"l\">{g.Completed} of {g.Runs} completed</td><td>{g.Runs}</td><td>{S(g.Mse, "F5")}</td><td>{S(g.Psnr, "F2")}</td><td>{S(g.Ssim, "F4")}</td>" +
                           $"<td>{S(g.Kl, "F2")}</td><td>{S(g.ActiveUnits, "F1")}</td><td>{S(g.ElboNats, "F1")}</td><td>{S(g.NllNats, "F1")}</td><td>{S(g.NllBitsPerDim, "F4")}</td><td>{S(g.Frechet, "F2")}</td><td>{S(g.FrechetAggregate, "F2")}</td>" +
-                          $"<td>{S(g.Fd, "F2")}</td><td>{S(g.FdReconstructions, "F2")}</td><td>{S(g.FdFloor, "F2")}</td></tr>\n");
+                          $"<td>{S(g.Fd, "F2")}</td><td>{S(g.FdReconstructions, "F2")}</td><td>{S(g.FdFloor, "F2")}</td>" +
+                          $"<td>{S(g.Kid, "F4")}</td><td>{S(g.Precision, "F3")}</td><td>{S(g.Recall, "F3")}</td></tr>\n");
         else
             foreach (var r in rows)
                 sb.Append($"<tr><td class=\"l\">{E(r.Label)}</td><td class=\"l\">{E(r.Status)}</td><td>{r.Steps}</td><td>{N(r.Mse, "F5")}</td><td>{N(r.Psnr, "F2")}</td><td>{N(r.Ssim, "F4")}</td>" +
                           $"<td>{N(r.Kl, "F2")}</td><td>{r.ActiveUnits}</td><td>{N(r.ElboNats, "F1")}</td><td>{N(r.NllNats, "F1")}</td><td>{N(r.NllBitsPerDim, "F4")}</td><td>{N(r.Frechet, "F2")}</td><td>{N(r.FrechetAggregate, "F2")}</td>" +
-                          $"<td>{N(r.Fd, "F2")}</td><td>{N(r.FdReconstructions, "F2")}</td><td>{N(r.FdFloor, "F2")}</td></tr>\n");
+                          $"<td>{N(r.Fd, "F2")}</td><td>{N(r.FdReconstructions, "F2")}</td><td>{N(r.FdFloor, "F2")}</td>" +
+                          $"<td>{N(r.Kid, "F4")}</td><td>{N(r.Precision, "F3")}</td><td>{N(r.Recall, "F3")}</td></tr>\n");
         sb.Append("</table>\n<h2>All runs</h2>\n<p>Left: the same validation images (top row) and each run's reconstructions, one row per completed run in the order of summary.csv. Right: each run's decodes of the same z ~ N(0, I).</p>\n");
         sb.Append(Img(dir.Overview, "overview")).Append('\n');
         sb.Append("<h2>Per run</h2>\n<p>Left: originals above reconstructions. Right: samples.</p>\n<table>\n");

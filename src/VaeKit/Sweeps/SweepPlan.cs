@@ -192,6 +192,12 @@ public sealed record SweepRow
     public double? FdReconstructions { get; init; }
     /// <summary>Validation <see cref="EvalReport.FdFloor"/>: a perfect generator's score at the same N.</summary>
     public double? FdFloor { get; init; }
+    /// <summary>Validation <see cref="EvalReport.Kid"/>: unbiased KID of the same samples.</summary>
+    public double? Kid { get; init; }
+    /// <summary>Validation <see cref="EvalReport.Precision"/>: the samples' fidelity (k = 3).</summary>
+    public double? Precision { get; init; }
+    /// <summary>Validation <see cref="EvalReport.Recall"/>: the samples' diversity (k = 3).</summary>
+    public double? Recall { get; init; }
     /// <summary><see cref="EvalReport.FdImages"/>: N on each side of the FD.</summary>
     public int? FdImages { get; init; }
     /// <summary><see cref="EvalReport.FdNet"/>: the feature network of the FD (shipped:fashion-mnist, shipped:faces or a file).</summary>

@@ -38,6 +38,9 @@ internal sealed record SweepGroup
     public Spread? Fd { get; init; }
     public Spread? FdReconstructions { get; init; }
     public Spread? FdFloor { get; init; }
+    public Spread? Kid { get; init; }
+    public Spread? Precision { get; init; }
+    public Spread? Recall { get; init; }
 
     /// <summary>A --with-ae reference row (an AE added beside the grid, not a value of a model axis).</summary>
     public bool IsAeRow => Model == Config.ModelKinds.Ae && !Settings.ContainsKey("model");
@@ -65,7 +68,8 @@ internal static class SweepSummary
                     NllBitsPerDim = Spread.Of(done.Select(r => r.NllBitsPerDim)), Frechet = Spread.Of(done.Select(r => r.Frechet)),
                     FrechetAggregate = Spread.Of(done.Select(r => r.FrechetAggregate)),
                     Fd = Spread.Of(done.Select(r => r.Fd)), FdReconstructions = Spread.Of(done.Select(r => r.FdReconstructions)),
-                    FdFloor = Spread.Of(done.Select(r => r.FdFloor)),
+                    FdFloor = Spread.Of(done.Select(r => r.FdFloor)), Kid = Spread.Of(done.Select(r => r.Kid)),
+                    Precision = Spread.Of(done.Select(r => r.Precision)), Recall = Spread.Of(done.Select(r => r.Recall)),
                 };
             })
             .ToList();

@@ -104,6 +104,7 @@ internal static class SweepTraining
             ElboNats = e.ElboNats, NllNats = e.NllNats, NllBitsPerDim = e.NllBitsPerDim, Frechet = e.Frechet,
             FrechetAggregate = e.FrechetAggregate,
             Fd = e.Fd, FdReconstructions = e.FdReconstructions, FdFloor = e.FdFloor, FdImages = e.FdImages, FdNet = e.FdNet,
+            Kid = e.Kid, Precision = e.Precision, Recall = e.Recall,
         };
     }
 

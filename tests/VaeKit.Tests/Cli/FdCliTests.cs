@@ -31,9 +31,7 @@ public class FdCliTests
 
     private static double Fd(params string[] args)
     {
-        var (exit, output, error) = CliRunner.Run(["fd", .. args, "--json"]);
-        Assert.True(exit == 0, output + error);
-        var report = JsonNode.Parse(output)!;
+        var report = Json(args);
         Assert.Equal("shipped:faces", report["fd_net"]!.GetValue<string>());
         return report["fd"]!.GetValue<double>();
     }
@@ -56,6 +54,28 @@ public class FdCliTests
         var (exit, output, _) = CliRunner.Run("fd", "--data", "synthetic:300", "--reference", dir["blurred"], "--limit", "100", "--cache-dir", cache, "--json");
         Assert.Equal(0, exit);
         Assert.Equal(100, JsonNode.Parse(output)!["data_images"]!.GetValue<int>());
+
+        // KID and precision/recall come in the same features: precision and recall 1 for the same faces; further from
+        // them the blurrier the copy. (The KID of a set with itself is negative, not 0: the unbiased estimator leaves
+        // out each image's kernel with itself within a set, but not across the two.)
+        var identical = Json("--data", "synthetic:300", "--reference", dir["sharp"], "--cache-dir", cache);
+        var softer = Json("--data", dir["soft"], "--reference", "synthetic:300", "--cache-dir", cache);
+        var blurrier = Json("--data", dir["blurred"], "--reference", "synthetic:300", "--cache-dir", cache);
+        double Get(JsonNode n, string key) => n[key]!.GetValue<double>();
+        Assert.True(Get(identical, "kid") < 0, identical.ToJsonString());
+        Assert.Equal((1.0, 1.0), (Get(identical, "precision"), Get(identical, "recall")));
+        Assert.True(Get(softer, "kid") > 0 && Get(blurrier, "kid") > Get(softer, "kid"),
+                    $"kid soft {Get(softer, "kid")}, blurred {Get(blurrier, "kid")}");
+        Assert.True(Get(blurrier, "precision") < Get(softer, "precision") && Get(softer, "precision") < 1,
+                    $"precision soft {Get(softer, "precision")}, blurred {Get(blurrier, "precision")}");
+        Assert.Equal(300, blurrier["kid_subset_size"]!.GetValue<int>());
+    }
+
+    private static JsonNode Json(params string[] args)
+    {
+        var (exit, output, error) = CliRunner.Run(["fd", .. args, "--json"]);
+        Assert.True(exit == 0, output + error);
+        return JsonNode.Parse(output)!;
     }
 
     [Theory]

@@ -139,24 +139,21 @@ public class FrechetDistanceTests(Xunit.Abstractions.ITestOutputHelper log)
     }
 
     [Fact]
-    public void Statistics_survive_a_save_and_load()
+    public void Cached_features_survive_a_save_and_load()
     {
         using var scope = NewDisposeScope();
         using var dir = new TempDir();
-        using var stats = FeatureStatistics.Of(Skewed(10, 500, 8));
+        var features = Skewed(10, 500, 8).to_type(ScalarType.Float32);
         string path = dir["reference.safetensors"];
-        stats.Save(path, new Dictionary<string, string> { [FeatureStatistics.FingerprintKey] = "net-a/data-b", ["network"] = "tiny" });
+        FeatureCache.Save(path, features, "net-a/data-b");
 
-        using var loaded = FeatureStatistics.TryLoad(path, "net-a/data-b");
+        using var loaded = FeatureCache.TryLoad(path, "net-a/data-b", 500);
         Assert.NotNull(loaded);
-        Assert.Equal(500L, loaded.Count);
-        Assert.True(loaded.Mean.equal(stats.Mean).all().item<bool>());
-        Assert.True(loaded.Covariance.equal(stats.Covariance).all().item<bool>());
-        var metadata = SafeTensors.ReadHeader(path).Metadata;
-        Assert.Equal(("500", "tiny"), (metadata[FeatureStatistics.CountKey], metadata["network"]));
+        Assert.Equal(ScalarType.Float64, loaded.dtype);
+        Assert.True(loaded.eq(features.to_type(ScalarType.Float64)).all().item<bool>());
+        Assert.Equal("net-a/data-b", SafeTensors.ReadHeader(path).Metadata[FeatureCache.FingerprintKey]);
         Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp"));   // the temporary file was renamed
-
-        Assert.Throws<ArgumentException>(() => stats.Save(dir["x.safetensors"], new Dictionary<string, string> { ["count"] = "3" }));
+        Assert.Throws<ArgumentException>(() => FeatureCache.Save(dir["x.safetensors"], zeros(3), "v1"));
     }
 
     [Fact]
@@ -164,31 +161,32 @@ public class FrechetDistanceTests(Xunit.Abstractions.ITestOutputHelper log)
     {
         using var scope = NewDisposeScope();
         using var dir = new TempDir();
-        using var stats = FeatureStatistics.Of(Correlated(11, 100, 4));
+        var features = Correlated(11, 100, 4);
         string good = dir["good.safetensors"];
-        stats.Save(good, new Dictionary<string, string> { [FeatureStatistics.FingerprintKey] = "v1" });
-        Assert.NotNull(FeatureStatistics.TryLoad(good, "v1"));
+        FeatureCache.Save(good, features, "v1");
+        Assert.NotNull(FeatureCache.TryLoad(good, "v1", 100));
 
-        Assert.Null(FeatureStatistics.TryLoad(dir["missing.safetensors"], "v1"));
-        Assert.Null(FeatureStatistics.TryLoad(good, "v2"));                       // another fingerprint
+        Assert.Null(FeatureCache.TryLoad(dir["missing.safetensors"], "v1", 100));
+        Assert.Null(FeatureCache.TryLoad(good, "v2", 100));                       // another fingerprint
+        Assert.Null(FeatureCache.TryLoad(good, "v1", 99));                        // another count
 
         string unmarked = dir["unmarked.safetensors"];
-        stats.Save(unmarked);
-        Assert.Null(FeatureStatistics.TryLoad(unmarked, "v1"));                   // saved without one
+        SafeTensors.Write(unmarked, [("features", features)]);
+        Assert.Null(FeatureCache.TryLoad(unmarked, "v1", 100));                   // saved without a fingerprint
 
         string garbage = dir["garbage.safetensors"];
         File.WriteAllBytes(garbage, Encoding.UTF8.GetBytes("not a safetensors file at all"));
-        Assert.Null(FeatureStatistics.TryLoad(garbage, "v1"));
+        Assert.Null(FeatureCache.TryLoad(garbage, "v1", 100));
 
         string truncated = dir["truncated.safetensors"];
         var bytes = File.ReadAllBytes(good);
         File.WriteAllBytes(truncated, bytes[..^16]);
-        Assert.Null(FeatureStatistics.TryLoad(truncated, "v1"));
+        Assert.Null(FeatureCache.TryLoad(truncated, "v1", 100));
 
-        string foreign = dir["foreign.safetensors"];   // readable, right fingerprint, not statistics
+        string foreign = dir["foreign.safetensors"];   // readable, right fingerprint, not features
         SafeTensors.Write(foreign, [("mean", zeros(4, dtype: ScalarType.Float64))],
-            new Dictionary<string, string> { [FeatureStatistics.FingerprintKey] = "v1", [FeatureStatistics.CountKey] = "100" });
-        Assert.Null(FeatureStatistics.TryLoad(foreign, "v1"));
+            new Dictionary<string, string> { [FeatureCache.FingerprintKey] = "v1" });
+        Assert.Null(FeatureCache.TryLoad(foreign, "v1", 100));
     }
 
     [Fact]

@@ -123,6 +123,14 @@ public class PriorCliTests
         Assert.Equal(standardNode["fd_reconstructions"]!.GetValue<double>(), gmmReport["fd_reconstructions"]!.GetValue<double>(), 9);
         Assert.Equal(standardNode["fd_floor"]!.GetValue<double>(), gmmReport["fd_floor"]!.GetValue<double>(), 9);
         Assert.NotEqual(standardNode["fd"]!.GetValue<double>(), gmmReport["fd"]!.GetValue<double>());
+        // KID and precision/recall of each prior's samples beside the FD, against the same images.
+        foreach (var node in new[] { standardNode, gmmReport })
+        {
+            Assert.True(double.IsFinite(node["kid"]!.GetValue<double>()) && node["kid_std"]!.GetValue<double>() > 0, node.ToJsonString());
+            Assert.InRange(node["precision"]!.GetValue<double>(), 0, 1);
+            Assert.InRange(node["recall"]!.GetValue<double>(), 0, 1);
+        }
+        Assert.NotEqual(standardNode["kid"]!.GetValue<double>(), gmmReport["kid"]!.GetValue<double>());
 
         // vae report --prior: a generation section per run, with each prior's grid, its fit and the FD eval stored.
         Ok(CliRunner.Run("report", run, "--out", dir["plain.html"]), "report");
@@ -137,14 +145,16 @@ public class PriorCliTests
         Assert.Contains($"<td>{Fd(standardNode)} ({standardNode["fd_images"]})</td>", generation);
         Assert.Contains($"<td>{Fd(gmmReport)} ({gmmReport["fd_images"]})</td>", generation);
 
-        // Training on changes the checkpoint: the stored gmm no longer fits it and is refused until refitted.
+        // Training on changes the checkpoint: the stored gmm no longer fits it and is refused until refitted. The
+        // later checkpoint is last.ckpt (best.ckpt moves only if the held-out loss improves, which rounding decides
+        // on two tiny epochs).
         Ok(CliRunner.Run("train", "--resume", run, "--epochs", "2"), "resume");
-        Refused(CliRunner.Run("sample", "--run", run, "--prior", "gmm"), "refit with vae prior");
-        Refused(CliRunner.Run("eval", "--run", run, "--prior", "gmm"), "refit with vae prior");
-        Refused(CliRunner.Run("report", run, "--prior", "gmm", "--out", dir["stale.html"]), "refit with vae prior");
+        Refused(CliRunner.Run("sample", "--run", run, "--prior", "gmm", "--checkpoint", "last"), "refit with vae prior");
+        Refused(CliRunner.Run("eval", "--run", run, "--prior", "gmm", "--checkpoint", "last"), "refit with vae prior");
+        Refused(CliRunner.Run("report", run, "--prior", "gmm", "--checkpoint", "last", "--out", dir["stale.html"]), "refit with vae prior");
         Assert.False(File.Exists(dir["stale.html"]));
-        Ok(CliRunner.Run("prior", "--run", run, "--kind", "gmm", "--components", "3"), "refit");
-        Samples(run, "gmm", dir["c.png"]);
+        Ok(CliRunner.Run("prior", "--run", run, "--kind", "gmm", "--components", "3", "--checkpoint", "last"), "refit");
+        Ok(CliRunner.Run("sample", "--run", run, "--prior", "gmm", "--checkpoint", "last", "--out", dir["c.png"]), "sample after the refit");
     }
 
     /// <summary>A user's prior kind: every draw is the mean training code (plus T·noise), stored as JSON.</summary>

@@ -73,7 +73,9 @@ public class SweepTests
             Assert.True(double.IsFinite(r.GetProperty("fd_reconstructions").GetDouble()));
             Assert.True(fd > floor, $"samples {fd} vs real floor {floor}");
         }
-        Assert.Contains("fd,fd_reconstructions,fd_floor,fd_images", File.ReadLines(Path.Combine(sweep, "summary.csv")).First());
+        Assert.Contains("fd,fd_reconstructions,fd_floor,fd_images,kid,precision,recall", File.ReadLines(Path.Combine(sweep, "summary.csv")).First());
+        foreach (var r in summary.RootElement.GetProperty("rows").EnumerateArray())
+            Assert.InRange(r.GetProperty("precision").GetDouble(), 0, 1);
         using (var fdPlot = SKBitmap.Decode(Path.Combine(sweep, "fd_rate.png")))
             Assert.True(fdPlot.Width > 300 && fdPlot.Height > 200);
         Assert.Contains("alt=\"FD against rate\"", html);

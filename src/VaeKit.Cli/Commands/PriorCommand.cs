@@ -76,10 +76,11 @@ internal static class PriorCommand
                 exit = ExitCodes.Ok;
                 return exit;
             }
-            catch (OperationCanceledException)
+            catch (OperationCanceledException e)
             {
                 exit = ExitCodes.Interrupted;
-                console.MarkupLineInterpolated($"[yellow]interrupted: the fit was saved; continue with vae prior --run {model.Run.Path} --kind {name}[/]");
+                string what = e is PriorFitInterrupted stopped ? stopped.WhatExists : "nothing was stored, and the earlier fit, if any, is unchanged";
+                console.MarkupLineInterpolated($"[yellow]interrupted: {what}.[/]");
                 return exit;
             }
             catch (BadInputException)

@@ -51,7 +51,8 @@ public sealed class AutoregressivePriorKind : IPriorKind
     /// <summary>The training checkpoint inside RUN/priors/autoregressive/.</summary>
     public const string CheckpointFile = "checkpoint.ckpt";
     /// <summary>The final weights (its config beside it, <see cref="CodeModels.Save"/>).</summary>
-    public const string WeightsFile = "codes.dat";
+    public const string WeightsFile = "codes.dat";   // records written before each fit had a file of its own
+    private const string WeightsStem = "codes";
     private const int HeldOutLimit = 4096;
     private static readonly byte[] Magic = "VAEKIT-PRIOR"u8.ToArray();
     private static readonly byte[] EndMarker = "END."u8.ToArray();
@@ -92,8 +93,8 @@ public sealed class AutoregressivePriorKind : IPriorKind
         string metricsPath = Path.Combine(directory, "metrics.jsonl");
         var clock = Stopwatch.StartNew();
 
-        using var train = PriorKinds.EncodeIndices(model, data.Train, options.BatchSize);                    // (N, L) int64
-        using var heldOut = data.Validation.Count > 0 ? PriorKinds.EncodeIndices(model, data.Validation, options.BatchSize, HeldOutLimit) : null;
+        using var train = PriorKinds.EncodeIndices(model, data.Train, options.BatchSize, cancellationToken: cancellationToken);    // (N, L) int64
+        using var heldOut = data.Validation.Count > 0 ? PriorKinds.EncodeIndices(model, data.Validation, options.BatchSize, HeldOutLimit, cancellationToken) : null;
 
         State? resumed = options.Restart ? null : ReadState(checkpointPath);
         if (resumed is not null && (resumed.CheckpointSha256 != fingerprint || resumed.Seed != options.Seed || resumed.BatchSize != options.BatchSize))
@@ -140,7 +141,8 @@ public sealed class AutoregressivePriorKind : IPriorKind
                 if (cancellationToken.IsCancellationRequested)
                 {
                     SaveState(checkpointPath, Snapshot(), codes, optimizer);
-                    cancellationToken.ThrowIfCancellationRequested();
+                    throw new PriorFitInterrupted($"the fit's state at step {step} of {maxSteps} is stored in {checkpointPath} (the earlier fit, if any, is " +
+                                                  $"unchanged); continue with {PriorKinds.Refit(model, KindName)}");
                 }
                 using (var scope = NewDisposeScope())
                 {
@@ -173,7 +175,8 @@ public sealed class AutoregressivePriorKind : IPriorKind
         if (double.IsNaN(lastHeldOut) && heldOut is not null) lastHeldOut = HeldOutBits(codes, heldOut, options.BatchSize, model.Device);
         codes.eval();
         codes.to(CPU);
-        CodeModels.Save(codes, Path.Combine(directory, WeightsFile));
+        string weights = PriorKinds.NewFitFile(WeightsStem, ".dat");
+        CodeModels.Save(codes, Path.Combine(directory, weights));
         var figures = new Dictionary<string, double>
         {
             ["steps"] = step,
@@ -194,6 +197,7 @@ public sealed class AutoregressivePriorKind : IPriorKind
         {
             ["network"] = config.Kind, ["max_steps"] = maxSteps, ["seed"] = options.Seed, ["batch_size"] = options.BatchSize,
             ["learning_rate"] = options.LearningRate, ["parameters"] = codes.parameters().Sum(p => p.numel()),
+            [PriorKinds.FileKey] = weights,
         };
         return (new AutoregressivePrior(codes, vq), settings, figures);
     }
@@ -280,7 +284,7 @@ public sealed class AutoregressivePriorKind : IPriorKind
     /// <inheritdoc/>
     public IFittedPrior Load(TrainedModel model, string directory, PriorRecord record)
     {
-        var codes = CodeModels.Load(Path.Combine(directory, WeightsFile));
+        var codes = CodeModels.Load(PriorKinds.FitFile(directory, record, WeightsFile));
         codes.to(model.Device);
         codes.eval();
         return new AutoregressivePrior(codes, (VqVae)model.Model);

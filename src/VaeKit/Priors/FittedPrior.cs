@@ -189,6 +189,12 @@ public static class PriorKinds
         string directory = Directory(model.Run, name);
         System.IO.Directory.CreateDirectory(directory);
         var (prior, settings, figures) = kind.Fit(model, data, directory, options, cancellationToken);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            // Stopped after the kind's last check: the stored record still names the earlier fit, so keep it.
+            prior.Dispose();
+            throw new PriorFitInterrupted("the fit had finished but was not stored; the earlier fit, if any, is unchanged");
+        }
         var record = new PriorRecord
         {
             Kind = name,
@@ -200,7 +206,34 @@ public static class PriorKinds
             FittedAt = DateTimeOffset.UtcNow,
         };
         Json.WriteAllTextAtomic(Path.Combine(directory, RecordFile), JsonSerializer.Serialize(record, Json.Indented) + "\n");
+        RemoveEarlierFitFiles(directory, settings);
         return new PriorFit(prior, record);
+    }
+
+    /// <summary>Key of a record's settings naming the file that holds the fit (<see cref="NewFitFile"/>).</summary>
+    public const string FileKey = "file";
+
+    /// <summary>
+    /// A fresh name STEM-ID.EXT for the file a kind stores its fit in; the kind records it under <see cref="FileKey"/>.
+    /// A refit therefore never overwrites the file the stored record names: until the new record replaces the old
+    /// one (atomically, last), the old record and its file stay a consistent pair, whatever stops the refit.
+    /// </summary>
+    public static string NewFitFile(string stem, string extension) => $"{stem}-{Guid.NewGuid():N}"[..(stem.Length + 13)] + extension;
+
+    /// <summary>The file of <paramref name="record"/>'s fit in <paramref name="directory"/>; records written before
+    /// fits had their own file names name none, and mean <paramref name="legacy"/>.</summary>
+    public static string FitFile(string directory, PriorRecord record, string legacy) =>
+        Path.Combine(directory, record.Settings[FileKey]?.GetValue<string>() ?? legacy);
+
+    /// <summary>Once a new record is stored, the files of earlier fits (same stem, another ID, any extension) go.</summary>
+    private static void RemoveEarlierFitFiles(string directory, JsonObject settings)
+    {
+        if (settings[FileKey]?.GetValue<string>() is not string current) return;
+        string id = Path.GetFileNameWithoutExtension(current);
+        string stem = id[..id.LastIndexOf('-')];
+        foreach (var file in System.IO.Directory.GetFiles(directory, stem + "-*"))
+            if (Path.GetFileNameWithoutExtension(file) != id)
+                try { File.Delete(file); } catch (IOException) { /* a leftover costs disk, never correctness */ }
     }
 
     /// <summary>The step that fits prior <paramref name="name"/> to <paramref name="model"/>'s run again (messages advise it).</summary>
@@ -243,14 +276,15 @@ public static class PriorKinds
 
     /// <summary>Posterior modes (N, z) float64 on the CPU of <paramref name="images"/> (the first <paramref name="limit"/>),
     /// encoded in evaluation mode without gradients, in batches.</summary>
-    public static Tensor EncodeModes(TrainedModel model, DecodedImages images, int batchSize, int? limit = null) =>
-        EncodeBatches(model, images, batchSize, limit, x => model.Model.Encode(x).Mode.to(ScalarType.Float64));
+    public static Tensor EncodeModes(TrainedModel model, DecodedImages images, int batchSize, int? limit = null, CancellationToken cancellationToken = default) =>
+        EncodeBatches(model, images, batchSize, limit, x => model.Model.Encode(x).Mode.to(ScalarType.Float64), cancellationToken);
 
     /// <summary>Code indices (N, L) int64 on the CPU of <paramref name="images"/> under a VQ-VAE, encoded like <see cref="EncodeModes"/>.</summary>
-    public static Tensor EncodeIndices(TrainedModel model, DecodedImages images, int batchSize, int? limit = null) =>
-        EncodeBatches(model, images, batchSize, limit, x => ((QuantisedPosterior)model.Model.Encode(x)).Indices);
+    public static Tensor EncodeIndices(TrainedModel model, DecodedImages images, int batchSize, int? limit = null, CancellationToken cancellationToken = default) =>
+        EncodeBatches(model, images, batchSize, limit, x => ((QuantisedPosterior)model.Model.Encode(x)).Indices, cancellationToken);
 
-    private static Tensor EncodeBatches(TrainedModel model, DecodedImages images, int batchSize, int? limit, Func<Tensor, Tensor> encode)
+    private static Tensor EncodeBatches(TrainedModel model, DecodedImages images, int batchSize, int? limit, Func<Tensor, Tensor> encode,
+                                        CancellationToken cancellationToken)
     {
         int count = Math.Min(images.Count, limit ?? int.MaxValue);
         if (count < 1) throw new BadInputException("Fitting a prior needs at least one training image.");
@@ -263,6 +297,8 @@ public static class PriorKinds
             var parts = new List<Tensor>();
             for (int start = 0; start < count; start += batchSize)
             {
+                if (cancellationToken.IsCancellationRequested)
+                    throw new PriorFitInterrupted("stopped while encoding the images; nothing was stored, and the earlier fit, if any, is unchanged");
                 int b = Math.Min(batchSize, count - start);
                 var x = DecodedImages.ToModelInput(images.Pixels.narrow(0, start, b), model.Device);   // (B, C, s, s)
                 parts.Add(encode(x).cpu());
@@ -274,4 +310,14 @@ public static class PriorKinds
             model.Model.train(wasTraining);
         }
     }
+}
+
+/// <summary>
+/// A prior fit stopped by its cancellation token (Ctrl-C), with <see cref="WhatExists"/>: what is stored now, said
+/// for the user (nothing, the earlier fit unchanged, or a resumable state).
+/// </summary>
+public sealed class PriorFitInterrupted(string whatExists) : OperationCanceledException($"The prior fit was interrupted: {whatExists}.")
+{
+    /// <summary>What is stored after the interruption, in words.</summary>
+    public string WhatExists { get; } = whatExists;
 }

@@ -53,7 +53,8 @@ public sealed class GaussianMixture : IDisposable
     /// <paramref name="tolerance"/> or <paramref name="maxIterations"/>. Each covariance gets + εI, ε =
     /// <paramref name="regularisation"/> × the data's mean variance per dimension.
     /// </summary>
-    public static GaussianMixture Fit(Tensor x, int components, int seed, int maxIterations = 200, double tolerance = 1e-6, double regularisation = 1e-6)
+    public static GaussianMixture Fit(Tensor x, int components, int seed, int maxIterations = 200, double tolerance = 1e-6, double regularisation = 1e-6,
+                                      CancellationToken cancellationToken = default)
     {
         if (components < 1) throw new BadInputException($"{Settings.Prior.Components} must be 1 or more (got {components}).");
         if (x.shape[0] < components)
@@ -76,6 +77,7 @@ public sealed class GaussianMixture : IDisposable
         while (iteration < maxIterations)
         {
             using var step = NewDisposeScope();
+            cancellationToken.ThrowIfCancellationRequested();
             iteration++;
             // E step: responsibilities r (K, N) from log π_k + log N(x; μ_k, Σ_k).
             var joint = LogJoint(data, weights, means, linalg.cholesky(covariances));      // (K, N)
@@ -203,7 +205,8 @@ public sealed class GaussianMixturePriorKind : IPriorKind
     public const string KindName = "gmm";
     /// <summary>Components when --components is not given.</summary>
     public const int DefaultComponents = 10;
-    private const string MixtureFile = "gmm.json";
+    private const string MixtureStem = "gmm";
+    private const string MixtureFile = "gmm.json";   // records written before each fit had a file of its own
 
     /// <inheritdoc/>
     public string Name => KindName;
@@ -222,10 +225,14 @@ public sealed class GaussianMixturePriorKind : IPriorKind
         int components = options.Components ?? DefaultComponents;
         var clock = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
-        var codes = PriorKinds.EncodeModes(model, data.Train, options.BatchSize);          // (N, z)
-        cancellationToken.ThrowIfCancellationRequested();
+        var codes = PriorKinds.EncodeModes(model, data.Train, options.BatchSize, cancellationToken: cancellationToken);   // (N, z)
         double encodeSeconds = clock.Elapsed.TotalSeconds;
-        var mixture = GaussianMixture.Fit(codes, components, options.Seed);
+        GaussianMixture mixture;
+        try { mixture = GaussianMixture.Fit(codes, components, options.Seed, cancellationToken: cancellationToken); }
+        catch (OperationCanceledException)
+        {
+            throw new PriorFitInterrupted("stopped during EM; nothing was stored, and the earlier fit, if any, is unchanged");
+        }
         double seconds = clock.Elapsed.TotalSeconds;
         var figures = new Dictionary<string, double>
         {
@@ -245,15 +252,16 @@ public sealed class GaussianMixturePriorKind : IPriorKind
             double z = heldOut.shape[1];
             figures["heldout_log_likelihood_standard"] = (-0.5 * (heldOut.square().sum(1) + z * Math.Log(2 * Math.PI))).mean().item<double>();
         }
-        Json.WriteAllTextAtomic(Path.Combine(directory, MixtureFile), mixture.ToJson().ToJsonString(Json.Compact) + "\n");
-        var settings = new JsonObject { ["components"] = components, ["seed"] = options.Seed, ["covariance"] = "full" };
+        string file = PriorKinds.NewFitFile(MixtureStem, ".json");
+        Json.WriteAllTextAtomic(Path.Combine(directory, file), mixture.ToJson().ToJsonString(Json.Compact) + "\n");
+        var settings = new JsonObject { ["components"] = components, ["seed"] = options.Seed, ["covariance"] = "full", [PriorKinds.FileKey] = file };
         return (new GaussianMixturePrior(mixture), settings, figures);
     }
 
     /// <inheritdoc/>
     public IFittedPrior Load(TrainedModel model, string directory, PriorRecord record)
     {
-        string path = Path.Combine(directory, MixtureFile);
+        string path = PriorKinds.FitFile(directory, record, MixtureFile);
         if (!File.Exists(path)) throw new BadInputException($"{path} is missing: refit with {PriorKinds.Refit(model, KindName)}.");
         var json = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
         var mixture = GaussianMixture.FromJson(json);

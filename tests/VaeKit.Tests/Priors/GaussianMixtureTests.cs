@@ -92,4 +92,13 @@ public class GaussianMixtureTests
         var e = Assert.Throws<BadInputException>(() => GaussianMixture.Fit(x, 10, seed: 0));
         Assert.Contains("10-component", e.Message);
     }
+
+    [Fact]
+    public void A_cancelled_fit_stops_before_the_next_em_iteration()
+    {
+        using var x = randn(500, 2, dtype: ScalarType.Float64);
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => GaussianMixture.Fit(x, 3, seed: 0, cancellationToken: cancelled.Token));
+    }
 }

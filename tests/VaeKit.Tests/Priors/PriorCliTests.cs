@@ -155,6 +155,24 @@ public class PriorCliTests
         Assert.False(File.Exists(dir["stale.html"]));
         Ok(CliRunner.Run("prior", "--run", run, "--kind", "gmm", "--components", "3", "--checkpoint", "last"), "refit");
         Ok(CliRunner.Run("sample", "--run", run, "--prior", "gmm", "--checkpoint", "last", "--out", dir["c.png"]), "sample after the refit");
+
+        // The refit stored its mixture under a new name and removed the earlier fit's file once its record landed.
+        string gmmDir = Path.Combine(run, "priors", "gmm"), recordPath = Path.Combine(gmmDir, "prior.json");
+        string recordText = File.ReadAllText(recordPath);
+        string file = JsonNode.Parse(recordText)!["settings"]!["file"]!.GetValue<string>();
+        Assert.Equal([file], Directory.GetFiles(gmmDir, "gmm-*").Select(Path.GetFileName));
+        // A refit stopped by Ctrl-C leaves the stored fit as it was and says so.
+        using (var model = TrainedModel.Load(run, "last", "cpu"))
+        using (var data = model.LoadData(null))
+        using (var cancelled = new CancellationTokenSource())
+        {
+            cancelled.Cancel();
+            var stopped = Assert.Throws<PriorFitInterrupted>(() => PriorKinds.Fit(model, "gmm", data, new PriorFitOptions { Components = 3 }, cancelled.Token));
+            Assert.Contains("nothing was stored, and the earlier fit, if any, is unchanged", stopped.WhatExists);
+        }
+        Assert.Equal(recordText, File.ReadAllText(recordPath));
+        Assert.Equal([file], Directory.GetFiles(gmmDir, "gmm-*").Select(Path.GetFileName));
+        Ok(CliRunner.Run("sample", "--run", run, "--prior", "gmm", "--checkpoint", "last", "--out", dir["d.png"]), "sample after the stopped refit");
     }
 
     /// <summary>A user's prior kind: every draw is the mean training code (plus T·noise), stored as JSON.</summary>
@@ -254,7 +272,8 @@ public class PriorCliTests
                 MaxSteps = 8, CheckpointEvery = 4, LogEvery = 1, BatchSize = 16, Seed = 3,
                 OnRow = row => { if (row["step"]!.GetValue<long>() == 2) cancel.Cancel(); },
             };
-            Assert.ThrowsAny<OperationCanceledException>(() => PriorKinds.Fit(model, "autoregressive", options, cancel.Token));
+            var stopped = Assert.Throws<PriorFitInterrupted>(() => PriorKinds.Fit(model, "autoregressive", options, cancel.Token));
+            Assert.Contains("state at step 2 of 8 is stored", stopped.WhatExists);
         }
         string splitDir = Path.Combine(split, "priors", "autoregressive");
         Assert.False(File.Exists(Path.Combine(splitDir, "prior.json")));
@@ -264,8 +283,9 @@ public class PriorCliTests
         static string Key(JsonElement r) => r.ToString();
         Assert.Equal(train.Select(Key), Rows(splitDir, "train").Select(Key));
         Assert.Equal(heldOut.Select(Key), Rows(splitDir, "heldout").Select(Key));
-        Assert.Equal(File.ReadAllBytes(Path.Combine(priorDir, "codes.dat")), File.ReadAllBytes(Path.Combine(splitDir, "codes.dat")));
         var resumedRecord = JsonNode.Parse(File.ReadAllText(Path.Combine(splitDir, "prior.json")))!;
+        string Weights(string directory) => Path.Combine(directory, JsonNode.Parse(File.ReadAllText(Path.Combine(directory, "prior.json")))!["settings"]!["file"]!.GetValue<string>());
+        Assert.Equal(File.ReadAllBytes(Weights(priorDir)), File.ReadAllBytes(Weights(splitDir)));
         Assert.Equal(bits, resumedRecord["figures"]!["heldout_bits_per_code"]!.GetValue<double>());
     }
 }

@@ -235,7 +235,7 @@ public static class Evaluator
             {
                 Fd = new FdSetup(network, other.Count >= 2 ? other : null,
                                  $"{d.Kind}/{d.Fingerprint}/{d.ImageSize}/{d.Channels}/{d.ValidationFraction}/{(validation ? "validation" : "all")}",
-                                 cache, options.FdNet is null ? ImageFrechet.Note(network, d.Kind) : null),
+                                 cache, ImageFrechet.Note(network, d.Kind)),
             };
         }
         var measured = Evaluate(trained.Model, images, trained.Device, options);

@@ -170,6 +170,28 @@ public static class FeatureNetworkTraining
         throw new UnreachableException();
     }
 
+    /// <summary>
+    /// Each head's accuracy of <paramref name="network"/> on its recipe's held-out images (Fashion-MNIST's t10k, or
+    /// the faces of the set seeded <see cref="FeatureNetworkRecipe.FaceTestSeed"/>): the measurement behind a record's
+    /// <see cref="FeatureNetworkRecord.TestAccuracy"/>, made again on whatever weights are given.
+    /// </summary>
+    public static Dictionary<string, double> TestAccuracy(FeatureNetwork network, FeatureNetworkRecipe recipe, CancellationToken cancellationToken = default)
+    {
+        int size = network.Spec.ImageSize;
+        Labelled test;
+        if (recipe.Data == "fashion-mnist")
+        {
+            var (train, t10k) = FashionMnist(recipe, size);
+            train.Dispose();
+            test = t10k;
+        }
+        else
+        {
+            test = RenderFaces(recipe.FaceTestSeed, recipe.FaceTestImages, size, cancellationToken);
+        }
+        using (test) return Accuracy(network, test, network.Spec, Offsets(network.Spec));
+    }
+
     /// <summary>Warm-up then cosine decay to 0 over <paramref name="total"/> steps.</summary>
     internal static double LearningRate(FeatureNetworkRecipe recipe, long step, long total)
     {

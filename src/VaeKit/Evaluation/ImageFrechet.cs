@@ -174,7 +174,7 @@ public static class ImageFrechet
             DataImages = na,
             ReferenceImages = nb,
             FdNet = network.Source,
-            FdNote = net is null ? Note(network, kindA == "fashion-mnist" ? kindB : kindA) : null,
+            FdNote = Note(network, kindA) ?? Note(network, kindB),   // named or chosen, whichever side is foreign to it
             Seconds = Math.Round(clock.Elapsed.TotalSeconds, 2),
         };
     }

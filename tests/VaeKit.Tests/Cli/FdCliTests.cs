@@ -78,6 +78,17 @@ public class FdCliTests
         return JsonNode.Parse(output)!;
     }
 
+    [Fact]
+    public void The_note_says_when_the_network_never_saw_such_images_even_when_it_was_named()
+    {
+        using var dir = new TempDir();
+        WriteFaces(dir["faces"], 40, 0);
+        var named = Json("--data", "synthetic:40", "--reference", dir["faces"], "--net", "faces", "--cache-dir", "");
+        Assert.Contains("never saw folder images", named["fd_note"]!.GetValue<string>());
+        var own = Json("--data", "synthetic:40", "--reference", "synthetic:50", "--net", "faces", "--cache-dir", "");
+        Assert.Null(own["fd_note"]);
+    }
+
     [Theory]
     [InlineData("--net", "banana", "neither a file nor a shipped network")]
     [InlineData("--limit", "1", "fd.limit must be at least 2")]

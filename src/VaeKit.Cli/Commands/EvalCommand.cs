@@ -20,7 +20,7 @@ internal static class EvalCommand
         var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N images [default: all]" }.Sets(Settings.Eval.Limit);
         var seed = new Option<int>("--seed") { Description = "Seed of the posterior samples", DefaultValueFactory = _ => Defaults.Seed };
         var prior = new Option<string>("--prior") { Description = "Prior of the generated samples: standard (the family's own) or one fitted by vae prior; a non-standard one writes RUN/eval-PRIOR.json", DefaultValueFactory = _ => Priors.PriorKinds.Standard }.Sets(Settings.Eval.Prior);
-        var fdNet = new Option<string?>("--fd-net") { Description = "Feature network of the image-space FD: fashion-mnist, faces, or a file of the contract in docs/fd.md [default: fashion-mnist for Fashion-MNIST, else faces]" };
+        var fdNet = new Option<string?>("--fd-net") { Description = "Feature network of the image-space FD: fashion-mnist, faces, inception (the standard FID's file, from the cache), or a file: a TorchScript network of Inception's signature or a safetensors network (docs/fd.md) [default: fashion-mnist for Fashion-MNIST, else faces]" };
         var fdImages = new Option<int>("--fd-images") { Description = $"N of the FD: evaluation images and prior samples, at most {ImageFrechet.MaxImages} (0: no FD)", DefaultValueFactory = _ => Defaults.FdImages }.Sets(Settings.Eval.FdImages);
         var json = new Option<bool>("--json") { Description = "Print the report as JSON instead of a table" };
         var checkpoint = new Option<string>("--checkpoint") { Description = "best, last, or a checkpoint file", DefaultValueFactory = _ => "best" }.Sets(Settings.Run.Checkpoint);

@@ -13,7 +13,7 @@ internal static class FdCommand
     {
         var data = new Option<string>("--data") { Description = "First image set: a folder, a .zip, fashion-mnist[:DIR] or synthetic[:N]", Required = true }.Sets(Settings.Data.Source);
         var reference = new Option<string>("--reference") { Description = "Second image set, the same kinds", Required = true };
-        var net = new Option<string?>("--net") { Description = "Feature network: fashion-mnist, faces, or a file of the contract in docs/fd.md [default: fashion-mnist when both sets are Fashion-MNIST, else faces]" };
+        var net = new Option<string?>("--net") { Description = "Feature network: fashion-mnist, faces, inception (the standard FID's file, from the cache), or a file: a TorchScript network of Inception's signature or a safetensors network (docs/fd.md) [default: fashion-mnist when both sets are Fashion-MNIST, else faces]" };
         var limit = new Option<int?>("--limit") { Description = $"Images per set, at most {ImageFrechet.MaxImages} [default: {ImageFrechet.MaxImages} or all]" }.Sets(Settings.Eval.Limit);
         var json = new Option<bool>("--json") { Description = "Print the result as JSON (keys fd, kid, kid_std, precision, recall)" };
         var cacheDir = new Option<string?>("--cache-dir") { Description = "Decoded-dataset cache (\"\" for none) [default: $VAEKIT_CACHE, else $XDG_CACHE_HOME/vaekit, else ~/.cache/vaekit]" }.Sets(Settings.Data.CacheDirectory);

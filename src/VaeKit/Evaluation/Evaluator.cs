@@ -37,7 +37,7 @@ public sealed record EvalOptions
     [System.Text.Json.Serialization.JsonIgnore]
     public Func<long, int, Tensor>? SampleCodes { get; init; }
 
-    /// <summary>The feature network of the image-space FD: fashion-mnist, faces or a file; null = the one for the data
+    /// <summary>The feature network of the image-space FD: fashion-mnist, faces, inception or a file; null = the one for the data
     /// (<see cref="ImageFrechet.DefaultNetwork"/>). Used by <see cref="Evaluator.EvaluateRun"/>.</summary>
     public string? FdNet { get; init; }
 
@@ -65,7 +65,7 @@ public sealed record EvalOptions
 /// a disjoint set of real images for the floor (null = no floor), and what identifies the evaluated images for the
 /// cache of their feature statistics (null identity or directory = not cached).
 /// </summary>
-public sealed record FdSetup(FeatureNetwork Network, DecodedImages? Floor = null, string? Identity = null, string? CacheDirectory = null, string? Note = null);
+public sealed record FdSetup(IFeatureExtractor Network, DecodedImages? Floor = null, string? Identity = null, string? CacheDirectory = null, string? Note = null);
 
 /// <summary>
 /// What <c>vae eval</c> measures, written as <c>runs/NAME/eval.json</c>. Reconstruction numbers decode the posterior
@@ -224,13 +224,13 @@ public static class Evaluator
         bool validation = data is null && loaded.Validation.Count >= 2;
         var images = validation ? loaded.Validation : loaded.Train;
         var other = validation ? loaded.Train : loaded.Validation;
+        string? cache = new DataOptions { Source = DataSpec.Parse(data ?? trained.Config.Data.Source), CacheDirectory = trained.Config.Data.CacheDirectory }.ResolveCacheDirectory();
         using var network = options.FdImages > 0 && options.Fd is null
-            ? FeatureNetwork.Load(options.FdNet ?? ImageFrechet.DefaultNetwork(loaded.Description.Kind), trained.Device)
+            ? FeatureExtractors.Load(options.FdNet ?? ImageFrechet.DefaultNetwork(loaded.Description.Kind), trained.Device, cache)
             : null;
         if (network is not null)
         {
             var d = loaded.Description;
-            string? cache = new DataOptions { Source = DataSpec.Parse(data ?? trained.Config.Data.Source), CacheDirectory = trained.Config.Data.CacheDirectory }.ResolveCacheDirectory();
             options = options with
             {
                 Fd = new FdSetup(network, other.Count >= 2 ? other : null,

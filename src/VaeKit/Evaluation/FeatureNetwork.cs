@@ -55,10 +55,11 @@ public sealed record FeatureNetworkSpec
 /// VaeKit ships two, trained by <c>vae fd-net train</c> (<see cref="FeatureNetworkTraining"/>): <c>fashion-mnist</c>
 /// (10 classes) and <c>faces</c> (the five attributes of <see cref="FaceAttributes"/>). Any file with this layout can be
 /// passed instead (docs/fd.md states the contract: the tensor names below and the spec under
-/// <see cref="MetadataKey"/>), so a network trained in PyTorch on another data set works too. Inception is not used:
-/// it is 100 MB, trained on photographs at 299 px, and meaningless on 32-px cartoons and clothes.
+/// <see cref="MetadataKey"/>), so a network trained in PyTorch on another data set works too. They are the default
+/// because Inception (100 MB, trained on 299-px photographs) says little about 32-px cartoons and clothes; for numbers
+/// comparable with papers, <see cref="TorchScriptFeatures"/> measures in Inception itself.
 /// </remarks>
-public sealed class FeatureNetwork : nn.Module<Tensor, Tensor>
+public sealed class FeatureNetwork : nn.Module<Tensor, Tensor>, IFeatureExtractor
 {
     /// <summary>The safetensors metadata key holding the <see cref="FeatureNetworkSpec"/> as JSON.</summary>
     public const string MetadataKey = "vaekit.fd_net";
@@ -103,6 +104,19 @@ public sealed class FeatureNetwork : nn.Module<Tensor, Tensor>
         var h = x;
         foreach (var block in _blocks) h = block.call(h);     // (B, w, S/2^i, S/2^i)
         return h.mean([2, 3]);                                // (B, F)
+    }
+
+    int IFeatureExtractor.Channels => Spec.Channels;
+    int IFeatureExtractor.ImageSize => Spec.ImageSize;
+    Device IFeatureExtractor.Device => parameters().First().device;
+
+    /// <summary>Images as a model sees them (any channels and size, in [0, 1]) → features (B, F): <see cref="Prepare"/>
+    /// then <see cref="Features"/>, in evaluation mode, without gradients.</summary>
+    public Tensor FeaturesOf(Tensor images)
+    {
+        eval();
+        using var noGrad = no_grad();
+        return Features(Prepare(images));
     }
 
     /// <summary>x (B, C, S, S) → the heads' logits, concatenated (B, Σ classes).</summary>

@@ -56,7 +56,7 @@ public static class ImageFrechet
     /// The caution a report carries when <paramref name="network"/> was not trained on data of
     /// <paramref name="dataKind"/> (a loader kind: fashion-mnist, synthetic, folder, zip); null when it was.
     /// </summary>
-    public static string? Note(FeatureNetwork network, string dataKind) =>
+    public static string? Note(IFeatureExtractor network, string dataKind) =>
         (network.Source, dataKind) switch
         {
             ("shipped:fashion-mnist", "fashion-mnist") or ("shipped:faces", "synthetic") => null,
@@ -72,7 +72,7 @@ public static class ImageFrechet
     /// Features (N, F) float64 on the CPU of the first <paramref name="count"/> images of <paramref name="images"/>,
     /// in batches, without gradients, in evaluation mode.
     /// </summary>
-    public static Tensor Features(FeatureNetwork network, DecodedImages images, int count, Device device) =>
+    public static Tensor Features(IFeatureExtractor network, DecodedImages images, int count, Device device) =>
         Features(network, count, (start, b) => images.Pixels.narrow(0, start, b).to(device).permute(0, 3, 1, 2).to_type(ScalarType.Float32) / 255);
 
     /// <summary>
@@ -80,21 +80,19 @@ public static class ImageFrechet
     /// (b, C, S, S) floats in [0, 1] for (start, b): a model's decodes, say. Each batch is made and measured inside
     /// its own dispose scope.
     /// </summary>
-    public static Tensor Features(FeatureNetwork network, int count, Func<int, int, Tensor> batch)
+    public static Tensor Features(IFeatureExtractor network, int count, Func<int, int, Tensor> batch)
     {
         if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), "at least one image");
-        network.eval();
         using var noGrad = no_grad();
         var parts = new List<Tensor>();
         try
         {
-            var device = network.parameters().First().device;
             for (int start = 0; start < count; start += BatchSize)
             {
                 using var scope = NewDisposeScope();
                 int b = Math.Min(BatchSize, count - start);
-                var x = network.Prepare(batch(start, b).to(device));                 // (b, C, 32, 32)
-                parts.Add(network.Features(x).to_type(ScalarType.Float64).cpu().DetachFromDisposeScope());   // (b, F)
+                var features = network.FeaturesOf(batch(start, b).to(network.Device));                     // (b, F)
+                parts.Add(features.to_type(ScalarType.Float64).cpu().DetachFromDisposeScope());
             }
             return cat(parts, 0);
         }
@@ -109,7 +107,7 @@ public static class ImageFrechet
     /// from the cache when a file of the same <paramref name="identity"/> (the data's fingerprint, split and count) and
     /// the same network is there, else computed and cached. <paramref name="cacheDirectory"/> null = no cache.
     /// </summary>
-    public static Tensor ReferenceFeatures(FeatureNetwork network, DecodedImages images, int count, Device device,
+    public static Tensor ReferenceFeatures(IFeatureExtractor network, DecodedImages images, int count, Device device,
                                            string identity, string? cacheDirectory)
     {
         string fingerprint = Fingerprint(network, identity, count);
@@ -132,7 +130,7 @@ public static class ImageFrechet
     }
 
     /// <summary>What identifies reference features: the network's content, the images and their count.</summary>
-    public static string Fingerprint(FeatureNetwork network, string identity, int count) =>
+    public static string Fingerprint(IFeatureExtractor network, string identity, int count) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"fd/v2/{network.ContentHash}/{identity}/{count}")));
 
     /// <summary>
@@ -149,7 +147,7 @@ public static class ImageFrechet
         string kindA = Kind(specA), kindB = Kind(specB);
         string netName = net ?? (kindA == "fashion-mnist" && kindB == "fashion-mnist" ? "fashion-mnist" : "faces");
         var dev = TorchRuntime.ResolveDevice(device);
-        using var network = FeatureNetwork.Load(netName, dev);
+        using var network = FeatureExtractors.Load(netName, dev, new DataOptions { Source = specA, CacheDirectory = cacheDirectory }.ResolveCacheDirectory());
         int cap = Math.Min(limit ?? MaxImages, MaxImages);
         using var a = Load(specA, network, cacheDirectory, progress, cancellationToken);
         using var b = Load(specB, network, cacheDirectory, progress, cancellationToken);
@@ -188,11 +186,11 @@ public static class ImageFrechet
     };
 
     /// <summary>All of a source's images (training split, then validation) at the network's size and channels.</summary>
-    private static DecodedImages Load(DataSpec spec, FeatureNetwork network, string? cacheDirectory, IProgress<DecodeProgress>? progress, CancellationToken ct)
+    private static DecodedImages Load(DataSpec spec, IFeatureExtractor network, string? cacheDirectory, IProgress<DecodeProgress>? progress, CancellationToken ct)
     {
         using var loaded = DatasetLoader.Load(new DataOptions
         {
-            Source = spec, ImageSize = network.Spec.ImageSize, Channels = network.Spec.Channels, ValidationFraction = 0,
+            Source = spec, ImageSize = network.ImageSize, Channels = network.Channels, ValidationFraction = 0,
             Seed = Config.DataConfig.SplitSeed, CacheDirectory = cacheDirectory,
         }, progress, ct);
         using var scope = NewDisposeScope();

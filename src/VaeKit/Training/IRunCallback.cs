@@ -19,7 +19,8 @@ public interface IRunCallback
     /// <summary>A step's numbers were read back from the device (every step on the CPU, in windows on a GPU).</summary>
     void StepCompleted(StepReport report) { }
 
-    /// <summary>An epoch ended: validation is measured, nothing is saved yet (checkpoints are callbacks too).</summary>
+    /// <summary>An epoch ended: validation is measured, and the epoch's grids and checkpoints are already on disk (each
+    /// checkpoint reported through <see cref="CheckpointSaved"/> first).</summary>
     void EpochCompleted(EpochReport report) { }
 
     /// <summary>A checkpoint file was written (atomically).</summary>

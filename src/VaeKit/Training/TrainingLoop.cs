@@ -180,7 +180,12 @@ internal sealed class TrainingLoop
         var images = Context.ValidationImages;
         EvalMetrics? validation = images.Count > 0 ? ValidationPass.Evaluate(Trainer.Model, Trainer.Config.KlWeight, Trainer.Step, images, _config.Train.BatchSize, Context.Device) : null;
         double score = validation?.Loss ?? trainMeans.GetValueOrDefault(MetricNames.Loss);
-        bool isBest = Position.EpochSteps > 0 && (Position.BestLoss is not double best || score < best);
+        // With a discriminator, best.ckpt is chosen among the epochs that trained with it: a best from before
+        // adversarial_start gives way to the first epoch after it, whatever their losses (the GAN term trades a
+        // little MSE for sharpness, so a plain epoch could otherwise stay "best" and every command would read it).
+        long start = _config.Train.HasDiscriminator ? _config.Train.AdversarialStart : 0;
+        bool bestIsPlain = Position.BestStep is long bestStep && bestStep < start && Trainer.Step >= start;
+        bool isBest = Position.EpochSteps > 0 && (Position.BestLoss is not double best || bestIsPlain || score < best);
         Position = Position with
         {
             Epoch = epoch + 1, BatchInEpoch = 0, EpochSums = null, EpochSteps = 0,

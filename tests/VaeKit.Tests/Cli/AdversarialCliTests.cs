@@ -13,11 +13,11 @@ namespace VaeKit.Tests.Cli;
 [Trait("Category", "Slow")]
 public class AdversarialCliTests
 {
-    private static string[] Train(string name, string runs, string cache, int epochs) =>
+    private static string[] Train(string name, string runs, string cache, int epochs, int start = 4) =>
     [
         "train", "--model", "vq-vae", "--model-option", "code_dim=4", "--model-option", "codebook=32", "--data", "synthetic:160",
         "--preset", "tiny", "--image-size", "16", "--latent", "8", "--batch-size", "16", "--epochs", epochs.ToString(),
-        "--adversarial-weight", "0.5", "--adversarial-start", "4", "--feature-matching-weight", "0.05", "--disc-width", "8",
+        "--adversarial-weight", "0.5", "--adversarial-start", start.ToString(), "--feature-matching-weight", "0.05", "--disc-width", "8",
         "--log-every", "1", "--threads", "1", "--seed", "5", "--name", name, "--runs-dir", runs, "--cache-dir", cache,
     ];
 
@@ -51,6 +51,22 @@ public class AdversarialCliTests
         var names = SafeTensors.ReadAll(dir["model.safetensors"]).Keys.ToList();
         Assert.Contains(names, n => n.StartsWith("decoder.", StringComparison.Ordinal));
         Assert.DoesNotContain(names, n => n.StartsWith("layers.", StringComparison.Ordinal) || n.StartsWith("output.", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Best_ckpt_is_an_epoch_that_trained_with_the_discriminator()
+    {
+        using var dir = new TempDir();
+        string runs = dir["runs"];
+        // Epoch 1 ends before the discriminator starts, epoch 2 after: whatever their validation losses, the plain
+        // epoch-1 weights do not stay best.ckpt, so every command that reads "best" sees the adversarial decoder.
+        var (exit, output, error) = CliRunner.Run(Train("late", runs, dir["cache"], epochs: 2, start: 12));
+        Assert.True(exit == 0, output + error);
+        string checkpoints = Path.Combine(runs, "late", "checkpoints");
+        long last = VaeKit.Training.Checkpoint.ReadHeader(Path.Combine(checkpoints, "last.ckpt")).Step;
+        long best = VaeKit.Training.Checkpoint.ReadHeader(Path.Combine(checkpoints, "best.ckpt")).Step;
+        Assert.True(last >= 12 && last < 24, $"epoch 2 ends at step {last}, epoch 1 before step 12");
+        Assert.Equal(last, best);
     }
 
     [Fact]

@@ -24,7 +24,7 @@ public static class LibTorchContext
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate IntPtr ContextFn();
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate void SetFlagFn(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool value);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate void SetFlagsFn(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool value, [MarshalAs(UnmanagedType.U1)] bool warnOnly);
-    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] [return: MarshalAs(UnmanagedType.U1)] private delegate bool GetFlagFn(IntPtr context);
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)][return: MarshalAs(UnmanagedType.U1)] private delegate bool GetFlagFn(IntPtr context);
 
     private static readonly Lazy<IntPtr> Library = new(LoadLibrary);
 

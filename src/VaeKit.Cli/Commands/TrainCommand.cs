@@ -103,12 +103,23 @@ internal static class TrainCommand
         var (preset, model) = models.ToConfig(r);
         var train = Critics(r) with
         {
-            Epochs = r.GetValue(Epochs), BatchSize = r.GetValue(BatchSize), LearningRate = r.GetValue(Lr),
-            KlWeight = r.GetValue(KlWeight), KlSchedule = r.GetValue(KlScheduleOption)!, FreeBits = r.GetValue(FreeBits), WeightDecay = r.GetValue(WeightDecay), Schedule = r.GetValue(Schedule) == "constant" ? LrSchedule.Constant : LrSchedule.Cosine,
-            WarmupSteps = r.GetValue(Warmup), GradClip = r.GetValue(GradClip), Seed = r.GetValue(Seed),
-            MaxSteps = r.GetValue(MaxSteps), LogEvery = r.GetValue(LogEvery),
+            Epochs = r.GetValue(Epochs),
+            BatchSize = r.GetValue(BatchSize),
+            LearningRate = r.GetValue(Lr),
+            KlWeight = r.GetValue(KlWeight),
+            KlSchedule = r.GetValue(KlScheduleOption)!,
+            FreeBits = r.GetValue(FreeBits),
+            WeightDecay = r.GetValue(WeightDecay),
+            Schedule = r.GetValue(Schedule) == "constant" ? LrSchedule.Constant : LrSchedule.Cosine,
+            WarmupSteps = r.GetValue(Warmup),
+            GradClip = r.GetValue(GradClip),
+            Seed = r.GetValue(Seed),
+            MaxSteps = r.GetValue(MaxSteps),
+            LogEvery = r.GetValue(LogEvery),
             AdversarialStart = r.GetValue(AdversarialStart),
-            DiscriminatorLearningRate = r.GetValue(DiscLr), DiscriminatorBeta1 = r.GetValue(DiscBeta1), DiscriminatorBeta2 = r.GetValue(DiscBeta2),
+            DiscriminatorLearningRate = r.GetValue(DiscLr),
+            DiscriminatorBeta1 = r.GetValue(DiscBeta1),
+            DiscriminatorBeta2 = r.GetValue(DiscBeta2),
             PerceptualNet = PerceptualPath(r.GetValue(PerceptualNet)),
             PerceptualWeight = r.GetValue(PerceptualWeight),
         };

@@ -31,13 +31,18 @@ public static class AdversarialNames
     /// <summary>The loss a spelling names; null for an unknown one.</summary>
     public static AdversarialLoss? ParseLoss(string text) => text switch
     {
-        "hinge" => AdversarialLoss.Hinge, "non-saturating" => AdversarialLoss.NonSaturating, _ => null,
+        "hinge" => AdversarialLoss.Hinge,
+        "non-saturating" => AdversarialLoss.NonSaturating,
+        _ => null,
     };
 
     /// <summary>The norm a spelling names; null for an unknown one.</summary>
     public static DiscriminatorNorm? ParseNorm(string text) => text switch
     {
-        "batch" => DiscriminatorNorm.Batch, "group" => DiscriminatorNorm.Group, "none" => DiscriminatorNorm.None, _ => null,
+        "batch" => DiscriminatorNorm.Batch,
+        "group" => DiscriminatorNorm.Group,
+        "none" => DiscriminatorNorm.None,
+        _ => null,
     };
 }
 

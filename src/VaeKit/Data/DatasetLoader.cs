@@ -72,36 +72,36 @@ public static class DatasetLoader
         switch (spec)
         {
             case DataSpec.Synthetic synthetic:
-            {
-                if (synthetic.Count < 1) throw new BadInputException($"A synthetic data set needs at least one image, not {synthetic.Count}: use e.g. synthetic:{DataSpec.DefaultSyntheticCount}.");
-                if (size is < SyntheticFaces.MinSize or > SyntheticFaces.MaxSize)
-                    throw new BadInputException($"Synthetic faces are drawn at {SyntheticFaces.MinSize} to {SyntheticFaces.MaxSize} px, not {size}: pick {Settings.Model.ImageSize} in that range.");
-                int channels = options.Channels ?? 3;
-                var fingerprint = Hash($"synthetic/{synthetic.Count}/{options.Seed}/{SyntheticFaces.Version}");
-                return new SourcePlan("synthetic", spec.Describe(), fingerprint, channels,
-                    (p, ct) => DecodeSynthetic(synthetic.Count, options.Seed, size, channels, p, ct));
-            }
+                {
+                    if (synthetic.Count < 1) throw new BadInputException($"A synthetic data set needs at least one image, not {synthetic.Count}: use e.g. synthetic:{DataSpec.DefaultSyntheticCount}.");
+                    if (size is < SyntheticFaces.MinSize or > SyntheticFaces.MaxSize)
+                        throw new BadInputException($"Synthetic faces are drawn at {SyntheticFaces.MinSize} to {SyntheticFaces.MaxSize} px, not {size}: pick {Settings.Model.ImageSize} in that range.");
+                    int channels = options.Channels ?? 3;
+                    var fingerprint = Hash($"synthetic/{synthetic.Count}/{options.Seed}/{SyntheticFaces.Version}");
+                    return new SourcePlan("synthetic", spec.Describe(), fingerprint, channels,
+                        (p, ct) => DecodeSynthetic(synthetic.Count, options.Seed, size, channels, p, ct));
+                }
             case DataSpec.FashionMnist fashion:
-            {
-                var (train, test) = FashionMnistFiles(fashion.Directory);
-                int channels = options.Channels ?? 1;
-                var fingerprint = Hash(string.Join('\n', new[] { train, test }.Select(f =>
-                    { var i = new FileInfo(f); return $"{i.Name}/{i.Length}/{i.LastWriteTimeUtc.Ticks}"; })));
-                return new SourcePlan("fashion-mnist", spec.Describe(), fingerprint, channels,
-                    (p, ct) => DecodeFashionMnist(train, test, size, channels, p, ct));
-            }
+                {
+                    var (train, test) = FashionMnistFiles(fashion.Directory);
+                    int channels = options.Channels ?? 1;
+                    var fingerprint = Hash(string.Join('\n', new[] { train, test }.Select(f =>
+                        { var i = new FileInfo(f); return $"{i.Name}/{i.Length}/{i.LastWriteTimeUtc.Ticks}"; })));
+                    return new SourcePlan("fashion-mnist", spec.Describe(), fingerprint, channels,
+                        (p, ct) => DecodeFashionMnist(train, test, size, channels, p, ct));
+                }
             case DataSpec.Folder or DataSpec.Zip:
-            {
-                progress?.Report(new DecodeProgress("scan", 0, 0));
-                ImageFileSource files = spec is DataSpec.Folder folder
-                    ? FolderSource.Scan(folder.Path, cacheRoot, cancellationToken)
-                    : ZipSource.Scan(((DataSpec.Zip)spec).Path, cancellationToken);
-                progress?.Report(new DecodeProgress("scan", files.Names.Count, files.Names.Count));
-                int channels = options.Channels ?? 3;
-                string kind = spec is DataSpec.Folder ? "folder" : "zip";
-                return new SourcePlan(kind, spec.Describe(), files.Fingerprint, channels,
-                    (p, ct) => DecodeFiles(files, spec.Describe(), size, channels, p, ct));
-            }
+                {
+                    progress?.Report(new DecodeProgress("scan", 0, 0));
+                    ImageFileSource files = spec is DataSpec.Folder folder
+                        ? FolderSource.Scan(folder.Path, cacheRoot, cancellationToken)
+                        : ZipSource.Scan(((DataSpec.Zip)spec).Path, cancellationToken);
+                    progress?.Report(new DecodeProgress("scan", files.Names.Count, files.Names.Count));
+                    int channels = options.Channels ?? 3;
+                    string kind = spec is DataSpec.Folder ? "folder" : "zip";
+                    return new SourcePlan(kind, spec.Describe(), files.Fingerprint, channels,
+                        (p, ct) => DecodeFiles(files, spec.Describe(), size, channels, p, ct));
+                }
             default:
                 throw new ArgumentException($"unknown data source {spec.GetType().Name}", nameof(options));
         }

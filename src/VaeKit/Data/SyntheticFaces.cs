@@ -80,24 +80,24 @@ public static class SyntheticFaces
     {
         int size = raster / factor, stride = raster * 4, count = factor * factor;
         for (int y = 0; y < size; y++)
-        for (int x = 0; x < size; x++)
-        {
-            int r = 0, g = 0, b = 0;
-            for (int dy = 0; dy < factor; dy++)
+            for (int x = 0; x < size; x++)
             {
-                var row = rgba.Slice((y * factor + dy) * stride + x * factor * 4, factor * 4);
-                for (int i = 0; i < row.Length; i += 4)
+                int r = 0, g = 0, b = 0;
+                for (int dy = 0; dy < factor; dy++)
                 {
-                    r += row[i];
-                    g += row[i + 1];
-                    b += row[i + 2];
+                    var row = rgba.Slice((y * factor + dy) * stride + x * factor * 4, factor * 4);
+                    for (int i = 0; i < row.Length; i += 4)
+                    {
+                        r += row[i];
+                        g += row[i + 1];
+                        b += row[i + 2];
+                    }
                 }
+                int o = (y * size + x) * 3;
+                rgb[o] = (byte)((r + count / 2) / count);
+                rgb[o + 1] = (byte)((g + count / 2) / count);
+                rgb[o + 2] = (byte)((b + count / 2) / count);
             }
-            int o = (y * size + x) * 3;
-            rgb[o] = (byte)((r + count / 2) / count);
-            rgb[o + 1] = (byte)((g + count / 2) / count);
-            rgb[o + 2] = (byte)((b + count / 2) / count);
-        }
     }
 
     /// <summary>Drawing choices from a <see cref="SplitMix64"/> stream: fixed forever, unlike System.Random.</summary>
@@ -686,34 +686,34 @@ public static class SyntheticFaces
             switch (_accessory)
             {
                 case Accessory.Bow:
-                {
-                    float x = _accessorySide * _capRx * 0.62f, y = _capCy - _capRy * 0.72f, s = _r * 0.2f;
-                    using var bow = new SKPath();
-                    bow.MoveTo(x, y);
-                    bow.LineTo(x - s * 1.3f, y - s * 0.8f);
-                    bow.LineTo(x - s * 1.3f, y + s * 0.8f);
-                    bow.Close();
-                    bow.MoveTo(x, y);
-                    bow.LineTo(x + s * 1.3f, y - s * 0.8f);
-                    bow.LineTo(x + s * 1.3f, y + s * 0.8f);
-                    bow.Close();
-                    Fill(c, paint, bow, _accent);
-                    Stroke(c, paint, bow, Shade(_accent, 0.55f), 0.6f);
-                    paint.Style = SKPaintStyle.Fill;
-                    paint.Color = Shade(_accent, 0.8f);
-                    c.DrawCircle(x, y, s * 0.35f, paint);
-                    break;
-                }
+                    {
+                        float x = _accessorySide * _capRx * 0.62f, y = _capCy - _capRy * 0.72f, s = _r * 0.2f;
+                        using var bow = new SKPath();
+                        bow.MoveTo(x, y);
+                        bow.LineTo(x - s * 1.3f, y - s * 0.8f);
+                        bow.LineTo(x - s * 1.3f, y + s * 0.8f);
+                        bow.Close();
+                        bow.MoveTo(x, y);
+                        bow.LineTo(x + s * 1.3f, y - s * 0.8f);
+                        bow.LineTo(x + s * 1.3f, y + s * 0.8f);
+                        bow.Close();
+                        Fill(c, paint, bow, _accent);
+                        Stroke(c, paint, bow, Shade(_accent, 0.55f), 0.6f);
+                        paint.Style = SKPaintStyle.Fill;
+                        paint.Color = Shade(_accent, 0.8f);
+                        c.DrawCircle(x, y, s * 0.35f, paint);
+                        break;
+                    }
                 case Accessory.Headband:
-                {
-                    var band = CapOval;
-                    band.Inflate(-_capRx * 0.06f, -_capRy * 0.06f);
-                    band.Offset(0, _capRy * 0.04f);
-                    using var arc = new SKPath();
-                    arc.AddArc(band, 200, 140);
-                    Stroke(c, paint, arc, _accent, _r * 0.11f);
-                    break;
-                }
+                    {
+                        var band = CapOval;
+                        band.Inflate(-_capRx * 0.06f, -_capRy * 0.06f);
+                        band.Offset(0, _capRy * 0.04f);
+                        using var arc = new SKPath();
+                        arc.AddArc(band, 200, 140);
+                        Stroke(c, paint, arc, _accent, _r * 0.11f);
+                        break;
+                    }
             }
         }
 

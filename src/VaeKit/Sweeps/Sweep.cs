@@ -194,7 +194,8 @@ public static class Sweep
         var todo = statuses.Where(s => s.State is "failed" or "not run").Select(s => s.Entry.Index).ToList();
         if (todo.Count == 0)
             return new SweepResult(SweepOutcome.Incomplete, dir.Path, [],
-                SettingText.Plain("Every unfinished run is already queued or running in Slurm; collect when they finish.")) { Tasks = statuses };
+                SettingText.Plain("Every unfinished run is already queued or running in Slurm; collect when they finish."))
+            { Tasks = statuses };
         string job = Slurm.Submit(dir, plan.Name, todo, command, sbatchOptions, taskOptions);
         var jobs = Submissions(dir).Append(new Submission(job, todo, DateTimeOffset.Now)).ToList();
         Json.WriteAllTextAtomic(dir.SlurmJobs, JsonSerializer.Serialize(jobs, Json.Indented) + "\n");

@@ -139,10 +139,19 @@ public static class SweepGrid
 
     private static string Example(string name) => name switch
     {
-        "widths" => "16x32x64,32x64x128", "model" => "vae,sigma-vae", "norm" => "batch,group", "schedule" => "cosine,constant",
-        "kl_schedule" => "constant,linear-warmup:500", "flip" => "false,true", "seed" => "0,1,2",
-        "adversarial_weight" => "0,0.5", "adversarial_loss" => "hinge,non-saturating", "disc_norm" => "batch,group", "disc_lr" => "0.0001,0.0002",
-        "feature_matching_weight" => "0,1", _ => "1,2",
+        "widths" => "16x32x64,32x64x128",
+        "model" => "vae,sigma-vae",
+        "norm" => "batch,group",
+        "schedule" => "cosine,constant",
+        "kl_schedule" => "constant,linear-warmup:500",
+        "flip" => "false,true",
+        "seed" => "0,1,2",
+        "adversarial_weight" => "0,0.5",
+        "adversarial_loss" => "hinge,non-saturating",
+        "disc_norm" => "batch,group",
+        "disc_lr" => "0.0001,0.0002",
+        "feature_matching_weight" => "0,1",
+        _ => "1,2",
     };
 
     private static double D(string v) => double.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture);

@@ -45,9 +45,9 @@ internal static class SweepTraining
             if (!File.Exists(run.Last)) ClearUnstarted(run);
             var result = File.Exists(run.Last)
                 ? host(listener => TrainingRun.Resume(new ResumeOptions
-                    {
-                        RunDirectory = run.Path, Device = config.Runtime.Device, Threads = config.Runtime.Threads,
-                    }, listener, cancellationToken))
+                {
+                    RunDirectory = run.Path, Device = config.Runtime.Device, Threads = config.Runtime.Threads,
+                }, listener, cancellationToken))
                 : host(listener => TrainingRun.Train(config, runsRoot, listener, cancellationToken));
             if (result.Outcome == RunOutcome.Interrupted)
                 return new SweepRunOutcome(RunOutcome.Interrupted, null, result.Message);

@@ -78,7 +78,8 @@ internal sealed class TrainingLoop
         var data = Context.Data;
         _callbacks.RunStarted(new RunStart(_config.Name, _store.Directory.Path, Context.Device.ToString(), get_num_threads(),
             Trainer.Model.ParameterCount, data.Description, EpochPlan.Count(data.Train.Count, train.BatchSize), _totalSteps,
-            Trainer.Step, Context.Resumed) { Context = Context });
+            Trainer.Step, Context.Resumed)
+        { Context = Context });
         var rate = new RateMeter();
         EvalMetrics? validation = null;
         using var grids = _grids = new EpochGrids(Context);
@@ -188,7 +189,10 @@ internal sealed class TrainingLoop
         bool isBest = Position.EpochSteps > 0 && (Position.BestLoss is not double best || bestIsPlain || score < best);
         Position = Position with
         {
-            Epoch = epoch + 1, BatchInEpoch = 0, EpochSums = null, EpochSteps = 0,
+            Epoch = epoch + 1,
+            BatchInEpoch = 0,
+            EpochSums = null,
+            EpochSteps = 0,
             BestLoss = isBest ? score : Position.BestLoss,
             BestStep = isBest ? Trainer.Step : Position.BestStep,
         };

@@ -84,13 +84,13 @@ public class SyntheticFacesTests
         {
             byte[] big = Render(5, i, 64), small = Render(5, i, 32);
             for (int y = 0; y < 32; y++)
-            for (int x = 0; x < 32; x++)
-            for (int c = 0; c < 3; c++)
-            {
-                int sum = big[(2 * y * 64 + 2 * x) * 3 + c] + big[(2 * y * 64 + 2 * x + 1) * 3 + c]
-                          + big[((2 * y + 1) * 64 + 2 * x) * 3 + c] + big[((2 * y + 1) * 64 + 2 * x + 1) * 3 + c];
-                total += Math.Abs(sum / 4.0 - small[(y * 32 + x) * 3 + c]);
-            }
+                for (int x = 0; x < 32; x++)
+                    for (int c = 0; c < 3; c++)
+                    {
+                        int sum = big[(2 * y * 64 + 2 * x) * 3 + c] + big[(2 * y * 64 + 2 * x + 1) * 3 + c]
+                                  + big[((2 * y + 1) * 64 + 2 * x) * 3 + c] + big[((2 * y + 1) * 64 + 2 * x + 1) * 3 + c];
+                        total += Math.Abs(sum / 4.0 - small[(y * 32 + x) * 3 + c]);
+                    }
         }
         double meanAbsDiff = total / (8 * 32 * 32 * 3);
         Assert.True(meanAbsDiff < 2, $"mean absolute difference {meanAbsDiff:F2}");
@@ -120,8 +120,8 @@ public class SyntheticFacesTests
         {
             double t = 0;
             for (int y = y0; y < y0 + h; y++)
-            for (int x = x0; x < x0 + w; x++)
-                t += mean[(y * size + x) * 3] - mean[(y * size + x) * 3 + 2];
+                for (int x = x0; x < x0 + w; x++)
+                    t += mean[(y * size + x) * 3] - mean[(y * size + x) * 3 + 2];
             return t / (h * w);
         }
         double centre = Warmth(15, 12, 6, 8);

@@ -136,9 +136,9 @@ public class VqVaeTests
         Assert.Equal(3, odd.CodeDim);                                    // the largest divisor of 30 up to 4
 
         Assert.Contains("code_dim", Assert.Throws<BadInputException>(() => (Presets.Tiny with
-            { Kind = ModelKinds.VqVae, Options = new JsonObject { ["code_dim"] = 5 } }).Validate()).Message);
+        { Kind = ModelKinds.VqVae, Options = new JsonObject { ["code_dim"] = 5 } }).Validate()).Message);
         Assert.Contains("model.options.codebok", Assert.Throws<BadInputException>(() => (Presets.Tiny with
-            { Kind = ModelKinds.VqVae, Options = new JsonObject { ["codebok"] = 5 } }).Validate()).Message);
+        { Kind = ModelKinds.VqVae, Options = new JsonObject { ["codebok"] = 5 } }).Validate()).Message);
     }
 
     [Fact]

@@ -195,7 +195,8 @@ public class CodeModelTests(ITestOutputHelper output)
     {
         var config = (VaeKit.Config.Presets.Tiny with
         {
-            Kind = VaeKit.Config.ModelKinds.VqVae, Options = new System.Text.Json.Nodes.JsonObject { ["layout"] = layout },
+            Kind = VaeKit.Config.ModelKinds.VqVae,
+            Options = new System.Text.Json.Nodes.JsonObject { ["layout"] = layout },
         }).Validate();
         using var vq = (VaeKit.Models.VqVae)VaeKit.Models.ModelFactory.Create(config);
         var priorConfig = CodeModels.For(vq);

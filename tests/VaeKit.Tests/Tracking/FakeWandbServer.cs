@@ -316,40 +316,43 @@ public sealed partial class FakeWandbServer : IDisposable
                 case "Viewer":
                     return Data(new JsonObject
                     {
-                        ["viewer"] = new JsonObject { ["id"] = "VXNlcjox", ["entity"] = Entity, ["username"] = Entity, ["flags"] = "{}",
-                                                      ["teams"] = new JsonObject { ["edges"] = new JsonArray() } },
+                        ["viewer"] = new JsonObject
+                        {
+                            ["id"] = "VXNlcjox", ["entity"] = Entity, ["username"] = Entity, ["flags"] = "{}",
+                            ["teams"] = new JsonObject { ["edges"] = new JsonArray() }
+                        },
                     });
                 case "UpsertBucket":
                     return Upsert(variables);
                 case "CreateRunFiles":
-                {
-                    var files = new JsonArray();
-                    foreach (var name in (variables["files"] as JsonArray ?? []).Select(n => n!.GetValue<string>()))
                     {
-                        Created.Add(name);
-                        files.Add(new JsonObject { ["name"] = name, ["uploadUrl"] = $"{BaseUrl}/upload/{Uri.EscapeDataString(name)}" });
-                    }
-                    return Data(new JsonObject
-                    {
-                        ["createRunFiles"] = new JsonObject
+                        var files = new JsonArray();
+                        foreach (var name in (variables["files"] as JsonArray ?? []).Select(n => n!.GetValue<string>()))
                         {
-                            ["runID"] = "UnVuOjE=", ["uploadHeaders"] = new JsonArray(UploadHeaders.Select(h => (JsonNode)JsonValue.Create(h)!).ToArray()), ["files"] = files,
-                        },
-                    });
-                }
-                case "RunUploadUrls":
-                {
-                    var edges = new JsonArray();
-                    foreach (var name in (variables["files"] as JsonArray ?? []).Select(n => n!.GetValue<string>()))
-                    {
-                        Created.Add(name);
-                        edges.Add(new JsonObject { ["node"] = new JsonObject { ["name"] = name, ["url"] = $"{BaseUrl}/upload/{Uri.EscapeDataString(name)}", ["updatedAt"] = null } });
+                            Created.Add(name);
+                            files.Add(new JsonObject { ["name"] = name, ["uploadUrl"] = $"{BaseUrl}/upload/{Uri.EscapeDataString(name)}" });
+                        }
+                        return Data(new JsonObject
+                        {
+                            ["createRunFiles"] = new JsonObject
+                            {
+                                ["runID"] = "UnVuOjE=", ["uploadHeaders"] = new JsonArray(UploadHeaders.Select(h => (JsonNode)JsonValue.Create(h)!).ToArray()), ["files"] = files,
+                            },
+                        });
                     }
-                    return Data(new JsonObject
+                case "RunUploadUrls":
                     {
-                        ["model"] = new JsonObject { ["bucket"] = new JsonObject { ["id"] = "UnVuOjE=", ["files"] = new JsonObject { ["uploadHeaders"] = new JsonArray(), ["edges"] = edges } } },
-                    });
-                }
+                        var edges = new JsonArray();
+                        foreach (var name in (variables["files"] as JsonArray ?? []).Select(n => n!.GetValue<string>()))
+                        {
+                            Created.Add(name);
+                            edges.Add(new JsonObject { ["node"] = new JsonObject { ["name"] = name, ["url"] = $"{BaseUrl}/upload/{Uri.EscapeDataString(name)}", ["updatedAt"] = null } });
+                        }
+                        return Data(new JsonObject
+                        {
+                            ["model"] = new JsonObject { ["bucket"] = new JsonObject { ["id"] = "UnVuOjE=", ["files"] = new JsonObject { ["uploadHeaders"] = new JsonArray(), ["edges"] = edges } } },
+                        });
+                    }
                 default:
                     Violations.Add($"unknown GraphQL operation '{operation}'");
                     return "{\"errors\":[{\"message\":\"unknown operation\"}]}";

@@ -107,8 +107,13 @@ public sealed partial class WandbRun : IDisposable
         var (commit, repo) = WandbEnvironment.Git(_settings.CodeDirectory ?? Environment.CurrentDirectory);
         _spool.Update(info => info with
         {
-            Config = config, ExitCode = null, CompleteSent = false,
-            Program = _settings.Program, Commit = commit, Repo = repo, Host = Environment.MachineName,
+            Config = config,
+            ExitCode = null,
+            CompleteSent = false,
+            Program = _settings.Program,
+            Commit = commit,
+            Repo = repo,
+            Host = Environment.MachineName,
             // Tags given this time are sent once; without any, the run's tags (perhaps edited on the run page) stay.
             Tags = _settings.Tags.Count > 0 ? _settings.Tags : info.Tags,
             TagsSent = _settings.Tags.Count > 0 ? false : info.TagsSent,

@@ -7,7 +7,7 @@
 #                                                    trained, fitted, evaluated and drawn in turn, then the table)
 #
 # Environment (space-separated lists): DATA (fm faces; default: fm), PRESETS (tiny small; default: tiny), FAMILIES
-# (vae sigma-vae vq-vae; default: vae), VARIANTS (plain adv adv-fm; default: all three), SEEDS (default: 0 1 2),
+# (ae vae sigma-vae vq-vae; default: vae), VARIANTS (plain adv adv-fm; default: all three), SEEDS (default: 0 1 2),
 # STEPS (optimizer steps per run; default 1000), START (--adversarial-start; default 250), VAE (the command; default:
 # the Release build in this checkout), STUDY (output folder; default docs/sharp-decoders), THREADS (default 2).
 # Every step skips what is complete, so the script continues after an interruption; a failing command fails the script.
@@ -34,6 +34,7 @@ data_flags() {
 }
 family_flags() {
   case "$1" in
+    ae) echo "--model ae" ;;
     vae) echo "--model vae" ;;
     sigma-vae) echo "--model sigma-vae --model-option sigma=optimal" ;;
     vq-vae) echo "--model vq-vae" ;;
@@ -63,7 +64,7 @@ train_one() {
   local name=$1 data preset family variant seed
   if grep -q '"reason":"completed"' "$RUNS/$name/metrics.jsonl" 2>/dev/null; then return; fi
   data=$(part "$name" data); preset=$(part "$name" preset); seed=${name##*-s}
-  family=$(echo "$name" | sed -E "s/^$data-$preset-(vae|sigma-vae|vq-vae)-.*/\1/")
+  family=$(echo "$name" | sed -E "s/^$data-$preset-(ae|vae|sigma-vae|vq-vae)-.*/\1/")
   variant=$(echo "$name" | sed -E "s/^$data-$preset-$family-(plain|adv|adv-fm)-s[0-9]+$/\1/")
   if [ -f "$RUNS/$name/checkpoints/last.ckpt" ]; then
     $VAE train --resume "$RUNS/$name" --threads "$THREADS"

@@ -19,9 +19,9 @@ import os
 import re
 import sys
 
-NAME = re.compile(r"^(?P<data>[a-z]+)-(?P<preset>[a-z]+)-(?P<family>vae|sigma-vae|vq-vae)-(?P<variant>plain|adv|adv-fm)-s(?P<seed>\d+)-(?P<prior>[a-z]+)\.json$")
+NAME = re.compile(r"^(?P<data>[a-z]+)-(?P<preset>[a-z]+)-(?P<family>ae|vae|sigma-vae|vq-vae)-(?P<variant>plain|adv|adv-fm)-s(?P<seed>\d+)-(?P<prior>[a-z]+)\.json$")
 VARIANTS = {"plain": "plain", "adv": "+ adversarial", "adv-fm": "+ adversarial + feature matching"}
-DATA, PRESETS, FAMILIES = ["fm", "faces"], ["tiny", "small"], ["vae", "sigma-vae", "vq-vae"]
+DATA, PRESETS, FAMILIES = ["fm", "faces"], ["tiny", "small"], ["ae", "vae", "sigma-vae", "vq-vae"]
 
 
 def rank(key):
@@ -104,7 +104,7 @@ def main(study):
         print(f"| {key[0]} | {key[1]} | {key[2]} | {VARIANTS[key[3]]} | " + " | ".join(row) + " |")
 
 
-GRID = re.compile(r"^(?P<data>[a-z]+)-(?P<preset>[a-z]+)-(?P<family>vae|sigma-vae|vq-vae)-(?P<variant>plain|adv|adv-fm)-s0-(?P<kind>reconstructions|gmm|autoregressive)\.png$")
+GRID = re.compile(r"^(?P<data>[a-z]+)-(?P<preset>[a-z]+)-(?P<family>ae|vae|sigma-vae|vq-vae)-(?P<variant>plain|adv|adv-fm)-s0-(?P<kind>reconstructions|gmm|autoregressive)\.png$")
 PRIOR_TITLES = {"gmm": "samples, fitted GMM prior", "autoregressive": "samples, fitted autoregressive prior"}
 
 

@@ -75,7 +75,11 @@ step_eval() {
   for name in $(names); do
     for prior in $(priors_of "$name"); do
       out="$STUDY/eval/$name-$prior.json"
-      [ -s "$out" ] || $VAE eval --run "$RUNS/$name" --prior "$prior" --samples 2 --json > "$out.tmp" && mv "$out.tmp" "$out"
+      # An if, not `[ -s ] || eval > tmp && mv`: that list aborts a rerun (mv of no tmp) and hides a failed eval.
+      if [ ! -s "$out" ]; then
+        $VAE eval --run "$RUNS/$name" --prior "$prior" --samples 2 --json > "$out.tmp"
+        mv "$out.tmp" "$out"
+      fi
     done
   done
 }

@@ -9,10 +9,13 @@ namespace VaeKit.Evaluation;
 /// does not push it up; its spread over the subsets says how far one figure can be trusted.
 /// </summary>
 /// <remarks>
-/// The protocol is the one StyleGAN2-ADA's and clean-fid's KID use: 100 subsets of m = min(1000, N_a, N_b). Per
-/// subset, with X and Y the two draws: (Σ_{i≠j} k(x_i, x_j) + Σ_{i≠j} k(y_i, y_j)) / (m(m − 1)) − 2·Σ_{i,j} k(x_i, y_j) / m².
-/// A subset of m = N is a permutation of the whole set, and the statistic does not depend on order, so one subset at
-/// full size is the exact unbiased MMD² (tests/fd/scipy_quality.py checks that case).
+/// The protocol is the one StyleGAN2-ADA's and clean-fid's KID use: 100 subsets of m = min(1000, N_a, N_b), except
+/// that m is at most half the smaller set, so the subsets differ and their spread says something (those tools draw
+/// the whole set every time when N ≤ 1,000, and report a spread of 0); from N = 2,000 on it is their protocol exactly.
+/// Each subset's estimate is unbiased whatever m, so the mean is too. Per subset, with X and Y the two draws:
+/// (Σ_{i≠j} k(x_i, x_j) + Σ_{i≠j} k(y_i, y_j)) / (m(m − 1)) − 2·Σ_{i,j} k(x_i, y_j) / m². With a single subset
+/// m = min(1000, N_a, N_b): at m = N it is a permutation of the whole set, and the statistic does not depend on order,
+/// so one subset at full size is the exact unbiased MMD² (tests/fd/scipy_quality.py checks that case).
 /// </remarks>
 public static class KernelDistance
 {
@@ -28,7 +31,8 @@ public static class KernelDistance
 
     /// <summary>
     /// a (N_a ≥ 2, d) and b (N_b ≥ 2, d), any float dtype and device → the KID estimate over <paramref name="subsets"/>
-    /// random subsets of min(<paramref name="maxSubsetSize"/>, N_a, N_b), drawn by a generator seeded with <paramref name="seed"/>.
+    /// random subsets of min(<paramref name="maxSubsetSize"/>, N_a, N_b) (with several subsets, at most half the smaller
+    /// set), drawn by a generator seeded with <paramref name="seed"/>.
     /// </summary>
     public static Estimate Between(Tensor a, Tensor b, int subsets = Subsets, int maxSubsetSize = MaxSubsetSize, int seed = 0)
     {
@@ -39,7 +43,8 @@ public static class KernelDistance
         var x = a.detach().to(ScalarType.Float64, CPU);                      // (N_a, d)
         var y = b.detach().to(ScalarType.Float64, CPU);                      // (N_b, d)
         long d = x.shape[1];
-        long m = Math.Min(maxSubsetSize, Math.Min(x.shape[0], y.shape[0]));
+        long smaller = Math.Min(x.shape[0], y.shape[0]);
+        long m = Math.Min(maxSubsetSize, subsets > 1 ? Math.Max(2, smaller / 2) : smaller);
         using var generator = new Generator((ulong)seed + 0x1C1DUL);
         var values = new double[subsets];
         for (int s = 0; s < subsets; s++)

@@ -38,6 +38,20 @@ public static class Requirements
 
     public static readonly string RepositoryRoot = FindRepositoryRoot();
 
+    /// <summary>Runs tests/fixtures/<paramref name="script"/> with <see cref="Python"/> and <paramref name="args"/>,
+    /// failing the test with its standard error when it exits non-zero (the fixtures script stand-in networks).</summary>
+    public static void RunFixture(string script, params string[] args)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo(Python) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { Path.Combine(RepositoryRoot, "tests", "fixtures", script) }.Concat(args))
+            start.ArgumentList.Add(arg);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        string error = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        Assert.True(process.ExitCode == 0, $"tests/fixtures/{script} failed ({process.ExitCode}): {output.Result}{error}");
+    }
+
     /// <summary>Why <paramref name="package"/> is not usable here, with the line that installs it; null when it is.</summary>
     public static string? Missing(string package) => Cache.GetOrAdd(package, Check);
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using VaeKit.Adversarial;
 using VaeKit.Config;
 using VaeKit.Data;
@@ -20,16 +19,7 @@ public class PerceptualNetworkTests
     private const int Size = 16;
 
     /// <summary>Scripts the stand-in networks into <paramref name="dir"/>.</summary>
-    private static void Script(string dir)
-    {
-        var start = new ProcessStartInfo(Requirements.Python) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { Path.Combine(Requirements.RepositoryRoot, "tests", "fixtures", "perceptual_net.py"), dir, "3", $"{Size}" })
-            start.ArgumentList.Add(arg);
-        using var process = Process.Start(start)!;
-        string error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        Assert.True(process.ExitCode == 0, error);
-    }
+    private static void Script(string dir) => Requirements.RunFixture("perceptual_net.py", dir, "3", $"{Size}");
 
     [FactRequiring(Package.PythonTorch)]
     public void A_scripted_network_gives_pytorchs_distances_and_passes_gradients()

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using VaeKit.Evaluation;
 using VaeKit.Tests.Cli;
@@ -13,16 +12,7 @@ namespace VaeKit.Tests.Evaluation;
 /// </summary>
 public class TorchScriptFeaturesTests
 {
-    private static void Script(string dir)
-    {
-        var start = new ProcessStartInfo(Requirements.Python) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { Path.Combine(Requirements.RepositoryRoot, "tests", "fixtures", "inception_standin.py"), dir })
-            start.ArgumentList.Add(arg);
-        using var process = Process.Start(start)!;
-        string error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        Assert.True(process.ExitCode == 0, error);
-    }
+    private static void Script(string dir) => Requirements.RunFixture("inception_standin.py", dir);
 
     [FactRequiring(Package.PythonTorch)]
     public void A_network_of_inceptions_signature_gives_pytorchs_features()

@@ -32,7 +32,7 @@ COLUMNS = [  # (key, title, from which prior's file, format, lower is better)
     ("psnr", "PSNR dB", "standard", "{:.2f}", False),
     ("ssim", "SSIM", "standard", "{:.4f}", False),
     ("fd_reconstructions", "FD recon.", "standard", "{:.1f}", True),
-    ("fd", "FD N(0, I)", "standard", "{:.1f}", True),
+    ("fd", "FD standard prior", "standard", "{:.1f}", True),
     ("fd", "FD fitted prior", "fitted", "{:.1f}", True),
 ]
 
